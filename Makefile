@@ -1,0 +1,47 @@
+# benzer: PGXS build of the PostgreSQL extension.
+#
+#   make                 build benzer.so
+#   make install         install it into the PostgreSQL found by pg_config
+#   make installcheck    run the pg_regress tests against a running server
+#   make WERROR=1        treat compiler warnings as errors (CI does)
+#
+# The C++ core is also built on its own by CMake (CMakeLists.txt) for the
+# GoogleTest unit tests; both builds compile the same src/core files.
+
+EXTENSION = benzer
+EXTVERSION = 0.1.0
+
+MODULE_big = benzer
+CORE_OBJS = src/core/vector_text.o src/core/distance.o
+PG_OBJS = src/pg/module.o src/pg/vector_io.o src/pg/vector_ops.o
+OBJS = $(CORE_OBJS) $(PG_OBJS)
+
+DATA = benzer--$(EXTVERSION).sql
+
+REGRESS = vector_input vector_operators vector_functions vector_casts vector_aggregates
+REGRESS_OPTS = --load-extension=benzer
+
+PG_CONFIG ?= pg_config
+
+# -ffp-contract=off: the distance kernels must not fuse multiply-adds, so all
+# SIMD variants return identical results (see src/core/distance.cpp).
+PG_CPPFLAGS = -I$(srcdir)/src
+PG_CXXFLAGS = -std=c++17 -fopenmp -ffp-contract=off -Wextra -Wno-unused-parameter \
+	-Wno-missing-field-initializers -Wno-register
+ifdef WERROR
+PG_CXXFLAGS += -Werror
+endif
+SHLIB_LINK = -fopenmp -lstdc++ -lm
+
+# Debian's PostgreSQL is built with LLVM JIT and would compile every .cpp
+# file to bitcode with clang; our C++ gains nothing from inlining into JIT
+# code, so skip it.
+override with_llvm = no
+
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# The distance kernels benefit from -O3 (measured ~15% over -O2).
+src/core/distance.o: override CXXFLAGS += -O3
+
+$(OBJS): $(wildcard src/core/*.h src/pg/*.h)

@@ -1,0 +1,157 @@
+// vector_text.cpp: parsing and printing the "[1,2.5,-3e-2]" form.
+//
+// Numbers are read with std::from_chars, which ignores the locale and reads
+// exactly what it is given; printing uses std::to_chars, whose default is the
+// shortest decimal that reads back to the same float. Together they make the
+// text form lossless, which is what pg_dump and text COPY rely on.
+#include "vector_text.h"
+
+#include <cfloat>
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+
+namespace benzer {
+
+namespace {
+
+// The same characters PostgreSQL's scanner treats as whitespace.
+bool is_space(char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+const char* skip_spaces(const char* p) {
+    while (is_space(*p)) ++p;
+    return p;
+}
+
+const char* find_end(const char* p) {
+    while (*p != '\0') ++p;
+    return p;
+}
+
+// Reads one number at p. On success stores it in *value and returns the
+// position after it; returns nullptr with *status set otherwise.
+const char* read_number(const char* p, const char* end, float* value, ParseStatus* status) {
+    // from_chars accepts a leading '-' but not '+'; strtof accepts both and
+    // pgvector's input did too.
+    bool negative = false;
+    if (*p == '+' || *p == '-') {
+        negative = (*p == '-');
+        ++p;
+        if (*p == '+' || *p == '-') {
+            *status = ParseStatus::kMalformed;
+            return nullptr;
+        }
+    }
+    float parsed = 0.0f;
+    auto result = std::from_chars(p, end, parsed, std::chars_format::general);
+    if (result.ec == std::errc::invalid_argument || result.ptr == p) {
+        *status = ParseStatus::kMalformed;
+        return nullptr;
+    }
+    if (result.ec == std::errc::result_out_of_range) {
+        // Overflow is an error; underflow becomes a denormal or zero, as with
+        // strtof. strtod tells the two apart (its result fits a double).
+        double wide = std::strtod(p, nullptr);
+        if (std::fabs(wide) > static_cast<double>(FLT_MAX)) {
+            *status = ParseStatus::kOutOfRange;
+            return nullptr;
+        }
+        parsed = static_cast<float>(wide);
+    }
+    if (std::isnan(parsed)) {
+        *status = ParseStatus::kNotANumber;
+        return nullptr;
+    }
+    if (std::isinf(parsed)) {
+        *status = ParseStatus::kInfinite;
+        return nullptr;
+    }
+    *value = negative ? -parsed : parsed;
+    return result.ptr;
+}
+
+}  // namespace
+
+int count_elements_upper_bound(const char* text) {
+    int commas = 0;
+    for (const char* p = text; *p != '\0'; ++p) {
+        if (*p == ',') {
+            ++commas;
+            if (commas > kMaxDimensions) break;  // enough to know it is too many
+        }
+    }
+    return commas + 1;
+}
+
+ParseResult parse_vector(const char* text, float* out, int capacity) noexcept {
+    const char* end = find_end(text);
+    const char* p = skip_spaces(text);
+    ParseResult result{ParseStatus::kOk, 0, 0, 0};
+    auto fail = [&](ParseStatus status, const char* at, std::size_t length) {
+        result.status = status;
+        result.position = static_cast<std::size_t>(at - text);
+        result.length = length;
+        return result;
+    };
+    if (*p != '[') return fail(ParseStatus::kMalformed, p, 0);
+    p = skip_spaces(p + 1);
+    if (*p == ']') {
+        const char* rest = skip_spaces(p + 1);
+        if (*rest != '\0') return fail(ParseStatus::kMalformed, rest, 0);
+        return fail(ParseStatus::kEmpty, p, 0);
+    }
+    int count = 0;
+    for (;;) {
+        p = skip_spaces(p);
+        const char* number_start = p;
+        float value = 0.0f;
+        ParseStatus status = ParseStatus::kOk;
+        const char* after = read_number(p, end, &value, &status);
+        if (after == nullptr) {
+            // Report the extent of the offending token for range errors.
+            const char* token_end = number_start;
+            while (*token_end != '\0' && *token_end != ',' && *token_end != ']' &&
+                   !is_space(*token_end))
+                ++token_end;
+            return fail(status, number_start,
+                        static_cast<std::size_t>(token_end - number_start));
+        }
+        if (count < capacity && count < kMaxDimensions) out[count] = value;
+        ++count;
+        p = skip_spaces(after);
+        if (*p == ',') {
+            ++p;
+            continue;
+        }
+        if (*p == ']') {
+            const char* rest = skip_spaces(p + 1);
+            if (*rest != '\0') return fail(ParseStatus::kMalformed, rest, 0);
+            break;
+        }
+        return fail(ParseStatus::kMalformed, p, 0);
+    }
+    result.dimensions = count;
+    if (count > capacity || count > kMaxDimensions) result.status = ParseStatus::kTooMany;
+    return result;
+}
+
+std::size_t format_float(float value, char* out) noexcept {
+    auto result = std::to_chars(out, out + kMaxFloatText, value);
+    return static_cast<std::size_t>(result.ptr - out);
+}
+
+std::size_t format_vector(const float* values, int dimensions, char* out) noexcept {
+    char* p = out;
+    *p++ = '[';
+    for (int i = 0; i < dimensions; ++i) {
+        if (i > 0) *p++ = ',';
+        p += format_float(values[i], p);
+    }
+    *p++ = ']';
+    *p = '\0';
+    return static_cast<std::size_t>(p - out);
+}
+
+}  // namespace benzer

@@ -1,0 +1,82 @@
+// guard.h: the one place where C++ exceptions become PostgreSQL errors.
+//
+// PostgreSQL reports errors with longjmp. A longjmp over a C++ frame skips
+// its destructors (leaking memory, leaving locks and Faiss objects behind),
+// and a C++ exception that unwinds into PostgreSQL's C frames terminates the
+// backend. So every call from PostgreSQL code into code that may throw goes
+// through run_guarded():
+//
+//     GuardedError error;
+//     bool ok = run_guarded(error, [&] { ...C++ work, no PostgreSQL calls... });
+//     if (!ok) raise_guarded_error(error);   // ereport(ERROR), after the catch
+//
+// The lambda must not call PostgreSQL functions that can ereport (palloc,
+// CHECK_FOR_INTERRUPTS, ...); allocate before or after. The exception's
+// message is copied into a fixed buffer, the catch block is left, all C++
+// objects are destroyed, and only then does raise_guarded_error() longjmp.
+#pragma once
+
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <new>
+#include <stdexcept>
+
+namespace benzer {
+
+// Kinds of failure, mapped to SQLSTATEs by raise_guarded_error().
+enum class ErrorKind {
+    kNone,
+    kInvalidParameter,  // bad option, bad factory string: 22023
+    kDataException,     // bad data: 22000
+    kOutOfMemory,       // std::bad_alloc, or a memory limit: 53200
+    kCanceled,          // interrupted by the user: 57014
+    kInternal,          // anything else: XX000
+};
+
+// A C++ exception that carries its PostgreSQL error class.
+class Error : public std::runtime_error {
+  public:
+    Error(ErrorKind kind, const std::string& message) : std::runtime_error(message), kind_(kind) {}
+    ErrorKind kind() const noexcept { return kind_; }
+
+  private:
+    ErrorKind kind_;
+};
+
+struct GuardedError {
+    ErrorKind kind = ErrorKind::kNone;
+    char message[1024] = {0};
+
+    void set(ErrorKind k, const char* text) noexcept {
+        kind = k;
+        std::snprintf(message, sizeof(message), "%s", text ? text : "unknown error");
+    }
+};
+
+// Runs fn; converts any exception into error and returns false.
+template <typename Fn>
+bool run_guarded(GuardedError& error, Fn&& fn) noexcept {
+    try {
+        fn();
+        return true;
+    } catch (const Error& e) {
+        error.set(e.kind(), e.what());
+    } catch (const std::bad_alloc&) {
+        error.set(ErrorKind::kOutOfMemory, "out of memory in benzer");
+    } catch (const std::invalid_argument& e) {
+        error.set(ErrorKind::kInvalidParameter, e.what());
+    } catch (const std::exception& e) {
+        error.set(ErrorKind::kInternal, e.what());
+    } catch (...) {
+        error.set(ErrorKind::kInternal, "unknown C++ exception");
+    }
+    return false;
+}
+
+}  // namespace benzer
+
+// Raises the error as ereport(ERROR). Defined in module.cpp, the only
+// translation unit that needs to know how error kinds map to SQLSTATEs.
+// context is prefixed to the message ("could not build index: ...").
+[[noreturn]] void raise_guarded_error(const benzer::GuardedError& error, const char* context);
