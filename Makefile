@@ -12,8 +12,10 @@ EXTENSION = benzer
 EXTVERSION = 0.1.0
 
 MODULE_big = benzer
-CORE_OBJS = src/core/vector_text.o src/core/distance.o
-PG_OBJS = src/pg/module.o src/pg/vector_io.o src/pg/vector_ops.o
+CORE_OBJS = src/core/vector_text.o src/core/distance.o src/core/engine.o src/core/faiss_kernels.o
+PG_OBJS = src/pg/module.o src/pg/vector_io.o src/pg/vector_ops.o src/pg/faiss_am.o \
+	src/pg/faiss_pages.o src/pg/faiss_cache.o src/pg/faiss_build.o src/pg/faiss_insert.o \
+	src/pg/faiss_scan.o src/pg/faiss_vacuum.o src/pg/faiss_cost.o src/pg/faiss_info.o
 OBJS = $(CORE_OBJS) $(PG_OBJS)
 
 DATA = benzer--$(EXTVERSION).sql
@@ -31,7 +33,9 @@ PG_CXXFLAGS = -std=c++17 -fopenmp -ffp-contract=off -Wextra -Wno-unused-paramete
 ifdef WERROR
 PG_CXXFLAGS += -Werror
 endif
-SHLIB_LINK = -fopenmp -lstdc++ -lm
+# Faiss is a static library: keep its symbols out of our dynamic symbol
+# table. BLAS and LAPACK resolve to OpenBLAS through Debian's alternatives.
+SHLIB_LINK = -Wl,--exclude-libs,libfaiss.a -lfaiss -lblas -llapack -fopenmp -lstdc++ -lm
 
 # Debian's PostgreSQL is built with LLVM JIT and would compile every .cpp
 # file to bitcode with clang; our C++ gains nothing from inlining into JIT

@@ -3,6 +3,7 @@
 // _PG_init must stay cheap and must not start threads or touch OpenMP: the
 // library may be preloaded into the postmaster, and a child forked after
 // OpenMP has run hangs in libgomp.
+#include "pg/faiss.h"
 #include "pg/guard.h"
 #include "pg/postgres_headers.h"
 
@@ -12,8 +13,12 @@ PG_MODULE_MAGIC;
 void _PG_init(void);
 }
 
-// Registers settings; nothing here may allocate threads.
-void _PG_init(void) {}
+// Registers settings, index options and the EXPLAIN hook. Nothing here may
+// start threads or touch Faiss.
+void _PG_init(void) {
+    faiss_define_settings();
+    faiss_install_explain_hook();
+}
 
 // Turns a caught C++ failure into ereport(ERROR) with a proper SQLSTATE.
 void raise_guarded_error(const benzer::GuardedError& error, const char* context) {

@@ -1,0 +1,279 @@
+#!/usr/bin/env bash
+# benzer demo: builds and installs the extension, starts a throwaway
+# PostgreSQL 15 cluster, loads Fashion-MNIST (70 000 images, 140 000 feature
+# vectors) and runs similarity queries with filters.
+#
+#   sudo bash scripts/demo.sh              # the whole demo
+#   sudo bash scripts/demo.sh --reload     # reload the data even if it is there
+#   sudo bash scripts/demo.sh --limit 6000 # a small load (6000 + 1000 images)
+#   sudo bash scripts/demo.sh stop         # stop the cluster and remove it
+#
+# Environment:
+#   BENZER_DEMO_DIR=/var/tmp/benzer-demo   cluster, socket and log live here
+#   BENZER_DEMO_PORT=5499                  port (of the unix socket; no TCP)
+#   BENZER_SKIP_BUILD=1                    do not run make / make install
+#   BENZER_SKIP_DEPS=1                     do not run scripts/install-deps.sh
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+DEMO_DIR=${BENZER_DEMO_DIR:-/var/tmp/benzer-demo}
+PORT=${BENZER_DEMO_PORT:-5499}
+PGBIN=/usr/lib/postgresql/15/bin
+DATA=$DEMO_DIR/data
+SOCK=$DEMO_DIR/run
+LOGFILE=$DEMO_DIR/server.log
+DB=benzer_demo
+PYTHON=/usr/bin/python3
+[ -x "$PYTHON" ] || PYTHON=python3
+
+# --- output helpers -----------------------------------------------------------
+
+if [ -t 1 ]; then
+    BOLD=$'\e[1m' DIM=$'\e[2m' GREEN=$'\e[32m' RED=$'\e[31m' RESET=$'\e[0m'
+else
+    BOLD='' DIM='' GREEN='' RED='' RESET=''
+fi
+T_START=$(date +%s.%N)
+PHASE_NAME='' PHASE_T0=0
+SUMMARY=()
+
+phase() {               # phase "title": starts a timed phase
+    phase_end
+    PHASE_NAME=$1
+    PHASE_T0=$(date +%s.%N)
+    printf '\n%s==> %s%s\n' "$BOLD" "$1" "$RESET"
+}
+phase_end() {
+    [ -n "$PHASE_NAME" ] || return 0
+    local dt
+    dt=$(awk -v a="$PHASE_T0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+    printf '%s    done in %s s%s\n' "$DIM" "$dt" "$RESET"
+    SUMMARY+=("$(printf '%-40s %7s s' "$PHASE_NAME" "$dt")")
+    PHASE_NAME=''
+}
+info() { printf '    %s\n' "$*"; }
+die() { printf '%serror:%s %s\n' "$RED" "$RESET" "$*" >&2; exit 1; }
+
+on_error() {
+    printf '\n%serror:%s the demo stopped%s%s\n' "$RED" "$RESET" \
+        "${PHASE_NAME:+ in phase \"$PHASE_NAME\"}" \
+        "$([ -f "$LOGFILE" ] && echo "; server log: $LOGFILE")" >&2
+}
+trap on_error ERR
+
+as_postgres() { runuser -u postgres -- "$@"; }
+
+# psql as the database superuser over the demo socket (pg_ident maps root,
+# postgres and the sudo user to it).
+psql_demo() {
+    PGOPTIONS='-c client_min_messages=warning' "$PGBIN/psql" -X -v ON_ERROR_STOP=1 -h "$SOCK" -p "$PORT" -U postgres "$@"
+}
+
+# --- arguments ----------------------------------------------------------------
+
+ACTION=run RELOAD=0 LIMIT=''
+while [ $# -gt 0 ]; do
+    case $1 in
+        stop) ACTION=stop ;;
+        --reload) RELOAD=1 ;;
+        --limit) [ $# -ge 2 ] || die "--limit needs a number"; LIMIT=$2; shift ;;
+        --limit=*) LIMIT=${1#--limit=} ;;
+        -h|--help) sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) die "unknown argument: $1 (try --help)" ;;
+    esac
+    shift
+done
+if [ -n "$LIMIT" ] && ! [[ $LIMIT =~ ^[1-9][0-9]*$ ]]; then
+    die "--limit wants a positive number, not '$LIMIT'"
+fi
+
+[ "$(id -u)" -eq 0 ] || die "run as root: sudo bash scripts/demo.sh $*"
+
+server_running() {
+    [ -f "$DATA/PG_VERSION" ] && as_postgres "$PGBIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1
+}
+
+# --- stop ---------------------------------------------------------------------
+
+if [ "$ACTION" = stop ]; then
+    if server_running; then
+        as_postgres "$PGBIN/pg_ctl" -D "$DATA" -m fast -w stop >/dev/null
+        info "stopped the demo cluster in $DEMO_DIR"
+    fi
+    if [ -d "$DEMO_DIR" ]; then
+        # Remove only what this script creates there.
+        for entry in "$DEMO_DIR"/* "$DEMO_DIR"/.[!.]*; do
+            [ -e "$entry" ] || continue
+            case ${entry##*/} in
+                data|run|server.log|initdb.log) ;;
+                *) die "$DEMO_DIR holds $entry, which the demo did not create: not removing it" ;;
+            esac
+        done
+        rm -rf -- "$DEMO_DIR"
+        info "removed $DEMO_DIR"
+    else
+        info "no demo cluster in $DEMO_DIR"
+    fi
+    exit 0
+fi
+
+printf '%sbenzer demo%s: Fashion-MNIST as fabric patterns, searched with the vector type\n' \
+    "$BOLD" "$RESET"
+
+# --- (a) dependencies ---------------------------------------------------------
+
+if [ -f "$REPO/scripts/install-deps.sh" ] && [ "${BENZER_SKIP_DEPS:-0}" != 1 ]; then
+    phase "Installing dependencies"
+    bash "$REPO/scripts/install-deps.sh"
+fi
+
+# --- (b) build and install ----------------------------------------------------
+
+if [ "${BENZER_SKIP_BUILD:-0}" != 1 ]; then
+    phase "Building and installing the extension"
+    make -C "$REPO" -s
+    make -C "$REPO" -s install
+fi
+
+for f in "$PGBIN/initdb" "$PGBIN/pg_ctl" "$PGBIN/psql"; do
+    [ -x "$f" ] || die "$f not found: install postgresql-15 (scripts/install-deps.sh)"
+done
+id postgres >/dev/null 2>&1 || die "no 'postgres' OS user: install postgresql-15"
+"$PYTHON" -c 'import numpy' 2>/dev/null || die "python3-numpy is missing (apt-get install python3-numpy)"
+[ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] ||
+    die "Fashion-MNIST not found: apt-get install dataset-fashion-mnist"
+[ -f "$("$PGBIN/pg_config" --sharedir)/extension/benzer.control" ] ||
+    die "the benzer extension is not installed (run without BENZER_SKIP_BUILD=1)"
+
+# --- (c) the cluster ----------------------------------------------------------
+
+phase "Starting the demo cluster"
+if server_running; then
+    # Reuse it, on whatever port and socket it was started with.
+    PORT=$(sed -n 4p "$DATA/postmaster.pid")
+    SOCK=$(sed -n 5p "$DATA/postmaster.pid")
+    info "reusing the running cluster in $DATA (port $PORT)"
+else
+    if [ ! -f "$DATA/PG_VERSION" ]; then
+        mkdir -p "$DEMO_DIR"
+        chown postgres: "$DEMO_DIR"
+        chmod 755 "$DEMO_DIR"
+        as_postgres "$PGBIN/initdb" -D "$DATA" -U postgres -E UTF8 --locale=C \
+            --auth-local=peer --auth-host=reject >"$DEMO_DIR/initdb.log" 2>&1 ||
+            { cat "$DEMO_DIR/initdb.log" >&2; die "initdb failed"; }
+        # Only local connections, and only as the superuser postgres, from the
+        # OS users postgres, root and the one who ran sudo.
+        cat >"$DATA/pg_hba.conf" <<EOF
+# benzer demo: unix socket only
+local all all peer map=demo
+EOF
+        {
+            echo "demo postgres postgres"
+            echo "demo root postgres"
+            if [ -n "${SUDO_USER:-}" ] && [ "$SUDO_USER" != root ]; then
+                echo "demo $SUDO_USER postgres"
+            fi
+        } >>"$DATA/pg_ident.conf"
+        cat >>"$DATA/postgresql.conf" <<EOF
+
+# --- benzer demo ---
+listen_addresses = ''
+unix_socket_directories = '$SOCK'
+shared_buffers = 512MB
+work_mem = 64MB
+maintenance_work_mem = 1GB
+max_parallel_workers_per_gather = 2
+effective_cache_size = 4GB
+# a throwaway cluster: no replication, so bulk loads into freshly truncated
+# tables skip the WAL
+wal_level = minimal
+max_wal_senders = 0
+max_wal_size = 4GB
+checkpoint_timeout = 30min
+EOF
+        info "initialised a new cluster in $DATA"
+    fi
+    mkdir -p "$SOCK"
+    chown postgres: "$SOCK"
+    if ! as_postgres "$PGBIN/pg_ctl" -D "$DATA" -l "$LOGFILE" -w -t 60 \
+            -o "-p $PORT -k $SOCK" start >/dev/null; then
+        tail -n 20 "$LOGFILE" >&2 || true
+        die "the server did not start (port $PORT taken? set BENZER_DEMO_PORT)"
+    fi
+    info "server started: socket $SOCK, port $PORT, log $LOGFILE"
+fi
+
+# --- (d) database, schema and data --------------------------------------------
+
+phase "Creating the database"
+if [ "$(psql_demo -d postgres -Atc "SELECT count(*) FROM pg_database WHERE datname = '$DB'")" = 0 ]; then
+    psql_demo -d postgres -qc "CREATE DATABASE $DB"
+    info "created database $DB"
+else
+    info "database $DB exists"
+fi
+psql_demo -d "$DB" -qc "CREATE EXTENSION IF NOT EXISTS benzer"
+info "extension benzer $(psql_demo -d "$DB" -Atc "SELECT extversion FROM pg_extension WHERE extname = 'benzer'"), distance kernel: $(psql_demo -d "$DB" -Atc "SELECT benzer_simd_kernel()")"
+
+if [ -n "$LIMIT" ]; then
+    N_TRAIN=$(( LIMIT < 60000 ? LIMIT : 60000 ))
+    N_TEST=$(( LIMIT / 6 )); (( N_TEST >= 1 )) || N_TEST=1; (( N_TEST <= 10000 )) || N_TEST=10000
+else
+    N_TRAIN=60000 N_TEST=10000
+fi
+WANT_IMAGES=$(( N_TRAIN + N_TEST ))
+WANT_FEATURES=$(( 2 * WANT_IMAGES ))
+HAVE=none
+if [ "$(psql_demo -d "$DB" -Atc "SELECT to_regclass('public.images') IS NOT NULL
+                                       AND to_regclass('public.features') IS NOT NULL")" = t ]; then
+    HAVE=$(psql_demo -d "$DB" -Atc "SELECT (SELECT count(*) FROM images) || ' ' || (SELECT count(*) FROM features)")
+fi
+
+phase "Loading Fashion-MNIST"
+if [ "$RELOAD" = 0 ] && [ "$HAVE" = "$WANT_IMAGES $WANT_FEATURES" ]; then
+    info "already loaded: $WANT_IMAGES images, $WANT_FEATURES feature rows (--reload to load again)"
+else
+    psql_demo -d "$DB" -qc "DROP TABLE IF EXISTS features, images CASCADE"
+    psql_demo -d "$DB" -q -f "$REPO/demo/schema.sql"
+    info "created the tables (demo/schema.sql)"
+    PGHOST=$SOCK PGPORT=$PORT PGUSER=postgres PGDATABASE=$DB PSQL=$PGBIN/psql \
+        "$PYTHON" "$REPO/demo/load_fashion_mnist.py" ${LIMIT:+--limit "$LIMIT"} 2>&1 |
+        sed 's/^/    /'
+    info "$(psql_demo -d "$DB" -Atc "
+        SELECT format('%s images (%s train, %s test), %s feature rows; tables %s',
+                      (SELECT count(*) FROM images),
+                      (SELECT count(*) FROM images WHERE split = 'train'),
+                      (SELECT count(*) FROM images WHERE split = 'test'),
+                      (SELECT count(*) FROM features),
+                      pg_size_pretty(pg_total_relation_size('images')
+                                     + pg_total_relation_size('features')))")"
+    phase "ANALYZE"
+    psql_demo -d "$DB" -qc "ANALYZE images, features"
+fi
+
+# --- (e) indexes ----------------------------------------------------------------
+
+if [ -f "$REPO/demo/indexes.sql" ]; then
+    phase "Creating indexes (demo/indexes.sql)"
+    psql_demo -d "$DB" -q -c '\timing on' -f "$REPO/demo/indexes.sql" 2>&1 | sed 's/^/    /'
+fi
+
+# --- (f) queries ----------------------------------------------------------------
+
+phase "Similarity queries (demo/queries.sql)"
+psql_demo -d "$DB" -q -f "$REPO/demo/queries.sql" 2>&1 | sed 's/^/    /'
+phase_end
+
+# --- (g) summary ----------------------------------------------------------------
+
+printf '\n%s==> Timings%s\n' "$BOLD" "$RESET"
+for line in "${SUMMARY[@]}"; do info "$line"; done
+info "$(printf '%-40s %7s s' total "$(awk -v a="$T_START" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')")"
+
+cat <<EOF
+
+${GREEN}The demo database is running.${RESET}
+    connect:  psql -h $SOCK -p $PORT -U postgres $DB
+    queries:  psql -h $SOCK -p $PORT -U postgres $DB -f $REPO/demo/queries.sql
+    stop:     sudo bash scripts/demo.sh stop    (stops the server and deletes $DEMO_DIR)
+EOF

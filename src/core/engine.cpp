@@ -1,0 +1,648 @@
+// engine.cpp: building, searching and serialising Faiss indexes.
+//
+// Three things here are not obvious from Faiss's documentation:
+//
+// 1. Faiss 1.7.3 aborts the process (it cannot be caught) on some misuse:
+//    IndexRefine::add_with_ids, IndexIVFPQFastScan::remove_ids, labels that
+//    are not consecutive in IndexRefine. The engine only ever calls add()
+//    (consecutive labels) and never remove_ids(); deletion is a tombstone
+//    filter and compaction rebuilds. Factory strings are checked against a
+//    list of components benzer has tested before Faiss sees them.
+//
+// 2. IndexRefine and the FastScan indexes reject SearchParameters (they
+//    throw "search params not supported"). The engine therefore never calls
+//    IndexRefine::search: it searches the base index itself (with a selector
+//    when the base supports one, or with a growing k and its own filtering)
+//    and re-ranks the candidates with exact distances computed by benzer's
+//    SIMD kernels over the refine index's stored vectors.
+//
+// 3. Debian's Faiss kernels run at scalar speed. faiss_kernels.cpp swaps in
+//    subclasses whose IVF-Flat list scanner and flat distance computer call
+//    benzer's kernels; Faiss serialises them as the base classes, so the
+//    on-disk format stays Faiss's own.
+#include "engine.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <queue>
+#include <sstream>
+#include <vector>
+
+#include <faiss/IndexFlat.h>
+#include <faiss/IndexHNSW.h>
+#include <faiss/IndexIVF.h>
+#include <faiss/IndexIVFFastScan.h>
+#include <faiss/IndexIVFFlat.h>
+#include <faiss/IndexIVFPQ.h>
+#include <faiss/IndexIVFPQFastScan.h>
+#include <faiss/IndexPQ.h>
+#include <faiss/IndexPreTransform.h>
+#include <faiss/IndexRefine.h>
+#include <faiss/IndexScalarQuantizer.h>
+#include <faiss/IVFlib.h>
+#include <faiss/clone_index.h>
+#include <faiss/impl/AuxIndexStructures.h>
+#include <faiss/impl/FaissException.h>
+#include <faiss/impl/IDSelector.h>
+#include <faiss/impl/io.h>
+#include <faiss/index_factory.h>
+#include <faiss/index_io.h>
+
+#include "distance.h"
+#include "faiss_kernels.h"
+#include "error.h"
+
+namespace benzer {
+
+using FaissLabel = faiss::Index::idx_t;
+
+const char* metric_name(Metric metric) {
+    switch (metric) {
+        case Metric::kL2:
+            return "l2";
+        case Metric::kInnerProduct:
+            return "inner_product";
+        case Metric::kCosine:
+            return "cosine";
+    }
+    return "unknown";
+}
+
+namespace {
+
+faiss::MetricType faiss_metric(Metric metric) {
+    return metric == Metric::kL2 ? faiss::METRIC_L2 : faiss::METRIC_INNER_PRODUCT;
+}
+
+[[noreturn]] void invalid(const std::string& message) {
+    throw Error(ErrorKind::kInvalidParameter, message);
+}
+
+// Splits "IVF256,PQ8x4fs,RFlat" into its components.
+std::vector<std::string> split_components(const std::string& factory) {
+    std::vector<std::string> parts;
+    std::string current;
+    int depth = 0;
+    for (char c : factory) {
+        if (c == '(') depth++;
+        if (c == ')') depth--;
+        if (c == ',' && depth == 0) {
+            parts.push_back(current);
+            current.clear();
+        } else if (c != ' ') {
+            current += c;
+        }
+    }
+    parts.push_back(current);
+    return parts;
+}
+
+bool starts_with(const std::string& s, const char* prefix) {
+    return s.compare(0, std::strlen(prefix), prefix) == 0;
+}
+
+// Rejects factory strings benzer cannot use before Faiss sees them: some
+// Faiss components abort() the server on misuse instead of throwing.
+void check_factory(const std::string& factory, int dim) {
+    if (factory.empty()) invalid("the factory string is empty");
+    if (factory.size() > 200) invalid("the factory string is longer than 200 characters");
+    std::vector<std::string> parts = split_components(factory);
+    for (size_t i = 0; i < parts.size(); i++) {
+        const std::string& p = parts[i];
+        if (p.empty()) invalid("empty component in factory string \"" + factory + "\"");
+        if (starts_with(p, "IDMap"))
+            invalid("\"" + p +
+                    "\" is not supported: benzer maps rows to heap tuples itself; remove it");
+        if (p.front() == 'B' && (starts_with(p, "BFlat") || starts_with(p, "BHNSW") ||
+                                 starts_with(p, "BIVF")))
+            invalid("binary indexes (\"" + p + "\") do not apply to float vectors");
+        if (starts_with(p, "Refine(") || (p == "RFlat" && i + 1 != parts.size()))
+            invalid("only \"RFlat\" re-ranking, as the last component, is supported");
+        if (starts_with(p, "IVF") && p.find("_HNSW") != std::string::npos)
+            invalid("IVF with an HNSW coarse quantizer is not supported; use IVF<nlist>");
+        static const char* const known[] = {"Flat", "IVF",  "HNSW", "PQ", "SQ", "OPQ", "PCA",
+                                            "RFlat", "L2norm", "RR", "NSG"};
+        bool ok = false;
+        for (const char* k : known)
+            if (starts_with(p, k)) ok = true;
+        if (!ok)
+            invalid("unsupported component \"" + p + "\" in factory string \"" + factory +
+                    "\" (supported: Flat, IVF<n>, HNSW<M>, PQ<m>[x<bits>][fs|np], SQ<bits>, "
+                    "OPQ<m>, PCA<d>, RFlat)");
+        // PQ<m>: m must divide the dimension, or Faiss asserts later.
+        if (starts_with(p, "PQ") || starts_with(p, "OPQ")) {
+            const char* digits = p.c_str() + (p[0] == 'O' ? 3 : 2);
+            char* end = nullptr;
+            long m = std::strtol(digits, &end, 10);
+            if (end == digits || m <= 0) invalid("\"" + p + "\" needs a number of sub-quantizers");
+            bool is_last_transform = p[0] == 'O';
+            if (!is_last_transform && dim % m != 0)
+                invalid("\"" + p + "\": the number of sub-quantizers (" + std::to_string(m) +
+                        ") must divide the dimension (" + std::to_string(dim) + ")");
+            if (m > dim)
+                invalid("\"" + p + "\": more sub-quantizers than dimensions (" +
+                        std::to_string(dim) + ")");
+        }
+        if (starts_with(p, "IVF")) {
+            long nlist = std::strtol(p.c_str() + 3, nullptr, 10);
+            if (nlist <= 0) invalid("\"" + p + "\" needs a number of lists, e.g. IVF256");
+        }
+    }
+}
+
+// The InterruptCallback Faiss consults in its long loops.
+struct InterruptBridge : faiss::InterruptCallback {
+    bool (*check)();
+    explicit InterruptBridge(bool (*c)()) : check(c) {}
+    bool want_interrupt() override { return check != nullptr && check(); }
+};
+
+// Squared norms and normalisation for cosine indexes.
+void normalize_one(float* v, int dim) {
+    double sum = 0.0;
+    for (int i = 0; i < dim; i++) sum += static_cast<double>(v[i]) * v[i];
+    if (sum > 0.0) {
+        double inv = 1.0 / std::sqrt(sum);
+        for (int i = 0; i < dim; i++) v[i] = static_cast<float>(v[i] * inv);
+    }
+}
+
+// A bitmap-backed IDSelector over our labels.
+struct FilterSelector : faiss::IDSelector {
+    const LabelFilter* filter;
+    explicit FilterSelector(const LabelFilter* f) : filter(f) {}
+    bool is_member(faiss::IDSelector::idx_t id) const override { return filter->contains(id); }
+};
+
+// The IndexIVF inside index (through IndexPreTransform), if any.
+const faiss::IndexIVF* find_ivf(const faiss::Index* index) {
+    return faiss::ivflib::try_extract_index_ivf(const_cast<faiss::Index*>(index));
+}
+
+// Whether Faiss 1.7.3 applies SearchParameters::sel for this index.
+bool supports_selector(const faiss::Index* index) {
+    if (dynamic_cast<const faiss::IndexFlat*>(index)) return true;
+    if (dynamic_cast<const faiss::IndexHNSW*>(index)) return true;
+    if (dynamic_cast<const faiss::IndexIVFFastScan*>(index)) return false;
+    if (dynamic_cast<const faiss::IndexIVFFlat*>(index) ||
+        dynamic_cast<const faiss::IndexIVFPQ*>(index) ||
+        dynamic_cast<const faiss::IndexIVFScalarQuantizer*>(index))
+        return true;
+    return false;
+}
+
+}  // namespace
+
+Engine::Engine(faiss::Index* index, int dim, Metric metric)
+    : index_(index), dim_(dim), metric_(metric) {
+    analyse();
+}
+
+Engine::~Engine() { delete index_; }
+
+// Finds the parts of the structure the search path needs.
+void Engine::analyse() {
+    index_ = install_fast_kernels(index_);
+    base_ = index_;
+    flat_ = nullptr;
+    refine_ = false;
+    if (auto* refine = dynamic_cast<faiss::IndexRefine*>(index_)) {
+        refine_ = true;
+        base_ = refine->base_index;
+        flat_ = dynamic_cast<const faiss::IndexFlat*>(refine->refine_index);
+        default_k_factor_ = refine->k_factor > 1.0f ? refine->k_factor : 4.0f;
+    } else if (auto* flat = dynamic_cast<const faiss::IndexFlat*>(index_)) {
+        flat_ = flat;
+    } else if (auto* hnsw = dynamic_cast<const faiss::IndexHNSW*>(index_)) {
+        flat_ = dynamic_cast<const faiss::IndexFlat*>(hnsw->storage);
+    }
+}
+
+Engine* Engine::create(const std::string& factory, int dim, Metric metric) {
+    if (dim < 1) invalid("the dimension must be positive");
+    check_factory(factory, dim);
+    faiss::Index* index = nullptr;
+    try {
+        index = faiss::index_factory(dim, factory.c_str(), faiss_metric(metric));
+    } catch (const faiss::FaissException& e) {
+        invalid("Faiss cannot build \"" + factory + "\" for " + std::to_string(dim) +
+                " dimensions: " + e.msg);
+    }
+    if (index == nullptr) invalid("Faiss cannot build \"" + factory + "\"");
+    // Faiss's defaults favour speed over recall (nprobe 1, efSearch 16,
+    // k_factor 1); benzer's aim for recall@10 >= 0.95 (bench/README.md).
+    if (auto* refine = dynamic_cast<faiss::IndexRefine*>(index)) {
+        if (refine->k_factor <= 1.0f) refine->k_factor = 4.0f;
+    }
+    if (faiss::IndexIVF* ivf = faiss::ivflib::try_extract_index_ivf(index))
+        ivf->nprobe = std::max<size_t>(1, ivf->nlist / 16);
+    if (auto* hnsw = dynamic_cast<faiss::IndexHNSW*>(index)) hnsw->hnsw.efSearch = 64;
+    return new Engine(index, dim, metric);
+}
+
+namespace {
+
+// Reads from a caller-owned buffer without copying it (a loaded index can
+// be hundreds of megabytes).
+struct BufferReader : faiss::IOReader {
+    const std::uint8_t* data;
+    std::size_t size;
+    std::size_t position = 0;
+    BufferReader(const std::uint8_t* d, std::size_t s) : data(d), size(s) {}
+    size_t operator()(void* ptr, size_t item_size, size_t nitems) override {
+        if (item_size == 0 || nitems == 0) return 0;
+        std::size_t available = (size - position) / item_size;
+        std::size_t n = std::min(nitems, available);
+        std::memcpy(ptr, data + position, n * item_size);
+        position += n * item_size;
+        return n;
+    }
+};
+
+}  // namespace
+
+Engine* Engine::deserialize(const std::uint8_t* data, std::size_t size, Metric metric) {
+    BufferReader reader(data, size);
+    faiss::Index* index = faiss::read_index(&reader);
+    return new Engine(index, static_cast<int>(index->d), metric);
+}
+
+std::int64_t Engine::size() const { return index_->ntotal; }
+
+bool Engine::is_trained() const { return index_->is_trained; }
+
+std::int64_t Engine::min_training_rows() const {
+    std::int64_t need = 1;
+    if (const faiss::IndexIVF* ivf = find_ivf(index_))
+        need = std::max<std::int64_t>(need, static_cast<std::int64_t>(ivf->nlist));
+    // A product quantizer trains 2^nbits centroids per sub-space.
+    const faiss::ProductQuantizer* pq = nullptr;
+    if (auto* p = dynamic_cast<const faiss::IndexIVFPQ*>(base_)) pq = &p->pq;
+    if (auto* p = dynamic_cast<const faiss::IndexIVFPQFastScan*>(base_)) pq = &p->pq;
+    if (auto* p = dynamic_cast<const faiss::IndexPQ*>(base_)) pq = &p->pq;
+    if (pq != nullptr) need = std::max<std::int64_t>(need, std::int64_t(1) << pq->nbits);
+    return need;
+}
+
+void Engine::train(const float* vectors, std::int64_t n) {
+    if (index_->is_trained) return;
+    std::int64_t need = min_training_rows();
+    if (n < need)
+        throw Error(ErrorKind::kInvalidParameter,
+                    "this index needs at least " + std::to_string(need) +
+                        " rows to train, but only " + std::to_string(n) +
+                        " are available (use fewer IVF lists or PQ bits, or a Flat index)");
+    if (metric_ == Metric::kCosine) {
+        std::vector<float> copy(vectors, vectors + n * dim_);
+        normalize_vectors(copy.data(), n, dim_);
+        index_->train(n, copy.data());
+    } else {
+        index_->train(n, vectors);
+    }
+}
+
+void Engine::add(const float* vectors, std::int64_t n) {
+    if (n == 0) return;
+    if (!index_->is_trained)
+        throw Error(ErrorKind::kInternal, "cannot add rows to an untrained index");
+    if (metric_ == Metric::kCosine) {
+        std::vector<float> copy(vectors, vectors + n * dim_);
+        normalize_vectors(copy.data(), n, dim_);
+        index_->add(n, copy.data());
+    } else {
+        index_->add(n, vectors);
+    }
+}
+
+bool Engine::filters_inside_faiss() const { return supports_selector(base_); }
+
+bool Engine::has_exact_vectors() const { return flat_ != nullptr; }
+
+void Engine::exact_vector(Label label, float* out) const {
+    if (flat_ == nullptr || label < 0 || label >= flat_->ntotal)
+        throw Error(ErrorKind::kInternal, "no exact vector for label " + std::to_string(label));
+    std::memcpy(out, flat_->get_xb() + label * dim_, sizeof(float) * dim_);
+}
+
+float Engine::to_operator_distance(float d) const {
+    switch (metric_) {
+        case Metric::kL2:
+            return std::sqrt(std::max(d, 0.0f));
+        case Metric::kInnerProduct:
+            return -d;
+        case Metric::kCosine:
+            return 1.0f - d;
+    }
+    return d;
+}
+
+// Exact distances to the allowed labels only: for small filters this beats
+// any index (and is exact).
+std::int64_t Engine::search_exact_subset(const float* query, std::int64_t k,
+                                         const LabelFilter& filter, float* distances,
+                                         Label* labels) const {
+    const float* xb = flat_->get_xb();
+    using Entry = std::pair<float, Label>;  // max-heap on faiss-space "badness"
+    std::priority_queue<Entry> heap;
+    for (std::int64_t byte = 0; byte * 8 < filter.count; byte++) {
+        std::uint8_t bits = filter.bits[byte];
+        while (bits != 0) {
+            int bit = __builtin_ctz(bits);
+            bits &= static_cast<std::uint8_t>(bits - 1);
+            Label label = byte * 8 + bit;
+            if (label >= flat_->ntotal || label >= filter.count) continue;
+            const float* v = xb + label * dim_;
+            // Smaller is better in this "badness" space for every metric.
+            float badness = metric_ == Metric::kL2 ? l2_squared(query, v, dim_)
+                                                   : -inner_product(query, v, dim_);
+            if (static_cast<std::int64_t>(heap.size()) < k) {
+                heap.emplace(badness, label);
+            } else if (badness < heap.top().first ||
+                       (badness == heap.top().first && label < heap.top().second)) {
+                heap.pop();
+                heap.emplace(badness, label);
+            }
+        }
+    }
+    std::int64_t found = static_cast<std::int64_t>(heap.size());
+    for (std::int64_t i = found - 1; i >= 0; i--) {
+        float badness = heap.top().first;
+        labels[i] = heap.top().second;
+        distances[i] = to_operator_distance(metric_ == Metric::kL2 ? badness : -badness);
+        heap.pop();
+    }
+    return found;
+}
+
+// Searches one Faiss index (never an IndexRefine) for the k best allowed
+// labels, in Faiss's distance space. Applies the filter inside Faiss when
+// it can, otherwise asks for more and more results and filters them here.
+std::int64_t Engine::search_base(const faiss::Index* index, const float* query, std::int64_t k,
+                                 const SearchOptions& options, const LabelFilter* filter,
+                                 float* distances, Label* labels, SearchStats* stats) const {
+    const faiss::IndexIVF* ivf = find_ivf(index);
+    const faiss::IndexHNSW* hnsw = dynamic_cast<const faiss::IndexHNSW*>(index);
+    std::int64_t total = index->ntotal;
+    if (total == 0 || k <= 0) return 0;
+
+    // Knobs go into SearchParameters where Faiss accepts them, and into the
+    // index object otherwise (each backend owns its copy, so this is safe).
+    faiss::SearchParametersIVF ivf_params;
+    faiss::SearchParametersHNSW hnsw_params;
+    FilterSelector selector(filter);
+    bool use_selector = filter != nullptr && supports_selector(index);
+    faiss::SearchParameters* params = nullptr;
+    int nprobe = 0;
+    if (ivf != nullptr) {
+        nprobe = options.nprobe > 0 ? options.nprobe : static_cast<int>(ivf->nprobe);
+        nprobe = std::min<int>(nprobe, static_cast<int>(ivf->nlist));
+        const_cast<faiss::IndexIVF*>(ivf)->nprobe = static_cast<size_t>(nprobe);
+        ivf_params.nprobe = static_cast<size_t>(nprobe);
+        if (use_selector) {
+            ivf_params.sel = &selector;
+            params = &ivf_params;
+        }
+    }
+    if (hnsw != nullptr) {
+        int ef = options.ef_search > 0 ? options.ef_search : hnsw->hnsw.efSearch;
+        hnsw_params.efSearch = std::max<int>(ef, static_cast<int>(k));
+        hnsw_params.sel = use_selector ? &selector : nullptr;
+        params = &hnsw_params;
+    }
+    faiss::SearchParameters flat_params;
+    if (use_selector && params == nullptr) {
+        flat_params.sel = &selector;
+        params = &flat_params;
+    }
+    stats->selector_used = stats->selector_used || use_selector;
+
+    bool filter_here = filter != nullptr && !use_selector;
+    std::int64_t want = k;
+    if (filter_here && filter->allowed > 0) {
+        // Expect to discard (1 - allowed/total) of what Faiss returns.
+        double keep = static_cast<double>(filter->allowed) / static_cast<double>(total);
+        want = static_cast<std::int64_t>(std::ceil(static_cast<double>(k) / std::max(keep, 1e-6)));
+    }
+    std::vector<float> d;
+    std::vector<FaissLabel> l;
+    for (;;) {
+        want = std::min(want, total);
+        d.assign(static_cast<size_t>(want), 0.0f);
+        l.assign(static_cast<size_t>(want), -1);
+        if (hnsw != nullptr)
+            hnsw_params.efSearch = std::max<int>(hnsw_params.efSearch, static_cast<int>(want));
+        index->search(1, query, want, d.data(), l.data(), params);
+        stats->rounds++;
+        std::int64_t returned = 0;
+        std::int64_t found = 0;
+        for (std::int64_t i = 0; i < want; i++) {
+            if (l[i] < 0) break;
+            returned++;
+            if (filter_here && !filter->contains(l[i])) continue;
+            if (found < k) {
+                distances[found] = d[i];
+                labels[found] = l[i];
+                found++;
+            }
+        }
+        stats->candidates += returned;
+        // Done when we have k, when Faiss ran out of reachable rows, or when
+        // we already asked for everything.
+        if (found >= k || returned < want || want >= total) return found;
+        want *= 2;
+    }
+}
+
+std::int64_t Engine::search(const float* query_in, std::int64_t k, const SearchOptions& options,
+                            const LabelFilter* filter, float* distances, Label* labels,
+                            SearchStats* stats) const {
+    SearchStats local;
+    if (stats == nullptr) stats = &local;
+    if (k <= 0 || index_->ntotal == 0) return 0;
+    if (filter != nullptr && filter->allowed == 0) return 0;
+
+    std::vector<float> query(query_in, query_in + dim_);
+    if (metric_ == Metric::kCosine) normalize_one(query.data(), dim_);
+
+    // Small filters: exact distances to just the allowed rows.
+    if (filter != nullptr && flat_ != nullptr && options.exact_filter_limit > 0 &&
+        filter->allowed <= options.exact_filter_limit) {
+        stats->exact_scan = true;
+        stats->candidates += filter->allowed;
+        return search_exact_subset(query.data(), k, *filter, distances, labels);
+    }
+
+    // A plain Flat index: benzer's own scan is exact and faster than Faiss's
+    // scalar one for a single query.
+    if (!refine_ && flat_ == index_) {
+        LabelFilter all;
+        std::vector<std::uint8_t> everything;
+        if (filter == nullptr) {
+            everything.assign(static_cast<size_t>((index_->ntotal + 7) / 8), 0xff);
+            all.bits = everything.data();
+            all.count = index_->ntotal;
+            all.allowed = index_->ntotal;
+            filter = &all;
+        }
+        stats->exact_scan = true;
+        stats->candidates += filter->allowed;
+        return search_exact_subset(query.data(), k, *filter, distances, labels);
+    }
+
+    if (!refine_) {
+        std::int64_t found =
+            search_base(index_, query.data(), k, options, filter, distances, labels, stats);
+        for (std::int64_t i = 0; i < found; i++) distances[i] = to_operator_distance(distances[i]);
+        return found;
+    }
+
+    // Exact re-ranking: k * k_factor candidates from the base, exact
+    // distances from the stored vectors, best k.
+    float factor = options.k_factor > 0.0f ? options.k_factor : default_k_factor_;
+    factor = std::max(factor, 1.0f);
+    std::int64_t kb = static_cast<std::int64_t>(std::ceil(static_cast<double>(k) * factor));
+    kb = std::min<std::int64_t>(kb, index_->ntotal);
+    std::vector<float> cd(static_cast<size_t>(kb));
+    std::vector<Label> cl(static_cast<size_t>(kb));
+    std::int64_t candidates =
+        search_base(base_, query.data(), kb, options, filter, cd.data(), cl.data(), stats);
+    const float* xb = flat_->get_xb();
+    std::vector<std::pair<float, Label>> exact(static_cast<size_t>(candidates));
+    for (std::int64_t i = 0; i < candidates; i++) {
+        const float* v = xb + cl[i] * dim_;
+        float badness = metric_ == Metric::kL2 ? l2_squared(query.data(), v, dim_)
+                                               : -inner_product(query.data(), v, dim_);
+        exact[i] = {badness, cl[i]};
+    }
+    std::int64_t found = std::min(k, candidates);
+    std::partial_sort(exact.begin(), exact.begin() + found, exact.end());
+    for (std::int64_t i = 0; i < found; i++) {
+        labels[i] = exact[i].second;
+        float faiss_space = metric_ == Metric::kL2 ? exact[i].first : -exact[i].first;
+        distances[i] = to_operator_distance(faiss_space);
+    }
+    return found;
+}
+
+Engine* Engine::clone_empty() const {
+    std::unique_ptr<faiss::Index> copy(faiss::clone_index(index_));
+    copy->reset();
+    Engine* engine = new Engine(copy.release(), dim_, metric_);
+    return engine;
+}
+
+namespace {
+
+// Counts bytes without storing them (first pass of serialize).
+struct CountingWriter : faiss::IOWriter {
+    std::size_t bytes = 0;
+    size_t operator()(const void*, size_t size, size_t nitems) override {
+        bytes += size * nitems;
+        return nitems;
+    }
+};
+
+// Writes into a caller-provided buffer (so the PostgreSQL side can palloc
+// it before any C++ code runs).
+struct BufferWriter : faiss::IOWriter {
+    std::uint8_t* out;
+    std::size_t capacity;
+    std::size_t used = 0;
+    BufferWriter(std::uint8_t* o, std::size_t c) : out(o), capacity(c) {}
+    size_t operator()(const void* ptr, size_t size, size_t nitems) override {
+        std::size_t bytes = size * nitems;
+        if (used + bytes > capacity)
+            throw Error(ErrorKind::kInternal, "serialised index larger than computed");
+        std::memcpy(out + used, ptr, bytes);
+        used += bytes;
+        return nitems;
+    }
+};
+
+}  // namespace
+
+std::size_t Engine::serialized_size() const {
+    CountingWriter counter;
+    faiss::write_index(index_, &counter);
+    return counter.bytes;
+}
+
+void Engine::serialize(std::uint8_t* out, std::size_t size) const {
+    BufferWriter writer(out, size);
+    faiss::write_index(index_, &writer);
+    if (writer.used != size)
+        throw Error(ErrorKind::kInternal, "serialised index smaller than computed");
+}
+
+std::size_t Engine::memory_bytes() const { return serialized_size(); }
+
+void Engine::set_defaults(int nprobe, int ef_search, int ef_construction, float k_factor) {
+    if (faiss::IndexIVF* ivf = faiss::ivflib::try_extract_index_ivf(index_)) {
+        if (nprobe > 0) ivf->nprobe = static_cast<size_t>(std::min<long>(nprobe, ivf->nlist));
+    }
+    if (auto* hnsw = dynamic_cast<faiss::IndexHNSW*>(index_)) {
+        if (ef_search > 0) hnsw->hnsw.efSearch = ef_search;
+        if (ef_construction > 0) hnsw->hnsw.efConstruction = ef_construction;
+    }
+    if (auto* refine = dynamic_cast<faiss::IndexRefine*>(index_)) {
+        if (k_factor > 0.0f) refine->k_factor = std::max(k_factor, 1.0f);
+        default_k_factor_ = refine->k_factor;
+    }
+}
+
+int Engine::default_nprobe() const {
+    const faiss::IndexIVF* ivf = find_ivf(index_);
+    return ivf ? static_cast<int>(ivf->nprobe) : 0;
+}
+
+int Engine::nlist() const {
+    const faiss::IndexIVF* ivf = find_ivf(index_);
+    return ivf ? static_cast<int>(ivf->nlist) : 0;
+}
+
+std::string Engine::describe() const {
+    std::ostringstream out;
+    out << "rows " << index_->ntotal;
+    if (const faiss::IndexIVF* ivf = find_ivf(index_))
+        out << ", nlist " << ivf->nlist << ", nprobe " << ivf->nprobe;
+    if (auto* hnsw = dynamic_cast<const faiss::IndexHNSW*>(index_))
+        out << ", efSearch " << hnsw->hnsw.efSearch << ", efConstruction "
+            << hnsw->hnsw.efConstruction;
+    if (refine_) out << ", exact re-ranking x" << default_k_factor_;
+    out << (filters_inside_faiss() ? ", filters inside Faiss" : ", filters applied by benzer");
+    return out.str();
+}
+
+// Default index choice, following the seed's tuning notes and what we
+// measured on Fashion-MNIST (bench/README.md):
+//  - up to 10 000 rows: Flat. Exact, no training, and benzer's SIMD scan
+//    over 10 000 x 784 floats takes about a millisecond.
+//  - beyond: IVF with nlist = 4 * sqrt(rows) (the low end of the seed's
+//    4..16 * sqrt(N): fewer, larger lists keep recall high at small nprobe),
+//    8-bit PQ with 'np' (no polysemous training) over d/4 sub-quantizers,
+//    and exact re-ranking (RFlat) so results and distances are exact.
+//    Debian's generic Faiss runs 4-bit FastScan kernels emulated; 8-bit PQ
+//    was faster here, which is why the seed's "x4fs" is not the default.
+std::string choose_factory(std::int64_t rows, int dim, Metric /*metric*/) {
+    if (rows <= 10000) return "Flat";
+    int nlist = static_cast<int>(4.0 * std::sqrt(static_cast<double>(rows)));
+    nlist = std::max(nlist, 16);
+    // Largest m <= dim / 4 that divides dim (at least 1).
+    int m = std::max(1, dim / 4);
+    while (m > 1 && dim % m != 0) m--;
+    std::ostringstream out;
+    out << "IVF" << nlist << ",PQ" << m << "np,RFlat";
+    return out.str();
+}
+
+void set_interrupt_check(bool (*check)()) {
+    faiss::InterruptCallback::instance.reset(check ? new InterruptBridge(check) : nullptr);
+}
+
+void normalize_vectors(float* vectors, std::int64_t n, int dim) {
+    for (std::int64_t i = 0; i < n; i++) normalize_one(vectors + i * dim, dim);
+}
+
+}  // namespace benzer

@@ -1,0 +1,182 @@
+// engine.h: one Faiss index, as benzer uses it.
+//
+// The engine hides Faiss behind the few operations an index access method
+// needs: build from a factory string, train, add, search with a filter,
+// serialise to bytes and back. It is core code: no PostgreSQL headers. It
+// may throw (benzer::Error or Faiss's exceptions); the PostgreSQL side calls
+// it only through run_guarded().
+//
+// Labels. Rows get consecutive labels 0..n-1 in the order they were added;
+// the caller keeps the label -> heap TID map. Consecutive labels are the one
+// id scheme every Faiss index supports (HNSW and IndexRefine cannot store
+// arbitrary ids, and IndexIDMap rejects search parameters), so one design
+// works for every factory string.
+//
+// Distances. search() returns the value of the SQL operator, not Faiss's
+// internal score: L2 distance (not squared), negative inner product, or
+// cosine distance. Cosine indexes store L2-normalised vectors and search by
+// inner product; the engine normalises on add and on search.
+//
+// Filters. A LabelFilter (a bitmap over labels) restricts a search to the
+// rows the caller allows: live rows, rows that match WHERE conditions. Faiss
+// 1.7.3 applies such a selector inside IVF-Flat/PQ/SQ, HNSW and Flat
+// searches, and throws for FastScan and IndexRefine; for those the engine
+// searches with a growing k and filters the results itself, so a filter is
+// never ignored.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace faiss {
+struct Index;
+struct IndexFlat;
+}
+
+namespace benzer {
+
+enum class Metric : int { kL2 = 0, kInnerProduct = 1, kCosine = 2 };
+
+// "l2", "inner_product", "cosine".
+const char* metric_name(Metric metric);
+
+using Label = std::int64_t;
+
+// Allowed labels: bit (label % 8) of bits[label / 8]. Labels at or beyond
+// count are not allowed.
+struct LabelFilter {
+    const std::uint8_t* bits = nullptr;
+    std::int64_t count = 0;
+    std::int64_t allowed = 0;  // number of set bits, for choosing a strategy
+
+    bool contains(Label label) const {
+        return label >= 0 && label < count && ((bits[label >> 3] >> (label & 7)) & 1) != 0;
+    }
+};
+
+// Search-time knobs; zero means "the index's default".
+struct SearchOptions {
+    int nprobe = 0;         // IVF lists to visit
+    int ef_search = 0;      // HNSW candidate list size
+    float k_factor = 0.0f;  // exact re-ranking: candidates per result
+    // With a filter that allows at most this many rows, compute exact
+    // distances to just those rows instead of searching the index (when the
+    // index keeps exact vectors). 0 disables.
+    std::int64_t exact_filter_limit = 0;
+};
+
+// What one search did, for EXPLAIN and benzer_index_info.
+struct SearchStats {
+    std::int64_t candidates = 0;  // results Faiss returned before filtering
+    std::int64_t rounds = 0;      // Faiss calls (grows when filtering ourselves)
+    bool selector_used = false;   // the filter was applied inside Faiss
+    bool exact_scan = false;      // the filter was small: exact distances
+};
+
+class Engine {
+  public:
+    // Creates an empty, untrained index. Throws Error(kInvalidParameter)
+    // naming the problem for a factory string Faiss cannot build or that
+    // benzer cannot use (IDMap, binary indexes, ...).
+    static Engine* create(const std::string& factory, int dim, Metric metric);
+
+    // Reads an index written by serialize().
+    static Engine* deserialize(const std::uint8_t* data, std::size_t size, Metric metric);
+
+    ~Engine();
+    Engine(const Engine&) = delete;
+    Engine& operator=(const Engine&) = delete;
+
+    int dim() const { return dim_; }
+    Metric metric() const { return metric_; }
+    std::int64_t size() const;  // rows added so far (labels 0..size()-1)
+    bool is_trained() const;
+
+    // The fewest training rows this index accepts (e.g. nlist for IVF, 256
+    // for 8-bit PQ); train() throws a clear error below it.
+    std::int64_t min_training_rows() const;
+
+    // Trains on n vectors (row-major, dim floats each). For cosine the
+    // engine normalises a copy.
+    void train(const float* vectors, std::int64_t n);
+
+    // Adds n vectors with labels size() .. size()+n-1.
+    void add(const float* vectors, std::int64_t n);
+
+    // The k nearest allowed rows to query, nearest first. Writes up to k
+    // results and returns how many: fewer than k when the index has no more
+    // reachable allowed rows under these options. filter may be null.
+    std::int64_t search(const float* query, std::int64_t k, const SearchOptions& options,
+                        const LabelFilter* filter, float* distances, Label* labels,
+                        SearchStats* stats) const;
+
+    // True when search() with a filter runs it inside Faiss.
+    bool filters_inside_faiss() const;
+
+    // True when the exact vector of every row can be read back (Flat, HNSW
+    // over flat storage, exact re-ranking): exact scans and lossless
+    // compaction are possible.
+    bool has_exact_vectors() const;
+
+    // Copies the stored vector of label into out (dim floats). Only when
+    // has_exact_vectors(); cosine indexes return the normalised vector.
+    void exact_vector(Label label, float* out) const;
+
+    // A copy of this index with the training kept and no rows: compaction
+    // re-adds live rows to it without training again.
+    Engine* clone_empty() const;
+
+    // Serialisation in Faiss's own format.
+    std::size_t serialized_size() const;
+    void serialize(std::uint8_t* out, std::size_t size) const;
+
+    // Approximate bytes this index holds in memory.
+    std::size_t memory_bytes() const;
+
+    // A short description of the structure ("IVF245,PQ392x4fs,RFlat: nlist
+    // 245, ..."), for benzer_index_info.
+    std::string describe() const;
+
+    // Stores default knobs in the index itself (they are serialised with
+    // it): IVF nprobe, HNSW efSearch/efConstruction, re-ranking factor.
+    // Zero leaves a knob unchanged.
+    void set_defaults(int nprobe, int ef_search, int ef_construction, float k_factor);
+
+    // Default search knobs of this index (after create/deserialize).
+    int default_nprobe() const;
+    int nlist() const;  // 0 when not IVF
+
+  private:
+    Engine(faiss::Index* index, int dim, Metric metric);
+    void analyse();
+    std::int64_t search_exact_subset(const float* query, std::int64_t k,
+                                     const LabelFilter& filter, float* distances,
+                                     Label* labels) const;
+    std::int64_t search_base(const faiss::Index* index, const float* query, std::int64_t k,
+                             const SearchOptions& options, const LabelFilter* filter,
+                             float* distances, Label* labels, SearchStats* stats) const;
+    float to_operator_distance(float faiss_distance) const;
+
+    faiss::Index* index_;            // owned
+    const faiss::Index* base_ = nullptr;   // index_ or the base of an IndexRefine
+    const faiss::IndexFlat* flat_ = nullptr;  // exact vectors, if the index keeps them
+    bool refine_ = false;
+    float default_k_factor_ = 1.0f;
+    int dim_;
+    Metric metric_;
+};
+
+// The factory string benzer picks when the user gives none, for rows rows
+// of dim dimensions (see the comment in engine.cpp for the reasoning).
+std::string choose_factory(std::int64_t rows, int dim, Metric metric);
+
+// Makes Faiss's long loops (training, adding) call check() and abort with a
+// kCanceled error when it returns true. check() may be called from any
+// thread, so it must only read a flag.
+void set_interrupt_check(bool (*check)());
+
+// L2-normalises n vectors of dim floats in place (zero vectors stay zero).
+void normalize_vectors(float* vectors, std::int64_t n, int dim);
+
+}  // namespace benzer

@@ -1,0 +1,102 @@
+// faiss.h: declarations shared by the faiss index access method's files.
+//
+// The access method is split by concern, like PostgreSQL's own AMs:
+//   faiss_am.cpp       handler, reloptions, opclass validation
+//   faiss_pages.cpp    page layout: metapage, chains, pending rows, WAL
+//   faiss_cache.cpp    per-backend cache of loaded Faiss indexes
+//   faiss_build.cpp    CREATE INDEX, and the merge that folds pending rows in
+//   faiss_insert.cpp   INSERT
+//   faiss_scan.cpp     ORDER BY ... LIMIT searches
+//   faiss_vacuum.cpp   VACUUM
+//   faiss_cost.cpp     planner costs
+//   faiss_info.cpp     benzer_index_info() and friends
+// Files talk through this header and faiss_pages.h, never to each other's
+// internals.
+#pragma once
+
+#include "pg/postgres_headers.h"
+
+extern "C" {
+#include "access/amapi.h"
+#include "access/genam.h"
+#include "access/reloptions.h"
+#include "nodes/pathnodes.h"
+#include "utils/relcache.h"
+}
+
+#include "core/engine.h"
+
+// Reloptions of a faiss index (WITH (...)).
+struct FaissOptions {
+    int32 vl_len_;           // varlena header (do not touch)
+    int factory_offset;      // factory string; empty: benzer chooses
+    int nprobe;              // default IVF lists to visit (0: benzer's choice)
+    int ef_search;           // default HNSW efSearch (0: benzer's choice)
+    double k_factor;         // default re-ranking factor (0: 4)
+    int training_sample;     // rows used for training (0: all, up to a cap)
+    int merge_threshold;     // pending rows that make VACUUM merge (0: auto)
+    int ef_construction;     // HNSW efConstruction (0: Faiss's default)
+};
+
+// Settings (GUCs), defined in faiss_am.cpp.
+extern int benzer_nprobe;
+extern int benzer_ef_search;
+extern double benzer_k_factor;
+extern int benzer_threads;
+extern int benzer_build_threads;
+extern int benzer_max_scan_tuples;
+extern int benzer_exact_filter_limit;
+extern int benzer_cache_memory_mb;
+extern bool benzer_fast_kernels;
+
+// Registers the settings above (from _PG_init).
+void faiss_define_settings(void);
+
+// Options of an index, with defaults filled in.
+FaissOptions* faiss_get_options(Relation index);
+const char* faiss_option_factory(const FaissOptions* options);
+
+// The metric of the index's first column (from its operator class).
+benzer::Metric faiss_index_metric(Relation index);
+
+// The dimension fixed by the column's type modifier, or 0.
+int faiss_column_typmod_dim(Relation index);
+
+// Largest vector dimension a faiss index accepts: a pending row must fit on
+// one 8 kB page.
+int faiss_max_dimensions(void);
+
+// Access method callbacks (each in its own file).
+IndexBuildResult* faiss_build(Relation heap, Relation index, IndexInfo* info);
+void faiss_build_empty(Relation index);
+bool faiss_insert(Relation index, Datum* values, bool* isnull, ItemPointer heap_tid,
+                  Relation heap, IndexUniqueCheck check_unique, bool index_unchanged,
+                  IndexInfo* info);
+IndexBulkDeleteResult* faiss_bulk_delete(IndexVacuumInfo* info, IndexBulkDeleteResult* stats,
+                                         IndexBulkDeleteCallback callback, void* callback_state);
+IndexBulkDeleteResult* faiss_vacuum_cleanup(IndexVacuumInfo* info,
+                                            IndexBulkDeleteResult* stats);
+void faiss_cost_estimate(PlannerInfo* root, IndexPath* path, double loop_count,
+                         Cost* startup_cost, Cost* total_cost, Selectivity* selectivity,
+                         double* correlation, double* pages);
+IndexScanDesc faiss_begin_scan(Relation index, int nkeys, int norderbys);
+void faiss_rescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int norderbys);
+bool faiss_get_tuple(IndexScanDesc scan, ScanDirection direction);
+void faiss_end_scan(IndexScanDesc scan);
+
+// Folds pending rows into the Faiss structure and, when compact is true or
+// many rows are dead, rebuilds it without them. Takes ExclusiveLock on the
+// index (inserts wait; searches go on). When wait is false and the lock is
+// not free, returns false without doing anything.
+bool faiss_merge(Relation index, bool compact, bool wait);
+
+// Sets OpenMP's thread count for the next Faiss call, creating worker
+// threads with all signals blocked (they must never run PostgreSQL's signal
+// handlers) the first time a larger pool is needed.
+void faiss_use_threads(int threads);
+
+// Installs the Faiss interrupt callback that reads InterruptPending.
+void faiss_install_interrupt_check(void);
+
+// Adds the faiss lines to EXPLAIN output (from _PG_init).
+void faiss_install_explain_hook(void);

@@ -1,0 +1,542 @@
+// faiss_build.cpp: CREATE INDEX, and the merge that folds pending rows in.
+//
+// Both end the same way: a Faiss index, a label -> TID map and a tombstone
+// bitmap written as a new generation of chains (faiss_pages.h).
+//
+// Build: scan the heap collecting vectors and TIDs in memory (bounded by
+// maintenance_work_mem), choose the factory string if none was given,
+// train on a sample, add the rows in batches (checking for cancel and
+// reporting progress between batches), serialise, and write the pages.
+// A table with too few rows to train the chosen structure keeps its rows
+// as pending rows (searched exactly) until a merge finds enough.
+//
+// Merge: with ExclusiveLock on the index (inserts wait, searches go on),
+// add the pending rows to a fresh copy of the current structure, or, when
+// many rows are dead, re-add only the live ones to an empty copy that keeps
+// the training ("compaction"), then switch the metapage to the new chains.
+//
+// Every Faiss object here is owned by a MemoryContext reset callback, so an
+// ERROR (cancel, out of memory) between steps frees it.
+#include "pg/faiss.h"
+
+#include "pg/faiss_cache.h"
+#include "pg/faiss_pages.h"
+#include "pg/guard.h"
+#include "pg/vector.h"
+
+extern "C" {
+#include "access/tableam.h"
+#include "access/xloginsert.h"
+#include "catalog/index.h"
+#include "commands/progress.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/indexfsm.h"
+#include "storage/lmgr.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+}
+
+#include <cmath>
+#include <cstdio>
+#include <string>
+
+namespace {
+
+constexpr int kPhaseCollecting = 2;
+constexpr int kPhaseTraining = 3;
+constexpr int kPhaseAdding = 4;
+constexpr int kPhaseWriting = 5;
+constexpr int64 kAddBatch = 8192;
+constexpr int64 kDefaultTrainingCap = 262144;
+
+// Zero-filled huge allocation (MemoryContextAllocHuge has no zeroing twin).
+void* alloc_huge_zero(Size size) {
+    void* p = MemoryContextAllocHuge(CurrentMemoryContext, size);
+    memset(p, 0, size);
+    return p;
+}
+
+// Rows collected from the heap (or pending pages).
+struct RowSet {
+    int dim = 0;
+    int64 count = 0;
+    int64 capacity = 0;
+    float* vectors = nullptr;       // count * dim
+    ItemPointerData* tids = nullptr;
+};
+
+// Owns an Engine until released; deleted when the memory context resets.
+struct EngineHolder {
+    benzer::Engine* engine = nullptr;
+};
+
+void delete_engine_callback(void* arg) {
+    auto* holder = static_cast<EngineHolder*>(arg);
+    delete holder->engine;
+    holder->engine = nullptr;
+}
+
+EngineHolder* new_engine_holder(MemoryContext context) {
+    auto* holder = static_cast<EngineHolder*>(MemoryContextAllocZero(context, sizeof(EngineHolder)));
+    auto* callback = static_cast<MemoryContextCallback*>(
+        MemoryContextAllocZero(context, sizeof(MemoryContextCallback)));
+    callback->func = delete_engine_callback;
+    callback->arg = holder;
+    MemoryContextRegisterResetCallback(context, callback);
+    return holder;
+}
+
+// Returns the engine and stops owning it.
+benzer::Engine* release_engine(EngineHolder* holder) {
+    benzer::Engine* engine = holder->engine;
+    holder->engine = nullptr;
+    return engine;
+}
+
+// The memory a build of count vectors needs: the vectors and about as much
+// again for the Faiss structure.
+Size build_memory(int64 count, int dim) {
+    return static_cast<Size>(count) * static_cast<Size>(dim) * sizeof(float) * 2;
+}
+
+void check_build_memory(Relation index, int64 count, int dim) {
+    Size limit = static_cast<Size>(maintenance_work_mem) * 1024;
+    Size need = build_memory(count, dim);
+    if (need > limit)
+        ereport(ERROR,
+                (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+                 errmsg("faiss index \"%s\" needs about %zu MB to build, maintenance_work_mem is "
+                        "%d MB",
+                        RelationGetRelationName(index), need / (1024 * 1024) + 1,
+                        maintenance_work_mem / 1024),
+                 errhint("SET maintenance_work_mem = '%zuMB' and try again.",
+                         need / (1024 * 1024) + 16)));
+}
+
+void check_dimensions(Relation index, int dim) {
+    if (dim > faiss_max_dimensions())
+        ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+                        errmsg("faiss indexes support at most %d dimensions, \"%s\" has %d",
+                               faiss_max_dimensions(), RelationGetRelationName(index), dim)));
+}
+
+// Appends one row to a RowSet, growing it geometrically.
+void append_row(Relation index, RowSet* rows, const float* vector, ItemPointer tid) {
+    if (rows->count == rows->capacity) {
+        check_build_memory(index, rows->count + 1, rows->dim);
+        int64 capacity = rows->capacity == 0 ? 1024 : rows->capacity * 2;
+        Size limit_rows = static_cast<Size>(maintenance_work_mem) * 1024 /
+                          (static_cast<Size>(rows->dim) * sizeof(float) * 2);
+        if (static_cast<Size>(capacity) > limit_rows + 1)
+            capacity = static_cast<int64>(limit_rows) + 1;
+        Size vector_bytes = sizeof(float) * static_cast<Size>(rows->dim) * capacity;
+        Size tid_bytes = sizeof(ItemPointerData) * capacity;
+        if (rows->vectors == nullptr) {
+            rows->vectors = static_cast<float*>(MemoryContextAllocHuge(CurrentMemoryContext, vector_bytes));
+            rows->tids = static_cast<ItemPointerData*>(MemoryContextAllocHuge(CurrentMemoryContext, tid_bytes));
+        } else {
+            rows->vectors = static_cast<float*>(repalloc_huge(rows->vectors, vector_bytes));
+            rows->tids = static_cast<ItemPointerData*>(repalloc_huge(rows->tids, tid_bytes));
+        }
+        rows->capacity = capacity;
+    }
+    memcpy(rows->vectors + rows->count * rows->dim, vector, sizeof(float) * rows->dim);
+    rows->tids[rows->count] = *tid;
+    rows->count++;
+}
+
+struct BuildState {
+    Relation index;
+    RowSet rows;
+    MemoryContext tuple_context;
+    double heap_tuples;
+};
+
+// table_index_build_scan callback: collects one row.
+void build_callback(Relation index, ItemPointer tid, Datum* values, bool* isnull, bool, void* arg) {
+    auto* state = static_cast<BuildState*>(arg);
+    state->heap_tuples += 1;
+    if (isnull[0]) return;  // NULL vectors are not indexed
+    MemoryContext old = MemoryContextSwitchTo(state->tuple_context);
+    Vector* v = DatumGetVector(values[0]);
+    if (state->rows.dim == 0) {
+        check_dimensions(index, v->dim);
+        state->rows.dim = v->dim;
+    } else if (v->dim != state->rows.dim) {
+        ereport(ERROR,
+                (errcode(ERRCODE_DATA_EXCEPTION),
+                 errmsg("faiss index \"%s\" needs vectors of one dimension: expected %d, found %d",
+                        RelationGetRelationName(index), state->rows.dim, v->dim),
+                 errhint("Give the column a type modifier, e.g. vector(%d), or index a partial "
+                         "subset with one dimension.",
+                         state->rows.dim)));
+    }
+    MemoryContextSwitchTo(old);
+    append_row(index, &state->rows, v->x, tid);
+    MemoryContextReset(state->tuple_context);
+    if ((state->rows.count & 1023) == 0)
+        pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, state->rows.count);
+}
+
+// Runs fn guarded; on failure raises the error, as a cancel if one is pending.
+template <typename Fn>
+void guarded(const char* context, Fn&& fn) {
+    benzer::GuardedError error;
+    if (!benzer::run_guarded(error, fn)) {
+        CHECK_FOR_INTERRUPTS();  // a Faiss "interrupted" exception means cancel
+        raise_guarded_error(error, context);
+    }
+}
+
+// A training sample: every k-th row, deterministic.
+float* training_sample(const RowSet& rows, int64 wanted, int64* sample_count) {
+    if (wanted >= rows.count) {
+        *sample_count = rows.count;
+        return rows.vectors;
+    }
+    float* sample = static_cast<float*>(MemoryContextAllocHuge(
+        CurrentMemoryContext, sizeof(float) * static_cast<Size>(rows.dim) * wanted));
+    double step = static_cast<double>(rows.count) / static_cast<double>(wanted);
+    for (int64 i = 0; i < wanted; i++) {
+        int64 source = static_cast<int64>(static_cast<double>(i) * step);
+        memcpy(sample + i * rows.dim, rows.vectors + source * rows.dim, sizeof(float) * rows.dim);
+    }
+    *sample_count = wanted;
+    return sample;
+}
+
+// Creates and trains the engine for rows, or leaves holder empty when the
+// table has too few rows for the structure (they stay pending).
+void create_and_train(Relation index, const FaissOptions* options, benzer::Metric metric,
+                      const RowSet& rows, EngineHolder* holder, char* factory_out) {
+    const char* requested = faiss_option_factory(options);
+    char factory[kFaissMaxFactory];
+    // The std::string lives only inside the guarded lambda: nothing with a
+    // destructor may be live when an ERROR longjmps out of this frame.
+    guarded("could not choose a faiss index", [&] {
+        std::string chosen = requested[0] != '\0'
+                                 ? std::string(requested)
+                                 : benzer::choose_factory(rows.count, rows.dim, metric);
+        std::snprintf(factory, sizeof(factory), "%s", chosen.c_str());
+    });
+    guarded("invalid faiss index", [&] {
+        holder->engine = benzer::Engine::create(factory, rows.dim, metric);
+        holder->engine->set_defaults(options->nprobe, options->ef_search, options->ef_construction,
+                                     static_cast<float>(options->k_factor));
+    });
+    int64 need = 0;
+    guarded("invalid faiss index", [&] { need = holder->engine->min_training_rows(); });
+    if (rows.count < need) {
+        if (requested[0] != '\0' && rows.count > 0)
+            ereport(NOTICE,
+                    (errmsg("faiss index \"%s\": \"%s\" needs %lld rows to train, the table has "
+                            "%lld; rows are kept pending and searched exactly until a merge "
+                            "finds enough",
+                            RelationGetRelationName(index), factory, static_cast<long long>(need),
+                            static_cast<long long>(rows.count))));
+        delete release_engine(holder);
+        factory_out[0] = '\0';
+        return;
+    }
+    strlcpy(factory_out, factory, kFaissMaxFactory);
+
+    int64 wanted = options->training_sample > 0 ? options->training_sample : kDefaultTrainingCap;
+    wanted = Max(wanted, need);
+    int64 sample_count = 0;
+    float* sample = training_sample(rows, wanted, &sample_count);
+    pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, kPhaseTraining);
+    faiss_use_threads(benzer_build_threads);
+    guarded("could not train faiss index", [&] { holder->engine->train(sample, sample_count); });
+    if (sample != rows.vectors) pfree(sample);
+}
+
+// Adds rows to the engine in batches, checking for cancel between them.
+void add_rows(benzer::Engine* engine, const float* vectors, int64 count, int dim,
+              int64 progress_base) {
+    pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, kPhaseAdding);
+    faiss_use_threads(benzer_build_threads);
+    for (int64 done = 0; done < count; done += kAddBatch) {
+        CHECK_FOR_INTERRUPTS();
+        int64 n = Min(kAddBatch, count - done);
+        guarded("could not add rows to faiss index",
+                [&] { engine->add(vectors + done * dim, n); });
+        pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, progress_base + done + n);
+    }
+}
+
+// Serialises the engine into a palloc'd buffer.
+char* serialize_engine(benzer::Engine* engine, uint64* bytes) {
+    Size size = 0;
+    guarded("could not serialise faiss index", [&] { size = engine->serialized_size(); });
+    char* buffer = static_cast<char*>(MemoryContextAllocHuge(CurrentMemoryContext, Max(size, 1)));
+    guarded("could not serialise faiss index",
+            [&] { engine->serialize(reinterpret_cast<uint8*>(buffer), size); });
+    *bytes = size;
+    return buffer;
+}
+
+// Writes the chains of a generation and fills their places in meta.
+void write_generation(Relation index, FaissMeta* meta, benzer::Engine* engine,
+                      const ItemPointerData* labels, int64 nlabels, const uint8* tombstones,
+                      bool log_each) {
+    pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, kPhaseWriting);
+    uint64 blob_bytes = 0;
+    char* blob = engine != nullptr ? serialize_engine(engine, &blob_bytes) : nullptr;
+    meta->blob = faiss_write_chain(index, kFaissPageBlob, meta->generation, blob, blob_bytes,
+                                   log_each);
+    if (blob != nullptr) pfree(blob);
+    meta->labels = faiss_write_chain(index, kFaissPageLabels, meta->generation,
+                                     reinterpret_cast<const char*>(labels),
+                                     sizeof(ItemPointerData) * static_cast<uint64>(nlabels),
+                                     log_each);
+    uint64 bitmap_bytes = static_cast<uint64>((nlabels + 7) / 8);
+    char* zeros = nullptr;
+    if (tombstones == nullptr) zeros = static_cast<char*>(alloc_huge_zero(bitmap_bytes + 1));
+    meta->tombstones = faiss_write_chain(
+        index, kFaissPageTombstones, meta->generation,
+        tombstones != nullptr ? reinterpret_cast<const char*>(tombstones) : zeros, bitmap_bytes,
+        log_each);
+    if (zeros != nullptr) pfree(zeros);
+    meta->main_rows = nlabels;
+}
+
+}  // namespace
+
+IndexBuildResult* faiss_build(Relation heap, Relation index, IndexInfo* info) {
+    if (RelationGetNumberOfBlocks(index) != 0)
+        elog(ERROR, "index \"%s\" already contains data", RelationGetRelationName(index));
+    faiss_install_interrupt_check();
+    FaissOptions* options = faiss_get_options(index);
+    benzer::Metric metric = faiss_index_metric(index);
+
+    MemoryContext build_context =
+        AllocSetContextCreate(CurrentMemoryContext, "benzer faiss build", ALLOCSET_DEFAULT_SIZES);
+    MemoryContext old = MemoryContextSwitchTo(build_context);
+    EngineHolder* holder = new_engine_holder(build_context);
+
+    BuildState state;
+    state.index = index;
+    state.rows.dim = faiss_column_typmod_dim(index);
+    if (state.rows.dim > 0) check_dimensions(index, state.rows.dim);
+    state.tuple_context =
+        AllocSetContextCreate(build_context, "benzer faiss build tuple", ALLOCSET_DEFAULT_SIZES);
+    state.heap_tuples = 0;
+
+    pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, kPhaseCollecting);
+    table_index_build_scan(heap, index, info, true, true, build_callback, &state, nullptr);
+    RowSet& rows = state.rows;
+
+    FaissMeta meta;
+    memset(&meta, 0, sizeof(meta));
+    meta.magic = kFaissMagic;
+    meta.version = kFaissFormatVersion;
+    meta.dimensions = rows.dim;
+    meta.metric = static_cast<int32>(metric);
+    meta.generation = 1;
+    meta.pending_head = InvalidBlockNumber;
+    meta.pending_tail = InvalidBlockNumber;
+    meta.built_rows = rows.count;
+
+    pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_TOTAL, rows.count);
+    if (rows.count > 0) create_and_train(index, options, metric, rows, holder, meta.factory);
+
+    // Block 0 is the metapage; chains follow. Rows too few to train are
+    // written as pending rows instead.
+    faiss_write_new_meta(index, MAIN_FORKNUM, &meta, false);
+    if (holder->engine != nullptr) {
+        add_rows(holder->engine, rows.vectors, rows.count, rows.dim, 0);
+        write_generation(index, &meta, holder->engine, rows.tids, rows.count, nullptr, false);
+    } else {
+        write_generation(index, &meta, nullptr, nullptr, 0, nullptr, false);
+        for (int64 i = 0; i < rows.count; i++) {
+            if ((i & 255) == 0) CHECK_FOR_INTERRUPTS();
+            // Pending rows during the build are WAL-logged with the rest.
+            faiss_append_pending(index, &rows.tids[i], rows.vectors + i * rows.dim, rows.dim);
+        }
+        FaissMeta current;
+        faiss_read_meta(index, &current);
+        meta.pending_head = current.pending_head;
+        meta.pending_tail = current.pending_tail;
+    }
+    faiss_update_meta(index, &meta);
+
+    if (RelationNeedsWAL(index))
+        log_newpage_range(index, MAIN_FORKNUM, 0, RelationGetNumberOfBlocks(index), true);
+
+    // Keep what we built: the next query in this backend need not load it.
+    if (holder->engine != nullptr)
+        faiss_cache_insert(index, meta.generation, release_engine(holder), rows.tids, rows.count);
+
+    MemoryContextSwitchTo(old);
+    IndexBuildResult* result = static_cast<IndexBuildResult*>(palloc(sizeof(IndexBuildResult)));
+    result->heap_tuples = state.heap_tuples;
+    result->index_tuples = static_cast<double>(rows.count);
+    MemoryContextDelete(build_context);
+    return result;
+}
+
+void faiss_build_empty(Relation index) {
+    FaissMeta meta;
+    memset(&meta, 0, sizeof(meta));
+    meta.magic = kFaissMagic;
+    meta.version = kFaissFormatVersion;
+    meta.dimensions = faiss_column_typmod_dim(index);
+    meta.metric = static_cast<int32>(faiss_index_metric(index));
+    meta.generation = 0;  // no chains yet: the first insert or merge writes them
+    meta.blob.head = meta.labels.head = meta.tombstones.head = InvalidBlockNumber;
+    meta.pending_head = InvalidBlockNumber;
+    meta.pending_tail = InvalidBlockNumber;
+    faiss_write_new_meta(index, INIT_FORKNUM, &meta, true);
+}
+
+// Reads a whole chain, which must be of meta's generation (the caller holds
+// ExclusiveLock, so no merge can race).
+static char* read_chain_or_error(Relation index, const FaissMeta& meta, const FaissChain& chain,
+                                 FaissPageKind kind) {
+    char* data = nullptr;
+    if (chain.head == InvalidBlockNumber) return nullptr;
+    if (!faiss_read_chain(index, chain, kind, meta.generation, &data))
+        ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
+                        errmsg("faiss index \"%s\" changed during a merge",
+                               RelationGetRelationName(index))));
+    return data;
+}
+
+bool faiss_merge(Relation index, bool compact, bool wait) {
+    if (wait)
+        LockRelation(index, ExclusiveLock);
+    else if (!ConditionalLockRelation(index, ExclusiveLock))
+        return false;
+    faiss_install_interrupt_check();
+
+    FaissMeta meta;
+    faiss_read_meta(index, &meta);
+    FaissOptions* options = faiss_get_options(index);
+    benzer::Metric metric = static_cast<benzer::Metric>(meta.metric);
+
+    MemoryContext merge_context =
+        AllocSetContextCreate(CurrentMemoryContext, "benzer faiss merge", ALLOCSET_DEFAULT_SIZES);
+    MemoryContext old = MemoryContextSwitchTo(merge_context);
+    EngineHolder* holder = new_engine_holder(merge_context);
+
+    FaissPendingRows pending;
+    if (!faiss_read_pending(index, meta, &pending))
+        ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
+                        errmsg("faiss index \"%s\": pending rows changed during a merge",
+                               RelationGetRelationName(index))));
+    bool drop_dead = meta.dead_rows > 0 && (compact || meta.dead_rows * 5 > meta.main_rows);
+    if (pending.count == 0 && !drop_dead) {
+        MemoryContextSwitchTo(old);
+        MemoryContextDelete(merge_context);
+        UnlockRelation(index, ExclusiveLock);
+        return true;
+    }
+    int dim = meta.dimensions;
+    check_build_memory(index, meta.main_rows + pending.count, Max(dim, 1));
+
+    ItemPointerData* old_labels = reinterpret_cast<ItemPointerData*>(
+        read_chain_or_error(index, meta, meta.labels, kFaissPageLabels));
+    uint8* old_tombstones = reinterpret_cast<uint8*>(
+        read_chain_or_error(index, meta, meta.tombstones, kFaissPageTombstones));
+    int64 nold = meta.main_rows;
+
+    FaissMeta next = meta;
+    next.generation = meta.generation + 1;
+    next.pending_head = InvalidBlockNumber;
+    next.pending_tail = InvalidBlockNumber;
+    next.merges = meta.merges + 1;
+
+    ItemPointerData* labels = nullptr;
+    uint8* tombstones = nullptr;
+    int64 nlabels = 0;
+
+    if (meta.factory[0] == '\0') {
+        // Untrained: train on the pending rows if there are enough now.
+        RowSet rows;
+        rows.dim = dim;
+        rows.count = rows.capacity = pending.count;
+        rows.vectors = pending.vectors;
+        rows.tids = pending.tids;
+        create_and_train(index, options, metric, rows, holder, next.factory);
+        if (holder->engine == nullptr) {
+            MemoryContextSwitchTo(old);
+            MemoryContextDelete(merge_context);
+            UnlockRelation(index, ExclusiveLock);
+            return true;  // still too few rows; nothing changes
+        }
+        add_rows(holder->engine, pending.vectors, pending.count, dim, 0);
+        labels = pending.tids;
+        nlabels = pending.count;
+        next.dead_rows = 0;
+    } else {
+        char* blob = read_chain_or_error(index, meta, meta.blob, kFaissPageBlob);
+        guarded("could not load faiss index", [&] {
+            holder->engine = benzer::Engine::deserialize(reinterpret_cast<const uint8*>(blob),
+                                                         meta.blob.bytes, metric);
+        });
+        pfree(blob);
+        bool exact = false;
+        guarded("could not merge faiss index", [&] { exact = holder->engine->has_exact_vectors(); });
+        if (drop_dead && !exact && compact)
+            ereport(NOTICE, (errmsg("faiss index \"%s\" (%s) keeps no exact vectors: dead rows "
+                                    "stay masked until REINDEX",
+                                    RelationGetRelationName(index), meta.factory)));
+        if (drop_dead && exact) {
+            // Compaction: live rows into an empty copy that keeps the training.
+            EngineHolder* fresh = new_engine_holder(merge_context);
+            guarded("could not compact faiss index",
+                    [&] { fresh->engine = holder->engine->clone_empty(); });
+            int64 live = 0;
+            for (int64 label = 0; label < nold; label++)
+                if (!(old_tombstones[label >> 3] & (1 << (label & 7)))) live++;
+            float* vectors = static_cast<float*>(MemoryContextAllocHuge(
+                CurrentMemoryContext, sizeof(float) * dim * Max(live + pending.count, 1)));
+            labels = static_cast<ItemPointerData*>(MemoryContextAllocHuge(
+                CurrentMemoryContext, sizeof(ItemPointerData) * Max(live + pending.count, 1)));
+            int64 n = 0;
+            for (int64 label = 0; label < nold; label++) {
+                if (old_tombstones[label >> 3] & (1 << (label & 7))) continue;
+                guarded("could not compact faiss index", [&] {
+                    holder->engine->exact_vector(label, vectors + n * dim);
+                });
+                labels[n++] = old_labels[label];
+            }
+            memcpy(vectors + n * dim, pending.vectors, sizeof(float) * dim * pending.count);
+            memcpy(labels + n, pending.tids, sizeof(ItemPointerData) * pending.count);
+            nlabels = n + pending.count;
+            delete release_engine(holder);
+            holder->engine = release_engine(fresh);
+            add_rows(holder->engine, vectors, nlabels, dim, 0);
+            next.dead_rows = 0;
+        } else {
+            add_rows(holder->engine, pending.vectors, pending.count, dim, 0);
+            nlabels = nold + pending.count;
+            labels = static_cast<ItemPointerData*>(MemoryContextAllocHuge(
+                CurrentMemoryContext, sizeof(ItemPointerData) * Max(nlabels, 1)));
+            if (nold > 0) memcpy(labels, old_labels, sizeof(ItemPointerData) * nold);
+            memcpy(labels + nold, pending.tids, sizeof(ItemPointerData) * pending.count);
+            tombstones = static_cast<uint8*>(alloc_huge_zero((nlabels + 7) / 8 + 1));
+            if (nold > 0) memcpy(tombstones, old_tombstones, (nold + 7) / 8);
+            next.dead_rows = meta.dead_rows;
+        }
+    }
+
+    write_generation(index, &next, holder->engine, labels, nlabels, tombstones, true);
+    faiss_update_meta(index, &next);
+
+    // The old generation's pages are free once the metapage points away.
+    if (meta.generation > 0) {
+        faiss_free_chain(index, meta.blob, kFaissPageBlob, meta.generation);
+        faiss_free_chain(index, meta.labels, kFaissPageLabels, meta.generation);
+        faiss_free_chain(index, meta.tombstones, kFaissPageTombstones, meta.generation);
+    }
+    faiss_free_pending(index, meta.pending_head, meta.generation);
+    IndexFreeSpaceMapVacuum(index);
+
+    faiss_cache_insert(index, next.generation, release_engine(holder), labels, nlabels);
+    MemoryContextSwitchTo(old);
+    MemoryContextDelete(merge_context);
+    UnlockRelation(index, ExclusiveLock);
+    return true;
+}

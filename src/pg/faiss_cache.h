@@ -1,0 +1,41 @@
+// faiss_cache.h: each backend's loaded Faiss indexes.
+//
+// Loading means reading the blob chain and deserialising it, which for a
+// large index takes a while, so a backend keeps what it loaded, keyed by
+// relation, relfilenode (REINDEX and TRUNCATE change it) and generation
+// (a merge changes it). A scan pins the entry it uses; eviction (when the
+// cache outgrows benzer.cache_memory) only frees unpinned entries.
+#pragma once
+
+#include "pg/faiss_pages.h"
+
+struct FaissLoadedIndex {
+    Oid relid;
+    RelFileNode node;
+    uint32 generation;
+    benzer::Engine* engine;   // null while the index is untrained
+    ItemPointerData* labels;  // label -> heap TID
+    int64 nlabels;
+    Size bytes;               // memory held (approximate)
+    int pins;
+    uint64 last_used;
+    bool stale;               // superseded: free when unpinned
+};
+
+// The loaded index for meta's generation, loaded if needed and pinned.
+// Returns null when a merge raced the load; re-read the metapage and retry.
+FaissLoadedIndex* faiss_cache_acquire(Relation index, const FaissMeta& meta);
+
+// Unpins an entry returned by faiss_cache_acquire.
+void faiss_cache_release(FaissLoadedIndex* entry);
+
+// Hands a freshly built or merged index to the cache (ownership of engine
+// passes to the cache; labels are copied).
+void faiss_cache_insert(Relation index, uint32 generation, benzer::Engine* engine,
+                        const ItemPointerData* labels, int64 nlabels);
+
+// Bytes this backend holds for the index (0 if not loaded).
+Size faiss_cache_bytes(Relation index);
+
+// Drops every unpinned entry of the relation (after REINDEX, DROP).
+void faiss_cache_forget(Oid relid);

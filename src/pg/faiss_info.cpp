@@ -1,0 +1,293 @@
+// faiss_info.cpp: looking inside faiss indexes.
+//
+//   benzer_index_info(regclass)  factory, metric, rows, pending and dead
+//                                rows, bytes on disk and in this backend
+//   benzer_index_merge(regclass, compact)  fold pending rows in now
+//   EXPLAIN                      a line per faiss index scan saying what
+//                                the index is and, with ANALYZE, what the
+//                                scan did (rounds, candidates, nprobe)
+#include "pg/faiss.h"
+
+#include "core/distance.h"
+
+#include "pg/faiss_cache.h"
+#include "pg/faiss_pages.h"
+#include "pg/faiss_scan.h"
+#include "pg/guard.h"
+
+extern "C" {
+#include "access/htup_details.h"
+#include "access/relation.h"
+#include "catalog/index.h"
+#include "catalog/pg_am.h"
+#include "catalog/pg_class.h"
+#include "utils/syscache.h"
+#include "commands/defrem.h"
+#include "commands/explain.h"
+#include "executor/executor.h"
+#include "nodes/nodeFuncs.h"
+#include "nodes/plannodes.h"
+#include "storage/lmgr.h"
+#include "tcop/tcopprot.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+}
+
+#include <cstdio>
+#include <string>
+
+// --- Scan statistics registry --------------------------------------------------
+
+namespace {
+
+constexpr int kMaxTrackedScans = 64;
+
+FaissScanStats* g_active[kMaxTrackedScans];
+FaissScanStats g_finished[kMaxTrackedScans];
+int g_finished_count = 0;
+
+// Drops the pointer to a scan's stats when its memory goes away without an
+// endscan (the query failed).
+void forget_active_callback(void* arg) {
+    for (int i = 0; i < kMaxTrackedScans; i++)
+        if (g_active[i] == arg) g_active[i] = nullptr;
+}
+
+}  // namespace
+
+void faiss_scan_register(MemoryContext context, FaissScanStats* stats, Relation index) {
+    memset(stats, 0, sizeof(*stats));
+    stats->index_relid = RelationGetRelid(index);
+    for (int i = 0; i < kMaxTrackedScans; i++) {
+        if (g_active[i] == nullptr) {
+            g_active[i] = stats;
+            auto* callback = static_cast<MemoryContextCallback*>(
+                MemoryContextAllocZero(context, sizeof(MemoryContextCallback)));
+            callback->func = forget_active_callback;
+            callback->arg = stats;
+            // Registered on the parent of the scan context, which outlives
+            // rescans (the scan context itself is reset on every rescan).
+            MemoryContextRegisterResetCallback(context->parent != nullptr ? context->parent
+                                                                          : context,
+                                               callback);
+            return;
+        }
+    }
+}
+
+void faiss_scan_unregister(FaissScanStats* stats) {
+    for (int i = 0; i < kMaxTrackedScans; i++) {
+        if (g_active[i] == stats) {
+            g_active[i] = nullptr;
+            if (g_finished_count < kMaxTrackedScans) g_finished[g_finished_count++] = *stats;
+        }
+    }
+}
+
+int faiss_scan_finished_count(void) { return g_finished_count; }
+
+const FaissScanStats* faiss_scan_finished(int i) { return &g_finished[i]; }
+
+void faiss_scan_reset_finished(void) { g_finished_count = 0; }
+
+// --- benzer_index_info ---------------------------------------------------------
+
+// Opens rel as a faiss index or ERRORs naming what it is instead.
+static Relation open_faiss_index(Oid relid, LOCKMODE lock) {
+    Relation index = relation_open(relid, lock);
+    Oid faiss_am = get_index_am_oid("faiss", false);
+    if (index->rd_rel->relkind != RELKIND_INDEX || index->rd_rel->relam != faiss_am) {
+        const char* name = pstrdup(RelationGetRelationName(index));
+        relation_close(index, lock);
+        ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
+                        errmsg("\"%s\" is not a faiss index", name)));
+    }
+    return index;
+}
+
+BENZER_FUNCTION(benzer_index_info) {
+    Oid relid = PG_GETARG_OID(0);
+    TupleDesc desc;
+    if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE)
+        elog(ERROR, "benzer_index_info must return a composite type");
+    desc = BlessTupleDesc(desc);
+
+    Relation index = open_faiss_index(relid, AccessShareLock);
+    FaissMeta meta;
+    faiss_read_meta(index, &meta);
+    int64 pending = faiss_count_pending(index, meta);
+    FaissOptions* options = faiss_get_options(index);
+
+    // Loading the index (if this backend has not yet) gives the details.
+    char description[512] = "";
+    if (meta.factory[0] != '\0' && meta.generation > 0) {
+        FaissLoadedIndex* entry = nullptr;
+        for (int attempt = 0; attempt < 10 && entry == nullptr; attempt++) {
+            faiss_read_meta(index, &meta);
+            entry = faiss_cache_acquire(index, meta);
+        }
+        if (entry != nullptr && entry->engine != nullptr) {
+            benzer::GuardedError error;
+            benzer::Engine* engine = entry->engine;
+            bool ok = benzer::run_guarded(error, [&] {
+                std::string text = engine->describe();
+                std::snprintf(description, sizeof(description), "%s", text.c_str());
+            });
+            faiss_cache_release(entry);
+            if (!ok) raise_guarded_error(error, "could not describe faiss index");
+        } else if (entry != nullptr) {
+            faiss_cache_release(entry);
+        }
+    }
+    if (description[0] == '\0' && meta.factory[0] == '\0')
+        snprintf(description, sizeof(description),
+                 "untrained: rows are searched exactly until a merge can train the index");
+
+    Datum values[15];
+    bool nulls[15] = {false};
+    values[0] = CStringGetTextDatum(RelationGetRelationName(index));
+    const char* requested = faiss_option_factory(options);
+    if (meta.factory[0] != '\0')
+        values[1] = CStringGetTextDatum(meta.factory);
+    else
+        nulls[1] = true;
+    values[2] = BoolGetDatum(requested[0] == '\0');
+    values[3] = CStringGetTextDatum(benzer::metric_name(static_cast<benzer::Metric>(meta.metric)));
+    values[4] = Int32GetDatum(meta.dimensions);
+    values[5] = Int64GetDatum(meta.main_rows - meta.dead_rows);
+    values[6] = Int64GetDatum(pending);
+    values[7] = Int64GetDatum(meta.dead_rows);
+    values[8] = Int64GetDatum(static_cast<int64>(RelationGetNumberOfBlocks(index)) * BLCKSZ);
+    values[9] = Int64GetDatum(static_cast<int64>(meta.blob.bytes));
+    values[10] = Int64GetDatum(static_cast<int64>(faiss_cache_bytes(index)));
+    values[11] = Int64GetDatum(meta.generation);
+    values[12] = Int64GetDatum(meta.merges);
+    values[13] = CStringGetTextDatum(description);
+    values[14] = CStringGetTextDatum(benzer::distance_kernel_name());
+    relation_close(index, AccessShareLock);
+    HeapTuple tuple = heap_form_tuple(desc, values, nulls);
+    PG_RETURN_DATUM(HeapTupleGetDatum(tuple));
+}
+
+// benzer_index_merge(index, compact): folds pending rows into the Faiss
+// structure now (and drops dead rows when compact), waiting for inserts in
+// progress to finish. Returns the rows in the structure afterwards.
+BENZER_FUNCTION(benzer_index_merge) {
+    Oid relid = PG_GETARG_OID(0);
+    bool compact = PG_GETARG_BOOL(1);
+    Relation index = open_faiss_index(relid, AccessShareLock);
+    // Serialise with VACUUM on the table, which also merges.
+    Oid heap_relid = IndexGetRelation(relid, false);
+    LockRelationOid(heap_relid, ShareUpdateExclusiveLock);
+    faiss_merge(index, compact, true);
+    FaissMeta meta;
+    faiss_read_meta(index, &meta);
+    relation_close(index, AccessShareLock);
+    PG_RETURN_INT64(meta.main_rows - meta.dead_rows);
+}
+
+// --- EXPLAIN -------------------------------------------------------------------
+
+static ExplainOneQuery_hook_type previous_explain_hook = nullptr;
+
+// The access method of a relation (PostgreSQL 15 has no lsyscache helper).
+static Oid relation_am(Oid relid) {
+    HeapTuple tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+    if (!HeapTupleIsValid(tuple)) return InvalidOid;
+    Oid am = reinterpret_cast<Form_pg_class>(GETSTRUCT(tuple))->relam;
+    ReleaseSysCache(tuple);
+    return am;
+}
+
+// Collects the faiss index scans of a plan tree.
+static bool collect_faiss_scans(Plan* plan, List** indexes) {
+    if (plan == nullptr) return false;
+    if (IsA(plan, IndexScan)) {
+        Oid index = reinterpret_cast<IndexScan*>(plan)->indexid;
+        if (relation_am(index) == get_index_am_oid("faiss", true))
+            *indexes = list_append_unique_oid(*indexes, index);
+    }
+    collect_faiss_scans(plan->lefttree, indexes);
+    collect_faiss_scans(plan->righttree, indexes);
+    ListCell* cell;
+    if (IsA(plan, Append))
+        foreach (cell, reinterpret_cast<Append*>(plan)->appendplans)
+            collect_faiss_scans(static_cast<Plan*>(lfirst(cell)), indexes);
+    if (IsA(plan, SubqueryScan))
+        collect_faiss_scans(reinterpret_cast<SubqueryScan*>(plan)->subplan, indexes);
+    return false;
+}
+
+// Prints one line per faiss index used by the plan, after the plan.
+static void explain_faiss(ExplainState* es, PlannedStmt* planned) {
+    List* indexes = NIL;
+    collect_faiss_scans(planned->planTree, &indexes);
+    ListCell* cell;
+    foreach (cell, planned->subplans)
+        collect_faiss_scans(static_cast<Plan*>(lfirst(cell)), &indexes);
+    if (indexes == NIL || es->format != EXPLAIN_FORMAT_TEXT) return;
+    foreach (cell, indexes) {
+        Oid relid = lfirst_oid(cell);
+        Relation index = relation_open(relid, AccessShareLock);
+        FaissMeta meta;
+        faiss_read_meta(index, &meta);
+        int64 pending = faiss_count_pending(index, meta);
+        appendStringInfo(es->str, "Faiss index %s: %s, %s, %d dimensions, %lld rows",
+                         RelationGetRelationName(index),
+                         meta.factory[0] ? meta.factory : "untrained (exact search)",
+                         benzer::metric_name(static_cast<benzer::Metric>(meta.metric)),
+                         meta.dimensions,
+                         static_cast<long long>(meta.main_rows - meta.dead_rows));
+        appendStringInfo(es->str, ", %lld pending, %lld dead\n", static_cast<long long>(pending),
+                         static_cast<long long>(meta.dead_rows));
+        relation_close(index, AccessShareLock);
+        for (int i = 0; i < g_finished_count; i++) {
+            const FaissScanStats& s = g_finished[i];
+            if (s.index_relid != relid) continue;
+            appendStringInfo(
+                es->str,
+                "  scan: %lld Faiss rounds, %lld candidates, %lld rows from the index, %lld from "
+                "%lld pending rows%s%s%s",
+                static_cast<long long>(s.rounds), static_cast<long long>(s.candidates),
+                static_cast<long long>(s.main_returned), static_cast<long long>(s.pending_returned),
+                static_cast<long long>(s.pending_rows),
+                s.selector_used ? ", filter inside Faiss" : "",
+                s.exact_scan ? ", exact distances" : "",
+                s.hit_limit ? ", stopped at benzer.max_scan_tuples" : "");
+            if (s.max_nprobe > 0) appendStringInfo(es->str, ", nprobe up to %d", s.max_nprobe);
+            appendStringInfoChar(es->str, '\n');
+        }
+    }
+}
+
+// ExplainOneQuery, followed by the faiss lines.
+static void benzer_explain_one_query(Query* query, int cursor_options, IntoClause* into,
+                                     ExplainState* es, const char* query_string,
+                                     ParamListInfo params, QueryEnvironment* query_env) {
+    if (previous_explain_hook != nullptr) {
+        // Another extension explains; let it, without our lines.
+        previous_explain_hook(query, cursor_options, into, es, query_string, params, query_env);
+        return;
+    }
+    faiss_scan_reset_finished();
+    instr_time plan_start, plan_duration;
+    BufferUsage bufusage_start, bufusage;
+    if (es->buffers) bufusage_start = pgBufferUsage;
+    INSTR_TIME_SET_CURRENT(plan_start);
+    PlannedStmt* planned = pg_plan_query(query, query_string, cursor_options, params);
+    INSTR_TIME_SET_CURRENT(plan_duration);
+    INSTR_TIME_SUBTRACT(plan_duration, plan_start);
+    if (es->buffers) {
+        memset(&bufusage, 0, sizeof(BufferUsage));
+        BufferUsageAccumDiff(&bufusage, &pgBufferUsage, &bufusage_start);
+    }
+    ExplainOnePlan(planned, into, es, query_string, params, query_env, &plan_duration,
+                   es->buffers ? &bufusage : nullptr);
+    explain_faiss(es, planned);
+    faiss_scan_reset_finished();
+}
+
+void faiss_install_explain_hook(void) {
+    previous_explain_hook = ExplainOneQuery_hook;
+    ExplainOneQuery_hook = benzer_explain_one_query;
+}

@@ -1,0 +1,37 @@
+// faiss_insert.cpp: INSERT into a faiss index.
+//
+// New rows do not touch the Faiss structure (most structures cannot take a
+// row without rewriting the serialised blob). They are appended to the
+// pending chain, where every search finds them by exact distance, and a
+// merge (VACUUM or benzer_index_merge) later folds them in.
+#include "pg/faiss.h"
+
+#include "pg/faiss_pages.h"
+#include "pg/vector.h"
+
+extern "C" {
+#include "utils/rel.h"
+}
+
+bool faiss_insert(Relation index, Datum* values, bool* isnull, ItemPointer heap_tid, Relation,
+                  IndexUniqueCheck, bool, IndexInfo*) {
+    if (isnull[0]) return false;  // NULL vectors are not indexed
+    Vector* v = DatumGetVector(values[0]);
+    FaissMeta meta;
+    faiss_read_meta(index, &meta);
+    int dim = meta.dimensions;
+    if (dim == 0) {
+        if (v->dim > faiss_max_dimensions())
+            ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+                            errmsg("faiss indexes support at most %d dimensions, not %d",
+                                   faiss_max_dimensions(), v->dim)));
+        dim = faiss_claim_dimensions(index, v->dim);
+    }
+    if (v->dim != dim)
+        ereport(ERROR,
+                (errcode(ERRCODE_DATA_EXCEPTION),
+                 errmsg("faiss index \"%s\" holds vectors of %d dimensions, not %d",
+                        RelationGetRelationName(index), dim, v->dim)));
+    faiss_append_pending(index, heap_tid, v->x, v->dim);
+    return false;
+}

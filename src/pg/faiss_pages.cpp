@@ -1,0 +1,495 @@
+// faiss_pages.cpp: metapage, chains, tombstones and pending rows.
+//
+// See faiss_pages.h for the layout and the generation protocol. WAL:
+//  - CREATE INDEX writes every page unlogged and logs the whole relation
+//    once at the end (log_newpage_range), as PostgreSQL's own bulk builds do.
+//  - A merge logs each new chain page as a full-page image, then switches
+//    the metapage in one GenericXLog record; a crash before the switch
+//    leaves only unreachable pages behind.
+//  - Inserts (pending rows), tombstones and pending-row deletion are
+//    GenericXLog records of at most three pages.
+// All of it replays on a standby like any built-in index.
+#include "pg/faiss_pages.h"
+
+extern "C" {
+#include "access/generic_xlog.h"
+#include "access/xloginsert.h"
+#include "commands/vacuum.h"
+#include "miscadmin.h"
+#include "storage/bufpage.h"
+#include "storage/indexfsm.h"
+#include "storage/lmgr.h"
+#include "utils/rel.h"
+}
+
+Size faiss_chain_page_capacity(void) {
+    return BLCKSZ - MAXALIGN(SizeOfPageHeaderData) - MAXALIGN(sizeof(FaissPageOpaque));
+}
+
+void faiss_init_page(Page page, FaissPageKind kind, uint32 generation) {
+    PageInit(page, BLCKSZ, sizeof(FaissPageOpaque));
+    FaissPageOpaque* opaque = faiss_page_opaque(page);
+    opaque->generation = generation;
+    opaque->next = InvalidBlockNumber;
+    opaque->kind = kind;
+    opaque->unused = 0;
+    opaque->sequence = 0;
+}
+
+// ERRORs unless page is a valid metapage.
+static void check_meta_page(Relation index, Page page) {
+    FaissMeta* meta = faiss_page_meta(page);
+    if (PageIsNew(page) || faiss_page_opaque(page)->kind != kFaissPageMeta ||
+        meta->magic != kFaissMagic)
+        ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
+                        errmsg("index \"%s\" is not a faiss index", RelationGetRelationName(index))));
+    if (meta->version != kFaissFormatVersion)
+        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                        errmsg("faiss index \"%s\" has format version %u, this benzer reads %u",
+                               RelationGetRelationName(index), meta->version,
+                               kFaissFormatVersion),
+                        errhint("REINDEX the index.")));
+}
+
+void faiss_read_meta(Relation index, FaissMeta* meta) {
+    Buffer buffer = ReadBuffer(index, kFaissMetaBlock);
+    LockBuffer(buffer, BUFFER_LOCK_SHARE);
+    Page page = BufferGetPage(buffer);
+    check_meta_page(index, page);
+    memcpy(meta, faiss_page_meta(page), sizeof(FaissMeta));
+    UnlockReleaseBuffer(buffer);
+}
+
+// Fills page with a metapage holding meta.
+static void fill_meta_page(Page page, const FaissMeta* meta) {
+    faiss_init_page(page, kFaissPageMeta, meta->generation);
+    memcpy(faiss_page_meta(page), meta, sizeof(FaissMeta));
+    reinterpret_cast<PageHeader>(page)->pd_lower =
+        static_cast<LocationIndex>(PageGetContents(page) + sizeof(FaissMeta) - page);
+}
+
+void faiss_write_new_meta(Relation index, ForkNumber fork, const FaissMeta* meta, bool wal_log) {
+    Buffer buffer = ReadBufferExtended(index, fork, P_NEW, RBM_NORMAL, nullptr);
+    if (BufferGetBlockNumber(buffer) != kFaissMetaBlock)
+        elog(ERROR, "faiss index \"%s\" is not empty", RelationGetRelationName(index));
+    LockBuffer(buffer, BUFFER_LOCK_EXCLUSIVE);
+    START_CRIT_SECTION();
+    fill_meta_page(BufferGetPage(buffer), meta);
+    MarkBufferDirty(buffer);
+    if (wal_log) log_newpage_buffer(buffer, true);
+    END_CRIT_SECTION();
+    UnlockReleaseBuffer(buffer);
+}
+
+void faiss_update_meta(Relation index, const FaissMeta* meta) {
+    Buffer buffer = ReadBuffer(index, kFaissMetaBlock);
+    LockBuffer(buffer, BUFFER_LOCK_EXCLUSIVE);
+    GenericXLogState* state = GenericXLogStart(index);
+    Page page = GenericXLogRegisterBuffer(state, buffer, GENERIC_XLOG_FULL_IMAGE);
+    fill_meta_page(page, meta);
+    GenericXLogFinish(state);
+    UnlockReleaseBuffer(buffer);
+}
+
+// A page from the free space map is reusable unless it belongs to the
+// generation in use (the FSM is not crash-safe, so check). Callers may hold
+// the metapage lock, so the generation is passed in rather than read here.
+Buffer faiss_new_buffer(Relation index, uint32 in_use_generation) {
+    for (;;) {
+        BlockNumber block = GetFreeIndexPage(index);
+        if (block == InvalidBlockNumber) break;
+        if (block == kFaissMetaBlock) continue;
+        Buffer buffer = ReadBuffer(index, block);
+        // Readers hold a page lock only while copying it, and never wait for
+        // another lock meanwhile, so waiting here cannot deadlock.
+        LockBuffer(buffer, BUFFER_LOCK_EXCLUSIVE);
+        Page page = BufferGetPage(buffer);
+        if (PageIsNew(page) || faiss_page_opaque(page)->generation != in_use_generation)
+            return buffer;
+        UnlockReleaseBuffer(buffer);
+    }
+    LockRelationForExtension(index, ExclusiveLock);
+    Buffer buffer = ReadBuffer(index, P_NEW);
+    LockBuffer(buffer, BUFFER_LOCK_EXCLUSIVE);
+    UnlockRelationForExtension(index, ExclusiveLock);
+    return buffer;
+}
+
+// Marks the end of a chain page's payload so full-page images skip the hole.
+static void set_payload_length(Page page, Size length) {
+    reinterpret_cast<PageHeader>(page)->pd_lower =
+        static_cast<LocationIndex>(PageGetContents(page) - page + length);
+}
+
+static Size payload_length(Page page) {
+    return static_cast<Size>(reinterpret_cast<PageHeader>(page)->pd_lower) -
+           static_cast<Size>(PageGetContents(page) - page);
+}
+
+// Finishes a chain page: dirty it, and log it unless the builder logs all.
+static void finish_chain_page(Buffer buffer, bool log_each) {
+    MarkBufferDirty(buffer);
+    if (log_each) log_newpage_buffer(buffer, true);
+    UnlockReleaseBuffer(buffer);
+}
+
+FaissChain faiss_write_chain(Relation index, FaissPageKind kind, uint32 generation,
+                             const char* data, uint64 bytes, bool log_each) {
+    FaissChain chain = {InvalidBlockNumber, 0, bytes};
+    Size capacity = faiss_chain_page_capacity();
+    Buffer previous = InvalidBuffer;
+    uint64 offset = 0;
+    // Even an empty stream gets one page, so every chain has a head.
+    do {
+        // The chain is for a new generation; the one before it is in use.
+        Buffer buffer = faiss_new_buffer(index, generation - 1);
+        Page page = BufferGetPage(buffer);
+        BlockNumber block = BufferGetBlockNumber(buffer);
+        Size length = static_cast<Size>(Min(static_cast<uint64>(capacity), bytes - offset));
+        START_CRIT_SECTION();
+        faiss_init_page(page, kind, generation);
+        faiss_page_opaque(page)->sequence = chain.pages;
+        if (length > 0) memcpy(PageGetContents(page), data + offset, length);
+        set_payload_length(page, length);
+        MarkBufferDirty(buffer);
+        END_CRIT_SECTION();
+        if (BufferIsValid(previous)) {
+            faiss_page_opaque(BufferGetPage(previous))->next = block;
+            finish_chain_page(previous, log_each);
+        } else {
+            chain.head = block;
+        }
+        previous = buffer;
+        offset += length;
+        chain.pages++;
+        if ((chain.pages & 255) == 0) CHECK_FOR_INTERRUPTS();
+    } while (offset < bytes);
+    finish_chain_page(previous, log_each);
+    return chain;
+}
+
+bool faiss_read_chain(Relation index, const FaissChain& chain, FaissPageKind kind,
+                      uint32 generation, char** data) {
+    char* out = static_cast<char*>(MemoryContextAllocHuge(CurrentMemoryContext,
+                                                          Max(chain.bytes, static_cast<uint64>(1))));
+    uint64 offset = 0;
+    BlockNumber block = chain.head;
+    for (uint32 i = 0; i < chain.pages; i++) {
+        if (block == InvalidBlockNumber) {
+            pfree(out);
+            return false;
+        }
+        Buffer buffer = ReadBuffer(index, block);
+        LockBuffer(buffer, BUFFER_LOCK_SHARE);
+        Page page = BufferGetPage(buffer);
+        FaissPageOpaque* opaque = faiss_page_opaque(page);
+        if (PageIsNew(page) || opaque->generation != generation || opaque->kind != kind ||
+            opaque->sequence != i) {
+            UnlockReleaseBuffer(buffer);
+            pfree(out);
+            return false;
+        }
+        Size length = payload_length(page);
+        if (offset + length > chain.bytes) {
+            UnlockReleaseBuffer(buffer);
+            pfree(out);
+            ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
+                            errmsg("faiss index \"%s\": chain longer than recorded",
+                                   RelationGetRelationName(index))));
+        }
+        memcpy(out + offset, PageGetContents(page), length);
+        offset += length;
+        block = opaque->next;
+        UnlockReleaseBuffer(buffer);
+        if ((i & 255) == 255) CHECK_FOR_INTERRUPTS();
+    }
+    if (offset != chain.bytes) {
+        pfree(out);
+        return false;
+    }
+    *data = out;
+    return true;
+}
+
+void faiss_free_chain(Relation index, const FaissChain& chain, FaissPageKind kind,
+                      uint32 generation) {
+    BlockNumber block = chain.head;
+    for (uint32 i = 0; i < chain.pages && block != InvalidBlockNumber; i++) {
+        Buffer buffer = ReadBuffer(index, block);
+        LockBuffer(buffer, BUFFER_LOCK_SHARE);
+        Page page = BufferGetPage(buffer);
+        FaissPageOpaque* opaque = faiss_page_opaque(page);
+        BlockNumber next = opaque->next;
+        bool ours = !PageIsNew(page) && opaque->generation == generation && opaque->kind == kind;
+        UnlockReleaseBuffer(buffer);
+        if (!ours) break;
+        RecordFreeIndexPage(index, block);
+        block = next;
+    }
+}
+
+void faiss_set_tombstones(Relation index, const FaissMeta& meta, const int64* labels,
+                          int64 count) {
+    Size capacity = faiss_chain_page_capacity();
+    int64 labels_per_page = static_cast<int64>(capacity) * 8;
+    BlockNumber block = meta.tombstones.head;
+    int64 next = 0;
+    for (uint32 i = 0; i < meta.tombstones.pages && next < count; i++) {
+        int64 first = static_cast<int64>(i) * labels_per_page;
+        int64 end = first + labels_per_page;
+        Buffer buffer = ReadBuffer(index, block);
+        LockBuffer(buffer, BUFFER_LOCK_EXCLUSIVE);
+        Page page = BufferGetPage(buffer);
+        FaissPageOpaque* opaque = faiss_page_opaque(page);
+        if (opaque->generation != meta.generation || opaque->kind != kFaissPageTombstones)
+            ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
+                            errmsg("faiss index \"%s\": tombstone page %u is not of generation %u",
+                                   RelationGetRelationName(index), block, meta.generation)));
+        BlockNumber following = opaque->next;
+        if (labels[next] < end) {
+            GenericXLogState* state = GenericXLogStart(index);
+            Page copy = GenericXLogRegisterBuffer(state, buffer, 0);
+            uint8* bits = reinterpret_cast<uint8*>(PageGetContents(copy));
+            for (; next < count && labels[next] < end; next++) {
+                int64 bit = labels[next] - first;
+                bits[bit >> 3] |= static_cast<uint8>(1u << (bit & 7));
+            }
+            GenericXLogFinish(state);
+        }
+        UnlockReleaseBuffer(buffer);
+        block = following;
+    }
+}
+
+// Fills a fresh pending page and links it after tail (if any) and into the
+// metapage, all in one WAL record with the item.
+static void append_on_new_page(Relation index, Buffer meta_buffer, Buffer tail_buffer,
+                               const FaissPendingTuple* tuple, Size size) {
+    uint32 generation = faiss_page_meta(BufferGetPage(meta_buffer))->generation;
+    Buffer buffer = faiss_new_buffer(index, generation);
+    GenericXLogState* state = GenericXLogStart(index);
+    Page meta_page = GenericXLogRegisterBuffer(state, meta_buffer, 0);
+    Page page = GenericXLogRegisterBuffer(state, buffer, GENERIC_XLOG_FULL_IMAGE);
+    FaissMeta* meta = faiss_page_meta(meta_page);
+    faiss_init_page(page, kFaissPagePending, meta->generation);
+    if (PageAddItem(page, reinterpret_cast<Item>(const_cast<FaissPendingTuple*>(tuple)), size,
+                    InvalidOffsetNumber, false, false) == InvalidOffsetNumber)
+        elog(ERROR, "could not add a pending row to a fresh faiss page");
+    BlockNumber block = BufferGetBlockNumber(buffer);
+    if (BufferIsValid(tail_buffer)) {
+        Page tail = GenericXLogRegisterBuffer(state, tail_buffer, 0);
+        faiss_page_opaque(tail)->next = block;
+        faiss_page_opaque(page)->sequence = faiss_page_opaque(tail)->sequence + 1;
+    } else {
+        meta->pending_head = block;
+    }
+    meta->pending_tail = block;
+    GenericXLogFinish(state);
+    UnlockReleaseBuffer(buffer);
+}
+
+void faiss_append_pending(Relation index, ItemPointer tid, const float* vector, int dim) {
+    Size size = faiss_pending_tuple_size(dim);
+    FaissPendingTuple* tuple = static_cast<FaissPendingTuple*>(palloc0(size));
+    tuple->tid = *tid;
+    memcpy(tuple->vector, vector, sizeof(float) * static_cast<Size>(dim));
+
+    // Fast path: room on the tail page; the metapage is only read.
+    Buffer meta_buffer = ReadBuffer(index, kFaissMetaBlock);
+    LockBuffer(meta_buffer, BUFFER_LOCK_SHARE);
+    BlockNumber tail = faiss_page_meta(BufferGetPage(meta_buffer))->pending_tail;
+    LockBuffer(meta_buffer, BUFFER_LOCK_UNLOCK);
+    if (tail != InvalidBlockNumber) {
+        Buffer buffer = ReadBuffer(index, tail);
+        LockBuffer(buffer, BUFFER_LOCK_EXCLUSIVE);
+        Page page = BufferGetPage(buffer);
+        if (faiss_page_opaque(page)->kind == kFaissPagePending &&
+            faiss_page_opaque(page)->next == InvalidBlockNumber &&
+            PageGetFreeSpace(page) >= size) {
+            GenericXLogState* state = GenericXLogStart(index);
+            page = GenericXLogRegisterBuffer(state, buffer, 0);
+            if (PageAddItem(page, reinterpret_cast<Item>(tuple), size, InvalidOffsetNumber, false,
+                            false) == InvalidOffsetNumber)
+                elog(ERROR, "could not add a pending row to faiss page %u", tail);
+            GenericXLogFinish(state);
+            UnlockReleaseBuffer(buffer);
+            ReleaseBuffer(meta_buffer);
+            pfree(tuple);
+            return;
+        }
+        UnlockReleaseBuffer(buffer);
+    }
+
+    // Slow path: take the metapage exclusively (lock order: metapage, then
+    // tail page) and look again; another backend may have added a page.
+    LockBuffer(meta_buffer, BUFFER_LOCK_EXCLUSIVE);
+    tail = faiss_page_meta(BufferGetPage(meta_buffer))->pending_tail;
+    Buffer tail_buffer = InvalidBuffer;
+    if (tail != InvalidBlockNumber) {
+        tail_buffer = ReadBuffer(index, tail);
+        LockBuffer(tail_buffer, BUFFER_LOCK_EXCLUSIVE);
+        Page page = BufferGetPage(tail_buffer);
+        if (PageGetFreeSpace(page) >= size) {
+            GenericXLogState* state = GenericXLogStart(index);
+            page = GenericXLogRegisterBuffer(state, tail_buffer, 0);
+            if (PageAddItem(page, reinterpret_cast<Item>(tuple), size, InvalidOffsetNumber, false,
+                            false) == InvalidOffsetNumber)
+                elog(ERROR, "could not add a pending row to faiss page %u", tail);
+            GenericXLogFinish(state);
+            UnlockReleaseBuffer(tail_buffer);
+            UnlockReleaseBuffer(meta_buffer);
+            pfree(tuple);
+            return;
+        }
+    }
+    append_on_new_page(index, meta_buffer, tail_buffer, tuple, size);
+    if (BufferIsValid(tail_buffer)) UnlockReleaseBuffer(tail_buffer);
+    UnlockReleaseBuffer(meta_buffer);
+    pfree(tuple);
+}
+
+bool faiss_read_pending(Relation index, const FaissMeta& meta, FaissPendingRows* rows) {
+    int dim = meta.dimensions;
+    int64 capacity = 64;
+    rows->count = 0;
+    rows->tids = static_cast<ItemPointerData*>(palloc(sizeof(ItemPointerData) * capacity));
+    rows->vectors = static_cast<float*>(
+        MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * Max(dim, 1) * capacity));
+    BlockNumber block = meta.pending_head;
+    while (block != InvalidBlockNumber) {
+        Buffer buffer = ReadBuffer(index, block);
+        LockBuffer(buffer, BUFFER_LOCK_SHARE);
+        Page page = BufferGetPage(buffer);
+        FaissPageOpaque* opaque = faiss_page_opaque(page);
+        if (PageIsNew(page) || opaque->kind != kFaissPagePending ||
+            opaque->generation != meta.generation) {
+            UnlockReleaseBuffer(buffer);
+            return false;
+        }
+        OffsetNumber max = PageGetMaxOffsetNumber(page);
+        for (OffsetNumber off = FirstOffsetNumber; off <= max; off = OffsetNumberNext(off)) {
+            ItemId item = PageGetItemId(page, off);
+            if (!ItemIdIsUsed(item)) continue;
+            auto* tuple = reinterpret_cast<FaissPendingTuple*>(PageGetItem(page, item));
+            if (rows->count == capacity) {
+                capacity *= 2;
+                rows->tids = static_cast<ItemPointerData*>(
+                    repalloc_huge(rows->tids, sizeof(ItemPointerData) * capacity));
+                rows->vectors = static_cast<float*>(
+                    repalloc_huge(rows->vectors, sizeof(float) * Max(dim, 1) * capacity));
+            }
+            rows->tids[rows->count] = tuple->tid;
+            memcpy(rows->vectors + rows->count * dim, tuple->vector, sizeof(float) * dim);
+            rows->count++;
+        }
+        block = opaque->next;
+        UnlockReleaseBuffer(buffer);
+    }
+    return true;
+}
+
+int64 faiss_vacuum_pending(Relation index, const FaissMeta& meta,
+                           IndexBulkDeleteCallback callback, void* state, int64* remaining) {
+    int64 deleted = 0;
+    *remaining = 0;
+    BlockNumber block = meta.pending_head;
+    while (block != InvalidBlockNumber) {
+        vacuum_delay_point();
+        Buffer buffer = ReadBuffer(index, block);
+        LockBuffer(buffer, BUFFER_LOCK_EXCLUSIVE);
+        Page page = BufferGetPage(buffer);
+        FaissPageOpaque* opaque = faiss_page_opaque(page);
+        if (opaque->kind != kFaissPagePending || opaque->generation != meta.generation) {
+            UnlockReleaseBuffer(buffer);
+            break;  // a concurrent merge took the pending rows
+        }
+        OffsetNumber dead[MaxOffsetNumber];
+        int ndead = 0;
+        OffsetNumber max = PageGetMaxOffsetNumber(page);
+        for (OffsetNumber off = FirstOffsetNumber; off <= max; off = OffsetNumberNext(off)) {
+            ItemId item = PageGetItemId(page, off);
+            if (!ItemIdIsUsed(item)) continue;
+            auto* tuple = reinterpret_cast<FaissPendingTuple*>(PageGetItem(page, item));
+            if (callback(&tuple->tid, state))
+                dead[ndead++] = off;
+            else
+                (*remaining)++;
+        }
+        if (ndead > 0) {
+            GenericXLogState* xlog = GenericXLogStart(index);
+            Page copy = GenericXLogRegisterBuffer(xlog, buffer, 0);
+            PageIndexMultiDelete(copy, dead, ndead);
+            GenericXLogFinish(xlog);
+            deleted += ndead;
+        }
+        block = opaque->next;
+        UnlockReleaseBuffer(buffer);
+    }
+    return deleted;
+}
+
+void faiss_free_pending(Relation index, BlockNumber head, uint32 generation) {
+    BlockNumber block = head;
+    while (block != InvalidBlockNumber) {
+        Buffer buffer = ReadBuffer(index, block);
+        LockBuffer(buffer, BUFFER_LOCK_SHARE);
+        Page page = BufferGetPage(buffer);
+        FaissPageOpaque* opaque = faiss_page_opaque(page);
+        BlockNumber next = opaque->next;
+        bool ours = opaque->kind == kFaissPagePending && opaque->generation == generation;
+        UnlockReleaseBuffer(buffer);
+        if (!ours) break;
+        RecordFreeIndexPage(index, block);
+        block = next;
+    }
+}
+
+int faiss_claim_dimensions(Relation index, int dim) {
+    Buffer buffer = ReadBuffer(index, kFaissMetaBlock);
+    LockBuffer(buffer, BUFFER_LOCK_EXCLUSIVE);
+    Page page = BufferGetPage(buffer);
+    check_meta_page(index, page);
+    int current = faiss_page_meta(page)->dimensions;
+    if (current == 0) {
+        GenericXLogState* state = GenericXLogStart(index);
+        Page copy = GenericXLogRegisterBuffer(state, buffer, 0);
+        faiss_page_meta(copy)->dimensions = dim;
+        GenericXLogFinish(state);
+        current = dim;
+    }
+    UnlockReleaseBuffer(buffer);
+    return current;
+}
+
+void faiss_add_dead_rows(Relation index, int64 delta) {
+    Buffer buffer = ReadBuffer(index, kFaissMetaBlock);
+    LockBuffer(buffer, BUFFER_LOCK_EXCLUSIVE);
+    Page page = BufferGetPage(buffer);
+    check_meta_page(index, page);
+    GenericXLogState* state = GenericXLogStart(index);
+    Page copy = GenericXLogRegisterBuffer(state, buffer, 0);
+    faiss_page_meta(copy)->dead_rows += delta;
+    GenericXLogFinish(state);
+    UnlockReleaseBuffer(buffer);
+}
+
+int64 faiss_count_pending(Relation index, const FaissMeta& meta) {
+    int64 count = 0;
+    BlockNumber block = meta.pending_head;
+    while (block != InvalidBlockNumber) {
+        Buffer buffer = ReadBuffer(index, block);
+        LockBuffer(buffer, BUFFER_LOCK_SHARE);
+        Page page = BufferGetPage(buffer);
+        FaissPageOpaque* opaque = faiss_page_opaque(page);
+        if (opaque->kind != kFaissPagePending || opaque->generation != meta.generation) {
+            UnlockReleaseBuffer(buffer);
+            break;
+        }
+        OffsetNumber max = PageGetMaxOffsetNumber(page);
+        for (OffsetNumber off = FirstOffsetNumber; off <= max; off = OffsetNumberNext(off))
+            if (ItemIdIsUsed(PageGetItemId(page, off))) count++;
+        block = opaque->next;
+        UnlockReleaseBuffer(buffer);
+    }
+    return count;
+}

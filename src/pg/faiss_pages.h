@@ -1,0 +1,169 @@
+// faiss_pages.h: how a faiss index lives in PostgreSQL pages.
+//
+//   block 0           the metapage (FaissMeta)
+//   blob chain        the serialised Faiss index, cut across pages
+//   label chain       heap TID of every label 0..n-1 (6 bytes each)
+//   tombstone chain   a bitmap over labels: rows VACUUM found dead
+//   pending chain     rows inserted since the last build or merge
+//                     (TID + vector), searched exactly
+//
+// A "generation" is one immutable triple of blob, label and tombstone
+// chains (only tombstone bits change in place). A merge writes the chains
+// of the next generation on fresh pages, switches the metapage in one WAL
+// record, and frees the old pages. Every chain page carries the generation
+// it was written for in its special space; a reader that finds a page of
+// another generation knows it raced with a merge (the page was freed and
+// reused) and starts over. So readers never lock more than one page at a
+// time and never block a merge.
+#pragma once
+
+#include "pg/faiss.h"
+
+extern "C" {
+#include "storage/block.h"
+#include "storage/bufmgr.h"
+#include "storage/itemptr.h"
+}
+
+constexpr uint32 kFaissMagic = 0xBE52E401u;
+constexpr uint32 kFaissFormatVersion = 1;
+constexpr BlockNumber kFaissMetaBlock = 0;
+constexpr int kFaissMaxFactory = 256;
+
+enum FaissPageKind : uint16 {
+    kFaissPageMeta = 1,
+    kFaissPageBlob = 2,
+    kFaissPageLabels = 3,
+    kFaissPageTombstones = 4,
+    kFaissPagePending = 5,
+};
+
+// The special space of every page.
+struct FaissPageOpaque {
+    uint32 generation;  // the generation the page was written for
+    BlockNumber next;   // next page of the chain, or InvalidBlockNumber
+    uint16 kind;        // FaissPageKind
+    uint16 unused;
+    uint32 sequence;    // position in the chain, from 0
+};
+
+// A chain of pages holding one byte stream.
+struct FaissChain {
+    BlockNumber head;  // InvalidBlockNumber when empty
+    uint32 pages;
+    uint64 bytes;
+};
+
+// The metapage's contents.
+struct FaissMeta {
+    uint32 magic;
+    uint32 version;
+    int32 dimensions;  // 0 until the first vector is seen
+    int32 metric;      // benzer::Metric
+    uint32 generation;
+    int32 unused;
+    char factory[kFaissMaxFactory];  // the resolved factory string; "" when untrained
+    FaissChain blob;
+    FaissChain labels;
+    FaissChain tombstones;
+    int64 main_rows;   // labels in the Faiss structure
+    int64 dead_rows;   // of which tombstoned
+    BlockNumber pending_head;
+    BlockNumber pending_tail;
+    int64 built_rows;  // rows at CREATE INDEX / REINDEX
+    int64 merges;      // merges since the build
+};
+
+// A pending row, stored as one item on a pending page.
+struct FaissPendingTuple {
+    ItemPointerData tid;
+    uint16 unused;
+    float vector[FLEXIBLE_ARRAY_MEMBER];
+};
+
+inline Size faiss_pending_tuple_size(int dim) {
+    return MAXALIGN(offsetof(FaissPendingTuple, vector) + sizeof(float) * static_cast<Size>(dim));
+}
+
+inline FaissPageOpaque* faiss_page_opaque(Page page) {
+    return reinterpret_cast<FaissPageOpaque*>(PageGetSpecialPointer(page));
+}
+
+inline FaissMeta* faiss_page_meta(Page page) {
+    return reinterpret_cast<FaissMeta*>(PageGetContents(page));
+}
+
+// Bytes of payload a chain page holds.
+Size faiss_chain_page_capacity(void);
+
+// Initialises page as an empty page of the given kind and generation.
+void faiss_init_page(Page page, FaissPageKind kind, uint32 generation);
+
+// Reads a copy of the metapage (share lock held only while copying).
+// ERRORs if the relation is not a faiss index of this format.
+void faiss_read_meta(Relation index, FaissMeta* meta);
+
+// Writes a fresh metapage into block 0 of the given fork (build).
+void faiss_write_new_meta(Relation index, ForkNumber fork, const FaissMeta* meta,
+                          bool wal_log);
+
+// Replaces the metapage contents with meta in one GenericXLog record.
+void faiss_update_meta(Relation index, const FaissMeta* meta);
+
+// A new page for writing: from the free space map (skipping pages of the
+// generation in use), or by extending the relation. Returned pinned and
+// exclusively locked.
+Buffer faiss_new_buffer(Relation index, uint32 in_use_generation);
+
+// Writes bytes as a chain of pages of the given kind and generation (the
+// generation before it is taken to be the one in use).
+// During a build (log_each = false) pages are not WAL-logged one by one;
+// the builder logs the whole relation at the end. Otherwise each page is
+// logged as a full-page image.
+FaissChain faiss_write_chain(Relation index, FaissPageKind kind, uint32 generation,
+                             const char* data, uint64 bytes, bool log_each);
+
+// Reads a whole chain into a palloc'd buffer (MemoryContextAllocHuge).
+// Returns false if a page of another generation was met (a merge raced us):
+// the caller re-reads the metapage and tries again.
+bool faiss_read_chain(Relation index, const FaissChain& chain, FaissPageKind kind,
+                      uint32 generation, char** data);
+
+// Adds the chain's pages to the free space map (after a merge switched the
+// metapage away from them).
+void faiss_free_chain(Relation index, const FaissChain& chain, FaissPageKind kind,
+                      uint32 generation);
+
+// Sets bits in the tombstone chain (labels sorted ascending), WAL-logged.
+void faiss_set_tombstones(Relation index, const FaissMeta& meta, const int64* labels,
+                          int64 count);
+
+// Appends one pending row (WAL-logged).
+void faiss_append_pending(Relation index, ItemPointer tid, const float* vector, int dim);
+
+// All pending rows: parallel arrays, palloc'd. Returns false on a
+// generation race (see faiss_read_chain).
+struct FaissPendingRows {
+    int64 count;
+    ItemPointerData* tids;
+    float* vectors;  // count * dim
+};
+bool faiss_read_pending(Relation index, const FaissMeta& meta, FaissPendingRows* rows);
+
+// Deletes pending rows whose TID the callback reports dead. Returns the
+// number deleted; *remaining gets the number left.
+int64 faiss_vacuum_pending(Relation index, const FaissMeta& meta,
+                           IndexBulkDeleteCallback callback, void* state, int64* remaining);
+
+// Frees the pending pages (after a merge folded them in).
+void faiss_free_pending(Relation index, BlockNumber head, uint32 generation);
+
+// Records the dimension on the first vector an empty, untyped index sees,
+// and returns the index's dimension (which the caller compares with dim).
+int faiss_claim_dimensions(Relation index, int dim);
+
+// Adds delta to the metapage's dead-row count (WAL-logged).
+void faiss_add_dead_rows(Relation index, int64 delta);
+
+// Number of pending rows (walks the pending pages).
+int64 faiss_count_pending(Relation index, const FaissMeta& meta);

@@ -1,0 +1,404 @@
+// faiss_scan.cpp: answering ORDER BY <distance> with a faiss index.
+//
+// PostgreSQL does not tell an index scan the query's LIMIT, and WHERE
+// conditions the index cannot check are applied above it, so a scan must be
+// able to go on producing rows, nearest first, for as long as it is asked.
+// pgvector's scans stop after ef_search candidates and silently return
+// fewer rows than the LIMIT when a filter discards many of them; this one
+// works in rounds instead:
+//
+//   round 1: search for k = 100 rows among the allowed labels;
+//   round n: search again, excluding every label already returned (the
+//            "allowed" bitmap loses a bit per returned row), with k doubled
+//            and, when the last round found fewer rows than asked, twice the
+//            IVF lists or HNSW candidates;
+//   end:     when no allowed label is reachable any more, or when
+//            benzer.max_scan_tuples rows were returned.
+//
+// So no row is returned twice, and under any filter the scan keeps going
+// until the query is satisfied. Rows inserted since the last merge
+// (pending rows) are searched exactly and merged in distance order with
+// each round's results. Dead rows VACUUM has seen are excluded through the
+// tombstone bitmap; other dead or invisible rows are skipped by the
+// executor, which simply asks for more.
+//
+// Cleanup: amendscan is not called when a query fails, so the pinned cache
+// entry is released by a reset callback on the scan's memory context.
+#include "pg/faiss.h"
+
+#include "core/distance.h"
+#include "pg/faiss_cache.h"
+#include "pg/faiss_pages.h"
+#include "pg/faiss_scan.h"
+#include "pg/guard.h"
+#include "pg/vector.h"
+
+extern "C" {
+#include "access/relscan.h"
+#include "miscadmin.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+}
+
+#include <algorithm>
+#include <cmath>
+
+namespace {
+
+constexpr int64 kFirstRoundRows = 100;
+
+struct FaissScanState {
+    MemoryContext parent;   // where the state and the query vector live
+    MemoryContext context;  // everything below; reset on rescan
+    bool started;
+    bool done;
+    float* query;
+    int dim;
+    FaissMeta meta;
+    FaissLoadedIndex* entry;  // pinned while the scan runs
+
+    // Labels that may still be returned: live and not returned yet.
+    uint8* allowed;
+    int64 nlabels;
+    int64 allowed_count;
+
+    // The current round of results from the Faiss structure.
+    float* main_distances;
+    benzer::Label* main_labels;
+    int64 main_count;
+    int64 main_position;
+    int64 round_k;
+    int nprobe;      // 0: index default
+    int ef_search;   // 0: index default
+    bool widen;      // last round found fewer rows than asked
+    bool main_exhausted;
+
+    // Pending rows with exact distances, nearest first.
+    ItemPointerData* pending_tids;
+    double* pending_distances;
+    int64 pending_count;
+    int64 pending_position;
+
+    int64 returned;
+    FaissScanStats stats;
+};
+
+// Releases the cache pin when the scan context goes away (error or end).
+void release_pin_callback(void* arg) {
+    auto* state = static_cast<FaissScanState*>(arg);
+    if (state->entry != nullptr) {
+        faiss_cache_release(state->entry);
+        state->entry = nullptr;
+    }
+}
+
+// Exact distance in the operator's units, for pending rows.
+double exact_distance(benzer::Metric metric, const float* a, const float* b, int dim) {
+    switch (metric) {
+        case benzer::Metric::kL2:
+            return std::sqrt(static_cast<double>(benzer::l2_squared(a, b, dim)));
+        case benzer::Metric::kInnerProduct:
+            return -static_cast<double>(benzer::inner_product(a, b, dim));
+        case benzer::Metric::kCosine:
+            return benzer::cosine_distance(a, b, dim);
+    }
+    return 0.0;
+}
+
+// Loads the index (retrying if a merge races us), the allowed bitmap and
+// the pending rows.
+void start_scan(IndexScanDesc scan, FaissScanState* state) {
+    Relation index = scan->indexRelation;
+    for (int attempt = 0;; attempt++) {
+        if (attempt > 100)
+            ereport(ERROR, (errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+                            errmsg("faiss index \"%s\" kept changing while being read",
+                                   RelationGetRelationName(index))));
+        MemoryContextReset(state->context);
+        state->entry = nullptr;
+        faiss_read_meta(index, &state->meta);
+        const FaissMeta& meta = state->meta;
+        MemoryContext old = MemoryContextSwitchTo(state->context);
+        auto* callback = static_cast<MemoryContextCallback*>(palloc0(sizeof(MemoryContextCallback)));
+        callback->func = release_pin_callback;
+        callback->arg = state;
+        MemoryContextRegisterResetCallback(state->context, callback);
+
+        bool ok = true;
+        if (meta.generation > 0 && meta.labels.head != InvalidBlockNumber) {
+            state->entry = faiss_cache_acquire(index, meta);
+            ok = state->entry != nullptr;
+        }
+        char* tombstones = nullptr;
+        if (ok && meta.tombstones.head != InvalidBlockNumber)
+            ok = faiss_read_chain(index, meta.tombstones, kFaissPageTombstones, meta.generation,
+                                  &tombstones);
+        FaissPendingRows pending = {0, nullptr, nullptr};
+        if (ok) ok = faiss_read_pending(index, meta, &pending);
+        if (!ok) {
+            MemoryContextSwitchTo(old);
+            continue;
+        }
+
+        // Allowed = live labels.
+        state->nlabels = state->entry != nullptr ? state->entry->nlabels : 0;
+        Size bytes = static_cast<Size>((state->nlabels + 7) / 8) + 1;
+        state->allowed = static_cast<uint8*>(MemoryContextAllocHuge(state->context, bytes));
+        state->allowed_count = 0;
+        for (Size i = 0; i < bytes; i++) {
+            uint8 dead = tombstones != nullptr && i < meta.tombstones.bytes
+                             ? static_cast<uint8>(tombstones[i])
+                             : 0;
+            state->allowed[i] = static_cast<uint8>(~dead);
+        }
+        // Clear the bits past the last label.
+        for (int64 label = state->nlabels; label < static_cast<int64>(bytes) * 8; label++)
+            state->allowed[label >> 3] &= static_cast<uint8>(~(1u << (label & 7)));
+        for (Size i = 0; i < bytes; i++) state->allowed_count += __builtin_popcount(state->allowed[i]);
+
+        // Pending rows, exact distances, nearest first (NaN last).
+        benzer::Metric metric = static_cast<benzer::Metric>(meta.metric);
+        state->pending_count = pending.count;
+        state->pending_tids = pending.tids;
+        state->pending_distances =
+            static_cast<double*>(palloc(sizeof(double) * Max(pending.count, 1)));
+        int64* order = static_cast<int64*>(palloc(sizeof(int64) * Max(pending.count, 1)));
+        for (int64 i = 0; i < pending.count; i++) {
+            state->pending_distances[i] =
+                state->dim == meta.dimensions
+                    ? exact_distance(metric, state->query, pending.vectors + i * meta.dimensions,
+                                     meta.dimensions)
+                    : 0.0;
+            order[i] = i;
+        }
+        double* d = state->pending_distances;
+        std::sort(order, order + pending.count, [d](int64 a, int64 b) {
+            if (std::isnan(d[a])) return false;
+            if (std::isnan(d[b])) return true;
+            return d[a] < d[b] || (d[a] == d[b] && a < b);
+        });
+        ItemPointerData* tids = static_cast<ItemPointerData*>(
+            palloc(sizeof(ItemPointerData) * Max(pending.count, 1)));
+        double* distances = static_cast<double*>(palloc(sizeof(double) * Max(pending.count, 1)));
+        for (int64 i = 0; i < pending.count; i++) {
+            tids[i] = pending.tids[order[i]];
+            distances[i] = d[order[i]];
+        }
+        state->pending_tids = tids;
+        state->pending_distances = distances;
+        state->pending_position = 0;
+        state->stats.pending_rows = pending.count;
+
+        state->main_count = state->main_position = 0;
+        state->round_k = kFirstRoundRows;
+        state->nprobe = benzer_nprobe;
+        state->ef_search = benzer_ef_search;
+        state->widen = false;
+        state->main_exhausted = state->entry == nullptr || state->entry->engine == nullptr ||
+                                state->allowed_count == 0;
+        MemoryContextSwitchTo(old);
+        break;
+    }
+    state->started = true;
+}
+
+// Runs the next round of the Faiss search (see the essay above).
+void next_round(FaissScanState* state) {
+    benzer::Engine* engine = state->entry->engine;
+    if (state->allowed_count == 0) {
+        state->main_exhausted = true;
+        return;
+    }
+    if (state->widen) {
+        // The last round ran out of reachable rows: look further.
+        int nlist = 0;
+        int current = state->nprobe;
+        benzer::GuardedError error;
+        if (!benzer::run_guarded(error, [&] {
+                nlist = engine->nlist();
+                if (current == 0) current = engine->default_nprobe();
+            }))
+            raise_guarded_error(error, "faiss index scan");
+        if (nlist > 0) {
+            if (current >= nlist) {
+                state->main_exhausted = true;
+                return;
+            }
+            state->nprobe = Min(Max(current, 1) * 2, nlist);
+        } else {
+            int ef = state->ef_search > 0 ? state->ef_search : 64;
+            // HNSW (or a flat scan) that came back short has nothing more.
+            if (ef >= state->allowed_count || ef > 1000000) {
+                state->main_exhausted = true;
+                return;
+            }
+            state->ef_search = ef * 4;
+        }
+    }
+    int64 k = Min(state->round_k, state->allowed_count);
+    MemoryContext old = MemoryContextSwitchTo(state->context);
+    if (state->main_distances != nullptr) {
+        pfree(state->main_distances);
+        pfree(state->main_labels);
+    }
+    state->main_distances = static_cast<float*>(palloc(sizeof(float) * k));
+    state->main_labels = static_cast<benzer::Label*>(palloc(sizeof(benzer::Label) * k));
+    MemoryContextSwitchTo(old);
+
+    benzer::SearchOptions options;
+    options.nprobe = state->nprobe;
+    options.ef_search = state->ef_search;
+    options.k_factor = static_cast<float>(benzer_k_factor);
+    options.exact_filter_limit = benzer_exact_filter_limit;
+    benzer::LabelFilter filter;
+    filter.bits = state->allowed;
+    filter.count = state->nlabels;
+    filter.allowed = state->allowed_count;
+    benzer::SearchStats stats;
+    int64 found = 0;
+    faiss_use_threads(benzer_threads);
+    benzer::GuardedError error;
+    bool ok = benzer::run_guarded(error, [&] {
+        found = engine->search(state->query, k, options, &filter, state->main_distances,
+                               state->main_labels, &stats);
+    });
+    if (!ok) {
+        CHECK_FOR_INTERRUPTS();
+        raise_guarded_error(error, "faiss index scan");
+    }
+    state->stats.rounds++;
+    state->stats.candidates += stats.candidates;
+    state->stats.selector_used = state->stats.selector_used || stats.selector_used;
+    state->stats.exact_scan = state->stats.exact_scan || stats.exact_scan;
+    if (state->nprobe > state->stats.max_nprobe) state->stats.max_nprobe = state->nprobe;
+    state->main_count = found;
+    state->main_position = 0;
+    state->widen = found < k;
+    state->round_k = Min(state->round_k * 2, static_cast<int64>(benzer_max_scan_tuples));
+    if (found == 0 && !state->widen) state->main_exhausted = true;
+}
+
+}  // namespace
+
+IndexScanDesc faiss_begin_scan(Relation index, int nkeys, int norderbys) {
+    IndexScanDesc scan = RelationGetIndexScan(index, nkeys, norderbys);
+    // The access method owns these arrays (GiST allocates them the same way).
+    if (norderbys > 0) {
+        scan->xs_orderbyvals = static_cast<Datum*>(palloc0(sizeof(Datum) * norderbys));
+        scan->xs_orderbynulls = static_cast<bool*>(palloc(sizeof(bool) * norderbys));
+        memset(scan->xs_orderbynulls, true, sizeof(bool) * norderbys);
+    }
+    auto* state = static_cast<FaissScanState*>(palloc0(sizeof(FaissScanState)));
+    state->parent = CurrentMemoryContext;
+    state->context =
+        AllocSetContextCreate(CurrentMemoryContext, "benzer faiss scan", ALLOCSET_DEFAULT_SIZES);
+    scan->opaque = state;
+    faiss_scan_register(state->context, &state->stats, index);
+    return scan;
+}
+
+void faiss_rescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int norderbys) {
+    auto* state = static_cast<FaissScanState*>(scan->opaque);
+    if (keys != nullptr && scan->numberOfKeys > 0)
+        memmove(scan->keyData, keys, scan->numberOfKeys * sizeof(ScanKeyData));
+    if (orderbys != nullptr && scan->numberOfOrderBys > 0)
+        memmove(scan->orderByData, orderbys, scan->numberOfOrderBys * sizeof(ScanKeyData));
+    MemoryContextReset(state->context);  // releases the pin
+    state->entry = nullptr;
+    state->started = false;
+    state->done = false;
+    state->main_distances = nullptr;
+    state->main_labels = nullptr;
+    state->returned = 0;
+}
+
+bool faiss_get_tuple(IndexScanDesc scan, ScanDirection) {
+    auto* state = static_cast<FaissScanState*>(scan->opaque);
+    if (state->done) return false;
+    if (!state->started) {
+        if (scan->numberOfOrderBys == 0 || scan->orderByData[0].sk_attno != 1)
+            ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                            errmsg("a faiss index can only be scanned with ORDER BY a distance")));
+        FaissMeta meta;
+        faiss_read_meta(scan->indexRelation, &meta);
+        // A NULL query orders nothing: every row is returned, in any order.
+        ScanKey order = &scan->orderByData[0];
+        // The query lives in the parent context: it must survive the resets
+        // start_scan does.
+        if (state->query != nullptr) pfree(state->query);
+        state->query = nullptr;
+        if (order->sk_flags & SK_ISNULL) {
+            state->dim = meta.dimensions;
+            state->query = static_cast<float*>(
+                MemoryContextAllocZero(state->parent, sizeof(float) * Max(state->dim, 1)));
+        } else {
+            Vector* q = DatumGetVector(order->sk_argument);
+            if (meta.dimensions != 0 && q->dim != meta.dimensions)
+                ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
+                                errmsg("different vector dimensions %d and %d", meta.dimensions,
+                                       q->dim)));
+            state->dim = q->dim;
+            state->query = static_cast<float*>(
+                MemoryContextAlloc(state->parent, sizeof(float) * q->dim));
+            memcpy(state->query, q->x, sizeof(float) * q->dim);
+        }
+        start_scan(scan, state);
+    }
+
+    for (;;) {
+        if (state->returned >= benzer_max_scan_tuples) {
+            state->stats.hit_limit = true;
+            state->done = true;
+            return false;
+        }
+        if (state->main_position >= state->main_count && !state->main_exhausted) {
+            next_round(state);
+            CHECK_FOR_INTERRUPTS();
+            continue;
+        }
+        bool have_main = state->main_position < state->main_count;
+        bool have_pending = state->pending_position < state->pending_count;
+        if (!have_main && !have_pending) {
+            state->done = true;
+            return false;
+        }
+        bool take_main = have_main;
+        if (have_main && have_pending) {
+            double main_distance = state->main_distances[state->main_position];
+            double pending_distance = state->pending_distances[state->pending_position];
+            take_main = !(pending_distance < main_distance);
+        }
+        double distance;
+        if (take_main) {
+            benzer::Label label = state->main_labels[state->main_position++];
+            distance = state->main_distances[state->main_position - 1];
+            // Returned rows leave the allowed set, so later rounds skip them.
+            uint8 bit = static_cast<uint8>(1u << (label & 7));
+            if (!(state->allowed[label >> 3] & bit)) continue;  // defensive: never twice
+            state->allowed[label >> 3] &= static_cast<uint8>(~bit);
+            state->allowed_count--;
+            scan->xs_heaptid = state->entry->labels[label];
+            state->stats.main_returned++;
+        } else {
+            distance = state->pending_distances[state->pending_position];
+            scan->xs_heaptid = state->pending_tids[state->pending_position++];
+            state->stats.pending_returned++;
+        }
+        state->returned++;
+        scan->xs_recheck = false;
+        scan->xs_recheckorderby = false;
+        if (scan->numberOfOrderBys > 0) {
+            scan->xs_orderbyvals[0] = Float8GetDatum(distance);
+            scan->xs_orderbynulls[0] = (scan->orderByData[0].sk_flags & SK_ISNULL) != 0;
+        }
+        return true;
+    }
+}
+
+void faiss_end_scan(IndexScanDesc scan) {
+    auto* state = static_cast<FaissScanState*>(scan->opaque);
+    faiss_scan_unregister(&state->stats);
+    MemoryContextDelete(state->context);  // releases the pin
+    pfree(state);
+    scan->opaque = nullptr;
+}

@@ -1,0 +1,31 @@
+// faiss_scan.h: what a faiss index scan did, for EXPLAIN.
+//
+// Scans register their statistics here; faiss_info.cpp's EXPLAIN hook
+// prints them after the plan. Finished scans keep their figures until the
+// next top-level statement starts, since EXPLAIN ANALYZE prints after the
+// executor has ended the scans.
+#pragma once
+
+#include "pg/faiss.h"
+
+struct FaissScanStats {
+    Oid index_relid;
+    int64 rounds;            // Faiss searches run
+    int64 candidates;        // results Faiss returned before filtering
+    int64 main_returned;     // rows returned from the Faiss structure
+    int64 pending_returned;  // rows returned from the pending rows
+    int64 pending_rows;      // pending rows searched exactly
+    int max_nprobe;          // widest nprobe used (0: the index default)
+    bool selector_used;      // filter applied inside Faiss
+    bool exact_scan;         // exact distances over a small filter
+    bool hit_limit;          // stopped at benzer.max_scan_tuples
+};
+
+// Records a scan (stats stays owned by the scan until unregister copies it).
+void faiss_scan_register(MemoryContext context, FaissScanStats* stats, Relation index);
+void faiss_scan_unregister(FaissScanStats* stats);
+
+// Figures of the scans of the current statement (copied at unregister).
+int faiss_scan_finished_count(void);
+const FaissScanStats* faiss_scan_finished(int i);
+void faiss_scan_reset_finished(void);

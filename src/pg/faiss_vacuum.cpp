@@ -1,0 +1,96 @@
+// faiss_vacuum.cpp: VACUUM of a faiss index.
+//
+// Bulk delete marks dead labels in the tombstone bitmap (the Faiss
+// structure itself is not touched: several Faiss structures cannot remove
+// rows, and one aborts the process when asked) and deletes dead pending
+// rows outright. Cleanup merges pending rows into the structure once there
+// are enough of them, and compacts when a fifth of the rows are dead; it
+// never waits for the merge's lock, so VACUUM never blocks on inserts.
+#include "pg/faiss.h"
+
+#include "pg/faiss_pages.h"
+
+extern "C" {
+#include "commands/vacuum.h"
+#include "miscadmin.h"
+#include "utils/rel.h"
+}
+
+IndexBulkDeleteResult* faiss_bulk_delete(IndexVacuumInfo* info, IndexBulkDeleteResult* stats,
+                                         IndexBulkDeleteCallback callback, void* callback_state) {
+    Relation index = info->index;
+    if (stats == nullptr)
+        stats = static_cast<IndexBulkDeleteResult*>(palloc0(sizeof(IndexBulkDeleteResult)));
+    FaissMeta meta;
+    faiss_read_meta(index, &meta);
+
+    int64 live_main = 0;
+    if (meta.generation > 0 && meta.main_rows > 0) {
+        char* label_bytes = nullptr;
+        char* tomb_bytes = nullptr;
+        // No merge can run meanwhile: it needs a lock VACUUM conflicts with.
+        if (!faiss_read_chain(index, meta.labels, kFaissPageLabels, meta.generation,
+                              &label_bytes) ||
+            !faiss_read_chain(index, meta.tombstones, kFaissPageTombstones, meta.generation,
+                              &tomb_bytes))
+            ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
+                            errmsg("faiss index \"%s\" changed during VACUUM",
+                                   RelationGetRelationName(index))));
+        auto* labels = reinterpret_cast<ItemPointerData*>(label_bytes);
+        auto* tombstones = reinterpret_cast<uint8*>(tomb_bytes);
+        int64* dead = static_cast<int64*>(
+            MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int64) * meta.main_rows));
+        int64 ndead = 0;
+        for (int64 label = 0; label < meta.main_rows; label++) {
+            if ((label & 1023) == 0) vacuum_delay_point();
+            if (tombstones[label >> 3] & (1 << (label & 7))) continue;
+            if (callback(&labels[label], callback_state))
+                dead[ndead++] = label;
+            else
+                live_main++;
+        }
+        if (ndead > 0) {
+            faiss_set_tombstones(index, meta, dead, ndead);
+            faiss_add_dead_rows(index, ndead);
+        }
+        stats->tuples_removed += static_cast<double>(ndead);
+        pfree(dead);
+        pfree(label_bytes);
+        pfree(tomb_bytes);
+    }
+    int64 remaining = 0;
+    int64 deleted = faiss_vacuum_pending(index, meta, callback, callback_state, &remaining);
+    stats->tuples_removed += static_cast<double>(deleted);
+    stats->num_index_tuples = static_cast<double>(live_main + remaining);
+    stats->num_pages = RelationGetNumberOfBlocks(index);
+    return stats;
+}
+
+IndexBulkDeleteResult* faiss_vacuum_cleanup(IndexVacuumInfo* info, IndexBulkDeleteResult* stats) {
+    Relation index = info->index;
+    if (info->analyze_only) return stats;
+    FaissMeta meta;
+    faiss_read_meta(index, &meta);
+    int64 pending = faiss_count_pending(index, meta);
+    FaissOptions* options = faiss_get_options(index);
+    int64 threshold = options->merge_threshold > 0
+                          ? options->merge_threshold
+                          : Max(static_cast<int64>(1000), meta.main_rows / 10);
+    bool many_dead = meta.dead_rows > 0 && meta.dead_rows * 5 > meta.main_rows;
+    if (pending > 0 && (pending >= threshold || meta.factory[0] == '\0' || many_dead)) {
+        if (!faiss_merge(index, false, false))
+            ereport(DEBUG1, (errmsg("faiss index \"%s\": merge skipped, inserts in progress",
+                                    RelationGetRelationName(index))));
+        faiss_read_meta(index, &meta);
+        pending = faiss_count_pending(index, meta);
+    } else if (many_dead) {
+        faiss_merge(index, true, false);
+        faiss_read_meta(index, &meta);
+    }
+    if (stats == nullptr) {
+        stats = static_cast<IndexBulkDeleteResult*>(palloc0(sizeof(IndexBulkDeleteResult)));
+        stats->num_index_tuples = static_cast<double>(meta.main_rows - meta.dead_rows + pending);
+    }
+    stats->num_pages = RelationGetNumberOfBlocks(index);
+    return stats;
+}

@@ -1,0 +1,202 @@
+-- 020_catalog: the extension's SQL objects as the catalogs see them.
+--
+-- Every object that belongs to the extension (found through pg_depend, so
+-- objects added later are checked too) has a COMMENT; every function is
+-- IMMUTABLE, STRICT and PARALLEL SAFE; the aggregates are PARALLEL SAFE and
+-- can be combined; the type, casts, operators and operator class are set up
+-- as pgvector's are.
+\set ON_ERROR_STOP 1
+\set QUIET 1
+\pset format unaligned
+\pset tuples_only true
+\pset pager off
+SET client_min_messages = warning;
+
+BEGIN;
+CREATE EXTENSION IF NOT EXISTS pgtap;
+CREATE EXTENSION IF NOT EXISTS benzer;
+
+-- The extension's members, described.
+CREATE TEMP VIEW members AS
+SELECT d.classid, d.objid, d.classid::regclass::text AS catalog,
+       pg_describe_object(d.classid, d.objid, d.objsubid) AS description
+FROM pg_depend d
+WHERE d.refclassid = 'pg_extension'::regclass
+  AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'benzer')
+  AND d.deptype = 'e';
+
+-- Functions (not aggregates) of the extension.
+CREATE TEMP VIEW member_functions AS
+SELECT p.oid, p.oid::regprocedure::text AS signature, p.provolatile, p.proisstrict,
+       p.proparallel
+FROM pg_proc p JOIN members m ON m.classid = 'pg_proc'::regclass AND m.objid = p.oid
+WHERE p.prokind = 'f';
+
+-- Fixed tests plus one comment test per member and three per function.
+SELECT plan(23 + (SELECT count(*)::int FROM members)
+               + 3 * (SELECT count(*)::int FROM member_functions));
+
+-- The objects exist ---------------------------------------------------------
+
+SELECT has_extension('benzer', 'extension benzer is installed');
+SELECT has_type('vector', 'type vector exists');
+SELECT has_opclass('vector_ops', 'operator class vector_ops exists');
+SELECT set_has(
+    $$SELECT description FROM members$$,
+    $$VALUES ('type vector'),
+             ('function vector_in(cstring,oid,integer)'),
+             ('function vector_out(vector)'),
+             ('function vector_typmod_in(cstring[])'),
+             ('function vector_recv(internal,oid,integer)'),
+             ('function vector_send(vector)'),
+             ('function vector(vector,integer,boolean)'),
+             ('function array_to_vector(integer[],integer,boolean)'),
+             ('function array_to_vector(real[],integer,boolean)'),
+             ('function array_to_vector(double precision[],integer,boolean)'),
+             ('function array_to_vector(numeric[],integer,boolean)'),
+             ('function vector_to_float4(vector,integer,boolean)'),
+             ('function l2_distance(vector,vector)'),
+             ('function inner_product(vector,vector)'),
+             ('function cosine_distance(vector,vector)'),
+             ('function l1_distance(vector,vector)'),
+             ('function vector_dims(vector)'),
+             ('function vector_norm(vector)'),
+             ('function l2_normalize(vector)'),
+             ('function subvector(vector,integer,integer)'),
+             ('function avg(vector)'),
+             ('function sum(vector)'),
+             ('cast from integer[] to vector'),
+             ('cast from real[] to vector'),
+             ('cast from double precision[] to vector'),
+             ('cast from numeric[] to vector'),
+             ('cast from vector to real[]'),
+             ('cast from vector to vector'),
+             ('operator <->(vector,vector)'),
+             ('operator <#>(vector,vector)'),
+             ('operator <=>(vector,vector)'),
+             ('operator <+>(vector,vector)'),
+             ('operator +(vector,vector)'),
+             ('operator -(vector,vector)'),
+             ('operator *(vector,vector)'),
+             ('operator ||(vector,vector)'),
+             ('operator =(vector,vector)'),
+             ('operator <>(vector,vector)'),
+             ('operator <(vector,vector)'),
+             ('operator <=(vector,vector)'),
+             ('operator >(vector,vector)'),
+             ('operator >=(vector,vector)'),
+             ('operator class vector_ops for access method btree')$$,
+    'the extension owns the pgvector-compatible objects');
+
+-- Every object has a COMMENT ------------------------------------------------
+
+SELECT ok(obj_description(objid, catalog) IS NOT NULL AND obj_description(objid, catalog) <> '',
+          'COMMENT on ' || description)
+FROM members
+ORDER BY catalog, description;
+
+-- Every function is IMMUTABLE, STRICT, PARALLEL SAFE ------------------------
+
+-- benzer_simd_kernel() reports the CPU it runs on, so it need not be
+-- IMMUTABLE; it must not be VOLATILE either.
+SELECT ok(provolatile = 'i' OR (signature = 'benzer_simd_kernel()' AND provolatile = 's'),
+          signature || ' is IMMUTABLE')
+FROM member_functions ORDER BY signature;
+SELECT ok(proisstrict, signature || ' is STRICT')
+FROM member_functions ORDER BY signature;
+SELECT ok(proparallel = 's', signature || ' is PARALLEL SAFE')
+FROM member_functions ORDER BY signature;
+
+-- Aggregates ----------------------------------------------------------------
+
+SELECT is(
+    (SELECT proparallel FROM pg_proc WHERE oid = 'avg(vector)'::regprocedure), 's'::"char",
+    'avg(vector) is PARALLEL SAFE');
+SELECT is(
+    (SELECT proparallel FROM pg_proc WHERE oid = 'sum(vector)'::regprocedure), 's'::"char",
+    'sum(vector) is PARALLEL SAFE');
+SELECT is(
+    (SELECT aggcombinefn::regproc::text FROM pg_aggregate WHERE aggfnoid = 'avg(vector)'::regprocedure),
+    'vector_combine', 'avg(vector) has a combine function');
+SELECT is(
+    (SELECT aggcombinefn::regproc::text FROM pg_aggregate WHERE aggfnoid = 'sum(vector)'::regprocedure),
+    'vector_add', 'sum(vector) has a combine function');
+
+-- The type ------------------------------------------------------------------
+
+SELECT is(
+    (SELECT ARRAY[typinput::text, typoutput::text, typreceive::text, typsend::text, typmodin::text]
+     FROM pg_type WHERE oid = 'vector'::regtype),
+    ARRAY['vector_in', 'vector_out', 'vector_recv', 'vector_send', 'vector_typmod_in'],
+    'vector has text and binary I/O and a typmod');
+SELECT is((SELECT typstorage FROM pg_type WHERE oid = 'vector'::regtype), 'e'::"char",
+          'vector is stored external (out of line, uncompressed)');
+SELECT is(format_type('vector'::regtype, 16000), 'vector(16000)', 'format_type shows the typmod');
+
+-- Casts ---------------------------------------------------------------------
+
+SELECT is(
+    (SELECT castcontext FROM pg_cast
+     WHERE castsource = 'integer[]'::regtype AND casttarget = 'vector'::regtype),
+    'a'::"char", 'integer[] to vector is an assignment cast');
+SELECT is(
+    (SELECT castcontext FROM pg_cast
+     WHERE castsource = 'real[]'::regtype AND casttarget = 'vector'::regtype),
+    'a'::"char", 'real[] to vector is an assignment cast');
+SELECT is(
+    (SELECT castcontext FROM pg_cast
+     WHERE castsource = 'double precision[]'::regtype AND casttarget = 'vector'::regtype),
+    'a'::"char", 'double precision[] to vector is an assignment cast');
+SELECT is(
+    (SELECT castcontext FROM pg_cast
+     WHERE castsource = 'numeric[]'::regtype AND casttarget = 'vector'::regtype),
+    'a'::"char", 'numeric[] to vector is an assignment cast');
+SELECT is(
+    (SELECT castcontext FROM pg_cast
+     WHERE castsource = 'vector'::regtype AND casttarget = 'real[]'::regtype),
+    'i'::"char", 'vector to real[] is an implicit cast');
+SELECT is(
+    (SELECT castcontext FROM pg_cast
+     WHERE castsource = 'vector'::regtype AND casttarget = 'vector'::regtype),
+    'i'::"char", 'vector(n) length coercion is implicit');
+
+-- Operators -----------------------------------------------------------------
+
+SELECT is(
+    (SELECT count(*)::int FROM pg_operator
+     WHERE oprname IN ('<->', '<#>', '<=>', '<+>', '+', '*')
+       AND oprleft = 'vector'::regtype AND oprright = 'vector'::regtype
+       AND oprcom = oid),
+    6, 'the distance operators, + and * are their own commutators');
+SELECT is(
+    (SELECT ARRAY[oprnegate::regoperator::text, oprcanmerge::text]
+     FROM pg_operator WHERE oid = '=(vector,vector)'::regoperator),
+    ARRAY['<>(vector,vector)', 'true'], '= has <> as negator and supports merge joins');
+SELECT is(
+    (SELECT oprresult::regtype::text FROM pg_operator WHERE oid = '<->(vector,vector)'::regoperator),
+    'double precision', '<-> returns double precision');
+
+-- The btree operator class --------------------------------------------------
+
+SELECT ok(
+    (SELECT opcdefault FROM pg_opclass c JOIN pg_am a ON a.oid = c.opcmethod
+     WHERE c.opcname = 'vector_ops' AND a.amname = 'btree' AND c.opcintype = 'vector'::regtype),
+    'vector_ops is the default btree operator class for vector');
+SELECT bag_eq(
+    $$SELECT o.amopstrategy::int, o.amopopr::regoperator::text
+      FROM pg_amop o JOIN pg_opclass c ON c.opcfamily = o.amopfamily
+      JOIN pg_am a ON a.oid = c.opcmethod
+      WHERE c.opcname = 'vector_ops' AND a.amname = 'btree'$$,
+    $$VALUES (1, '<(vector,vector)'), (2, '<=(vector,vector)'), (3, '=(vector,vector)'),
+             (4, '>=(vector,vector)'), (5, '>(vector,vector)')$$,
+    'vector_ops has the five btree strategies');
+SELECT bag_eq(
+    $$SELECT p.amprocnum::int, p.amproc::regprocedure::text
+      FROM pg_amproc p JOIN pg_opclass c ON c.opcfamily = p.amprocfamily
+      JOIN pg_am a ON a.oid = c.opcmethod
+      WHERE c.opcname = 'vector_ops' AND a.amname = 'btree'$$,
+    $$VALUES (1, 'vector_cmp(vector,vector)')$$,
+    'vector_ops has vector_cmp as its support function');
+
+SELECT * FROM finish();
+ROLLBACK;
