@@ -91,6 +91,14 @@ CREATE CAST (numeric[] AS vector)
 CREATE CAST (vector AS real[])
     WITH FUNCTION vector_to_float4(vector, integer, boolean) AS IMPLICIT;
 
+COMMENT ON CAST (vector AS vector) IS 'checks the dimensions against vector(n)';
+COMMENT ON CAST (integer[] AS vector) IS 'an integer array as a vector';
+COMMENT ON CAST (real[] AS vector) IS 'a real array as a vector';
+COMMENT ON CAST (double precision[] AS vector) IS
+    'a double precision array as a vector (rounded to float4)';
+COMMENT ON CAST (numeric[] AS vector) IS 'a numeric array as a vector (rounded to float4)';
+COMMENT ON CAST (vector AS real[]) IS 'a vector as a real array';
+
 -- Distances -----------------------------------------------------------------
 
 CREATE FUNCTION l2_distance(vector, vector) RETURNS float8
@@ -165,7 +173,7 @@ COMMENT ON FUNCTION subvector(vector, integer, integer) IS
     'subvector(v, start, count): count elements from position start (1-based)';
 
 CREATE FUNCTION benzer_simd_kernel() RETURNS text
-    AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+    AS 'MODULE_PATHNAME' LANGUAGE C STABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION benzer_simd_kernel() IS
     'the distance kernel variant this CPU runs: avx512, avx2 or generic';
 
@@ -278,6 +286,7 @@ CREATE OPERATOR CLASS vector_ops
     FUNCTION 1 vector_cmp(vector, vector);
 COMMENT ON OPERATOR CLASS vector_ops USING btree IS
     'btree ordering of vectors (ORDER BY, DISTINCT, UNIQUE, merge joins)';
+COMMENT ON OPERATOR FAMILY vector_ops USING btree IS 'btree ordering of vectors';
 
 -- Aggregates ----------------------------------------------------------------
 
@@ -344,6 +353,7 @@ CREATE OPERATOR CLASS vector_l2_ops
     FUNCTION 1 faiss_metric_l2(internal);
 COMMENT ON OPERATOR CLASS vector_l2_ops USING faiss IS
     'faiss index for ORDER BY embedding <-> query (L2 distance)';
+COMMENT ON OPERATOR FAMILY vector_l2_ops USING faiss IS 'faiss indexes ordered by L2 distance';
 
 CREATE OPERATOR CLASS vector_ip_ops
     FOR TYPE vector USING faiss AS
@@ -351,6 +361,7 @@ CREATE OPERATOR CLASS vector_ip_ops
     FUNCTION 1 faiss_metric_inner_product(internal);
 COMMENT ON OPERATOR CLASS vector_ip_ops USING faiss IS
     'faiss index for ORDER BY embedding <#> query (negative inner product)';
+COMMENT ON OPERATOR FAMILY vector_ip_ops USING faiss IS 'faiss indexes ordered by negative inner product';
 
 CREATE OPERATOR CLASS vector_cosine_ops
     FOR TYPE vector USING faiss AS
@@ -358,6 +369,7 @@ CREATE OPERATOR CLASS vector_cosine_ops
     FUNCTION 1 faiss_metric_cosine(internal);
 COMMENT ON OPERATOR CLASS vector_cosine_ops USING faiss IS
     'faiss index for ORDER BY embedding <=> query (cosine distance)';
+COMMENT ON OPERATOR FAMILY vector_cosine_ops USING faiss IS 'faiss indexes ordered by cosine distance';
 
 CREATE FUNCTION benzer_index_info(
     index regclass,

@@ -236,17 +236,22 @@ check_typmod() {   # label db table
     fi
 }
 
+# The definitions around the table: index, view results, column default.
+objects_of() {   # db
+    local index view default
+    index=$(q "$1" -c "SELECT indexdef FROM pg_indexes WHERE indexname = 'items_v3'") || return 1
+    view=$(q "$1" -c "SELECT count(*) || ' ' || md5(string_agg(distance::text, ',' ORDER BY id))
+                      FROM near_origin") || return 1
+    default=$(q "$1" -c "SELECT pg_get_expr(adbin, adrelid) FROM pg_attrdef
+                         WHERE adrelid = 'items'::regclass") || return 1
+    printf '%s|%s|%s' "$index" "$view" "$default"
+}
+
 # Checks the objects around the table in a restored database.
 check_objects() {   # label db
     local label="$1" db="$2" got want
-    want=$(q "$src" -c "SELECT indexdef FROM pg_indexes WHERE indexname = 'items_v3'")"|"$(
-           q "$src" -c "SELECT count(*) || ' ' || md5(string_agg(distance::text, ',' ORDER BY id)) FROM near_origin")"|"$(
-           q "$src" -c "SELECT pg_get_expr(adbin, adrelid) FROM pg_attrdef
-                        WHERE adrelid = 'items'::regclass")
-    if got=$(q "$db" -c "SELECT indexdef FROM pg_indexes WHERE indexname = 'items_v3'" 2>&1)"|"$(
-             q "$db" -c "SELECT count(*) || ' ' || md5(string_agg(distance::text, ',' ORDER BY id)) FROM near_origin" 2>&1)"|"$(
-             q "$db" -c "SELECT pg_get_expr(adbin, adrelid) FROM pg_attrdef
-                         WHERE adrelid = 'items'::regclass" 2>&1) && [ "$got" = "$want" ]; then
+    want=$(objects_of "$src")
+    if got=$(objects_of "$db" 2>&1) && [ "$got" = "$want" ]; then
         pass "$label: index, view and column default restored"
     else
         fail "$label: index, view and column default restored" "want: $want"$'\n'"got:  $got"

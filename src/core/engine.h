@@ -32,6 +32,7 @@
 namespace faiss {
 struct Index;
 struct IndexFlat;
+struct IndexIVFFlat;
 }
 
 namespace benzer {
@@ -160,7 +161,10 @@ class Engine {
 
     faiss::Index* index_;            // owned
     const faiss::Index* base_ = nullptr;   // index_ or the base of an IndexRefine
+    const float* vector_of(Label label) const;
+
     const faiss::IndexFlat* flat_ = nullptr;  // exact vectors, if the index keeps them
+    const faiss::IndexIVFFlat* ivf_flat_ = nullptr;  // or IVF-Flat lists with a direct map
     bool refine_ = false;
     float default_k_factor_ = 1.0f;
     int dim_;

@@ -10,6 +10,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 
 namespace benzer {
 
@@ -28,6 +29,16 @@ const char* skip_spaces(const char* p) {
 const char* find_end(const char* p) {
     while (*p != '\0') ++p;
     return p;
+}
+
+// For a number too large or too small even for a double: true when it is
+// tiny (a negative exponent, or no non-zero digit before the point).
+bool beyond_double_is_tiny(const char* begin, const char* end) {
+    for (const char* q = begin; q < end; ++q)
+        if (*q == 'e' || *q == 'E') return q + 1 < end && q[1] == '-';
+    for (const char* q = begin; q < end && *q != '.'; ++q)
+        if (*q >= '1' && *q <= '9') return false;
+    return true;
 }
 
 // Reads one number at p. On success stores it in *value and returns the
@@ -52,9 +63,13 @@ const char* read_number(const char* p, const char* end, float* value, ParseStatu
     }
     if (result.ec == std::errc::result_out_of_range) {
         // Overflow is an error; underflow becomes a denormal or zero, as with
-        // strtof. strtod tells the two apart (its result fits a double).
-        double wide = std::strtod(p, nullptr);
-        if (std::fabs(wide) > static_cast<double>(FLT_MAX)) {
+        // strtof. Reading a double tells the two apart.
+        double wide = 0.0;
+        auto wide_result = std::from_chars(p, end, wide, std::chars_format::general);
+        bool overflow = wide_result.ec == std::errc::result_out_of_range
+                            ? !beyond_double_is_tiny(p, wide_result.ptr)
+                            : std::fabs(wide) > static_cast<double>(FLT_MAX);
+        if (overflow) {
             *status = ParseStatus::kOutOfRange;
             return nullptr;
         }
@@ -137,9 +152,49 @@ ParseResult parse_vector(const char* text, float* out, int capacity) noexcept {
     return result;
 }
 
+// The shortest round-trip digits come from to_chars in scientific form;
+// the notation is then chosen as PostgreSQL's float4out (and so pgvector)
+// chooses it: positional for decimal exponents -4..5, scientific otherwise.
+// Texts are therefore identical to pgvector's, not only equivalent.
 std::size_t format_float(float value, char* out) noexcept {
-    auto result = std::to_chars(out, out + kMaxFloatText, value);
-    return static_cast<std::size_t>(result.ptr - out);
+    char sci[kMaxFloatText + 8];  // room for the terminating NUL too
+    auto result = std::to_chars(sci, sci + sizeof(sci), value, std::chars_format::scientific);
+    std::size_t length = static_cast<std::size_t>(result.ptr - sci);
+    *result.ptr = '\0';  // for atoi below
+    // sci is "[-]d[.ddd]e[+-]XX"; NaN and infinity never reach here but are
+    // passed through unchanged for safety.
+    const char* e = static_cast<const char*>(std::memchr(sci, 'e', length));
+    if (e == nullptr) {
+        std::memcpy(out, sci, length);
+        return length;
+    }
+    int exponent = std::atoi(e + 1);
+    if (exponent < -4 || exponent >= 6) {
+        std::memcpy(out, sci, length);
+        return length;
+    }
+    // Collect the significant digits.
+    char digits[12];
+    int ndigits = 0;
+    const char* p = sci;
+    char* o = out;
+    if (*p == '-') *o++ = *p++;
+    for (; p < e; ++p)
+        if (*p != '.') digits[ndigits++] = *p;
+    if (exponent < 0) {
+        *o++ = '0';
+        *o++ = '.';
+        for (int i = -1; i > exponent; --i) *o++ = '0';
+        for (int i = 0; i < ndigits; ++i) *o++ = digits[i];
+    } else {
+        int integer_digits = exponent + 1;
+        for (int i = 0; i < integer_digits; ++i) *o++ = i < ndigits ? digits[i] : '0';
+        if (ndigits > integer_digits) {
+            *o++ = '.';
+            for (int i = integer_digits; i < ndigits; ++i) *o++ = digits[i];
+        }
+    }
+    return static_cast<std::size_t>(o - out);
 }
 
 std::size_t format_vector(const float* values, int dimensions, char* out) noexcept {

@@ -292,8 +292,11 @@ void faiss_use_threads(int threads) {
     omp_set_num_threads(threads);
 }
 
-// Read from Faiss's threads: a plain load of a sig_atomic_t.
-static bool interrupt_pending(void) { return InterruptPending != 0; }
+// Read from Faiss's threads: plain loads of sig_atomic_t flags. Only a
+// cancel or a termination stops Faiss; InterruptPending alone is also set
+// for harmless events (cache invalidation catch-up, notifications) that
+// CHECK_FOR_INTERRUPTS handles without an error.
+static bool interrupt_pending(void) { return QueryCancelPending != 0 || ProcDiePending != 0; }
 
 void faiss_install_interrupt_check(void) {
     static bool installed = false;

@@ -49,7 +49,9 @@ bool run_guarded(GuardedError& error, Fn&& fn) noexcept {
     } catch (const std::invalid_argument& e) {
         error.set(ErrorKind::kInvalidParameter, e.what());
     } catch (const std::exception& e) {
-        error.set(ErrorKind::kInternal, e.what());
+        // Faiss reports an InterruptCallback stop as a plain exception.
+        bool interrupted = std::strstr(e.what(), "computation interrupted") != nullptr;
+        error.set(interrupted ? ErrorKind::kCanceled : ErrorKind::kInternal, e.what());
     } catch (...) {
         error.set(ErrorKind::kInternal, "unknown C++ exception");
     }

@@ -40,6 +40,9 @@ void raise_guarded_error(const benzer::GuardedError& error, const char* context)
             sqlstate = ERRCODE_INTERNAL_ERROR;
             break;
     }
+    if (error.kind == benzer::ErrorKind::kCanceled)
+        ereport(ERROR, (errcode(sqlstate), errmsg("canceling statement due to user request"),
+                        errdetail("Faiss stopped in: %s.", context ? context : "a computation")));
     if (context != nullptr)
         ereport(ERROR, (errcode(sqlstate), errmsg("%s: %s", context, error.message)));
     ereport(ERROR, (errcode(sqlstate), errmsg("%s", error.message)));

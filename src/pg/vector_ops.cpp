@@ -287,6 +287,8 @@ BENZER_FUNCTION(vector_avg) {
     Vector* result = new_vector(length - 1);
     for (int i = 1; i < length; i++) {
         result->x[i - 1] = static_cast<float>(values[i] / values[0]);
+        // The state is an ordinary array a caller can pass in directly.
+        if (std::isnan(result->x[i - 1])) check_element(result->x[i - 1]);
         check_overflow(result->x[i - 1]);
     }
     PG_RETURN_VECTOR_P(result);
