@@ -20,7 +20,8 @@ OBJS = $(CORE_OBJS) $(PG_OBJS)
 
 DATA = benzer--$(EXTVERSION).sql
 
-REGRESS = vector_input vector_operators vector_functions vector_casts vector_aggregates
+REGRESS = vector_input vector_operators vector_functions vector_casts vector_aggregates \
+	faiss_build faiss_search faiss_recall faiss_errors
 REGRESS_OPTS = --load-extension=benzer
 
 PG_CONFIG ?= pg_config

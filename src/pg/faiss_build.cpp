@@ -206,10 +206,12 @@ float* training_sample(const RowSet& rows, int64 wanted, int64* sample_count) {
     return sample;
 }
 
-// Creates and trains the engine for rows, or leaves holder empty when the
-// table has too few rows for the structure (they stay pending).
+// Creates and trains the engine for rows. When there are too few rows for
+// the structure: ERROR, or, with allow_pending (a merge of an index built on
+// an empty table), leaves holder empty so the rows stay pending.
 void create_and_train(Relation index, const FaissOptions* options, benzer::Metric metric,
-                      const RowSet& rows, EngineHolder* holder, char* factory_out) {
+                      const RowSet& rows, EngineHolder* holder, char* factory_out,
+                      bool allow_pending) {
     const char* requested = faiss_option_factory(options);
     char factory[kFaissMaxFactory];
     // The std::string lives only inside the guarded lambda: nothing with a
@@ -228,13 +230,19 @@ void create_and_train(Relation index, const FaissOptions* options, benzer::Metri
     int64 need = 0;
     guarded("invalid faiss index", [&] { need = holder->engine->min_training_rows(); });
     if (rows.count < need) {
-        if (requested[0] != '\0' && rows.count > 0)
-            ereport(NOTICE,
-                    (errmsg("faiss index \"%s\": \"%s\" needs %lld rows to train, the table has "
-                            "%lld; rows are kept pending and searched exactly until a merge "
-                            "finds enough",
+        // An empty table is normal (the index is created before the data);
+        // its rows wait as pending rows until a merge can train. Some rows,
+        // but too few, means the factory string does not fit the table.
+        if (rows.count > 0 && !allow_pending)
+            ereport(ERROR,
+                    (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                     errmsg("faiss index \"%s\": \"%s\" needs at least %lld rows to train, the "
+                            "table has %lld",
                             RelationGetRelationName(index), factory, static_cast<long long>(need),
-                            static_cast<long long>(rows.count))));
+                            static_cast<long long>(rows.count)),
+                     errhint("Use fewer IVF lists (nlist of 4 to 16 times the square root of "
+                             "the row count), fewer PQ bits, or a Flat index; or leave out "
+                             "factory and let benzer choose.")));
         delete release_engine(holder);
         factory_out[0] = '\0';
         return;
@@ -339,7 +347,8 @@ IndexBuildResult* faiss_build(Relation heap, Relation index, IndexInfo* info) {
     meta.built_rows = rows.count;
 
     pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_TOTAL, rows.count);
-    if (rows.count > 0) create_and_train(index, options, metric, rows, holder, meta.factory);
+    if (rows.count > 0)
+        create_and_train(index, options, metric, rows, holder, meta.factory, false);
 
     // Block 0 is the metapage; chains follow. Rows too few to train are
     // written as pending rows instead.
@@ -458,7 +467,7 @@ bool faiss_merge(Relation index, bool compact, bool wait) {
         rows.count = rows.capacity = pending.count;
         rows.vectors = pending.vectors;
         rows.tids = pending.tids;
-        create_and_train(index, options, metric, rows, holder, next.factory);
+        create_and_train(index, options, metric, rows, holder, next.factory, true);
         if (holder->engine == nullptr) {
             MemoryContextSwitchTo(old);
             MemoryContextDelete(merge_context);

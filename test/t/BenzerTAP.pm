@@ -1,0 +1,168 @@
+# BenzerTAP.pm: helpers shared by benzer's TAP tests (test/t/*.pl).
+#
+# Vectors are generated deterministically in SQL by rv(seed, dim): every
+# element is the fractional part of a large multiple of a sine (a classic
+# hash), spread over [-1, 1). Distinct seeds give distinct, unclustered
+# vectors, so "the nearest neighbour of row i's vector is row i" holds
+# exactly and top-k lists have no ties. Tables in these tests store
+# rv(id, dim) in row id, so any row's vector can be recomputed from its id.
+package BenzerTAP;
+
+use strict;
+use warnings FATAL => 'all';
+
+use Exporter 'import';
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+our @EXPORT = qw(
+  benzer_setup_db
+  index_info
+  index_used
+  topk
+  exact_topk
+  full_scan
+  self_nn_misses
+  server_log_problems
+  start_pgbench
+  finish_pgbench
+);
+
+# Creates the extension and rv() in a database.
+sub benzer_setup_db
+{
+	my ($node, $db) = @_;
+	$node->safe_psql(
+		$db, q{
+		CREATE EXTENSION IF NOT EXISTS benzer;
+		CREATE OR REPLACE FUNCTION rv(seed int, dim int) RETURNS vector
+		LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+		  SELECT array(SELECT 2 * (h - floor(h)) - 1
+		               FROM (SELECT sin(seed * 12.9898 + j * 78.233) * 43758.5453 AS h
+		                     FROM generate_series(1, dim) j) s)::vector
+		$$;
+		CREATE OR REPLACE FUNCTION benzer_test_fail(msg text) RETURNS void
+		LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'benzer test check failed: %', msg; END $$;
+	});
+	return;
+}
+
+# benzer_index_info() of an index, as a hash reference.
+sub index_info
+{
+	my ($node, $db, $index) = @_;
+	my @cols = qw(factory metric dimensions rows pending_rows dead_rows generation merges);
+	my $out = $node->safe_psql($db,
+		'SELECT ' . join(", ", @cols) . " FROM benzer_index_info('$index')");
+	my @vals = split /\|/, $out, -1;
+	my %info;
+	@info{@cols} = @vals;
+	return \%info;
+}
+
+# True if the plan of $sql (with seqscans off) scans index $index.
+sub index_used
+{
+	my ($node, $db, $sql, $index) = @_;
+	my $plan = $node->safe_psql($db,
+		"SET enable_seqscan = off; EXPLAIN (COSTS OFF) $sql");
+	return $plan =~ /Index Scan using \Q$index\E /;
+}
+
+# The k nearest rows of $table to rv($seed, $dim) by $op as an index scan
+# (seqscans off): "id|distance" lines. $extra_sql runs first (SETs).
+sub topk
+{
+	my ($node, $db, $table, $seed, $dim, $k, %opts) = @_;
+	my $op = $opts{op} // '<->';
+	my $extra = $opts{extra_sql} // '';
+	return $node->safe_psql($db,
+		"SET enable_seqscan = off; $extra "
+		  . "SELECT id, v $op rv($seed, $dim) FROM $table ORDER BY v $op rv($seed, $dim) LIMIT $k");
+}
+
+# The same, computed exactly (sequential scan and sort).
+sub exact_topk
+{
+	my ($node, $db, $table, $seed, $dim, $k, %opts) = @_;
+	my $op = $opts{op} // '<->';
+	return $node->safe_psql($db,
+		"SET enable_indexscan = off; SET enable_bitmapscan = off; "
+		  . "SELECT id, v $op rv($seed, $dim) FROM $table ORDER BY v $op rv($seed, $dim), id LIMIT $k"
+	);
+}
+
+# A full index scan of $table (ORDER BY v <-> rv(seed) with no useful LIMIT):
+# returns (rows returned, distinct ids returned, rows in the table).
+sub full_scan
+{
+	my ($node, $db, $table, $dim, %opts) = @_;
+	my $op = $opts{op} // '<->';
+	my $seed = $opts{seed} // 424242;
+	my $out = $node->safe_psql($db, qq{
+		SET enable_seqscan = off;
+		SET benzer.max_scan_tuples = 1000000;
+		SELECT count(*), count(DISTINCT id), (SELECT count(*) FROM $table)
+		FROM (SELECT id FROM $table ORDER BY v $op rv($seed, $dim) LIMIT 1000000) s;
+	});
+	return split /\|/, $out;
+}
+
+# For the rows of $table matching $where, looks up each row's own vector
+# through the index (ORDER BY v <-> row's v LIMIT 1): returns (rows
+# checked, rows whose nearest neighbour was not the row itself).
+sub self_nn_misses
+{
+	my ($node, $db, $table, $where) = @_;
+	my $out = $node->safe_psql($db, qq{
+		SET enable_seqscan = off;
+		SELECT count(*), count(*) FILTER (WHERE nn IS DISTINCT FROM id)
+		FROM (SELECT a.id,
+		             (SELECT b.id FROM $table b ORDER BY b.v <-> a.v LIMIT 1) AS nn
+		      FROM $table a WHERE $where) s;
+	});
+	return split /\|/, $out;
+}
+
+# Lines of the node's server log that show a crash or corruption.
+sub server_log_problems
+{
+	my ($node) = @_;
+	my $log = slurp_file($node->logfile);
+	my @bad = grep {
+		/PANIC|TRAP:|terminated by signal|was terminated|server process .* exited with|corrupt|could not read block|invalid page|unexpected zero page|WARNING:.*(leak|still referenced|buffer)/i
+	} split /\n/, $log;
+	return @bad;
+}
+
+# Starts pgbench in the background against $node. $script is the text of
+# the custom script; @args go to pgbench. Returns a handle for
+# finish_pgbench.
+sub start_pgbench
+{
+	my ($node, $db, $name, $script, @args) = @_;
+	my $file = $node->basedir . "/$name.pgbench";
+	open my $fh, '>', $file or die "could not write $file: $!";
+	print $fh $script;
+	close $fh;
+	my %h = (name => $name, out => '', err => '');
+	my @cmd = ('pgbench', '-n', '-h', $node->host, '-p', $node->port,
+		'-f', $file, @args, $db);
+	note "starting: @cmd";
+	$h{run} = IPC::Run::start(\@cmd, '>', \$h{out}, '2>', \$h{err});
+	return \%h;
+}
+
+# Waits for a background pgbench; returns (exit status, stdout, stderr).
+sub finish_pgbench
+{
+	my ($h) = @_;
+	$h->{run}->finish;
+	my $rc = $h->{run}->result(0);
+	note "pgbench $h->{name} exited with $rc";
+	note "pgbench $h->{name} stdout:\n$h->{out}";
+	note "pgbench $h->{name} stderr:\n$h->{err}";
+	return ($rc, $h->{out}, $h->{err});
+}
+
+1;
