@@ -12,16 +12,19 @@ EXTENSION = benzer
 EXTVERSION = 0.1.0
 
 MODULE_big = benzer
-CORE_OBJS = src/core/vector_text.o src/core/distance.o src/core/engine.o src/core/faiss_kernels.o
+CORE_OBJS = src/core/vector_text.o src/core/distance.o src/core/engine.o src/core/faiss_kernels.o \
+	src/core/attributes.o
 PG_OBJS = src/pg/module.o src/pg/vector_io.o src/pg/vector_ops.o src/pg/faiss_am.o \
+	src/pg/faiss_attributes.o \
 	src/pg/faiss_pages.o src/pg/faiss_cache.o src/pg/faiss_build.o src/pg/faiss_insert.o \
-	src/pg/faiss_scan.o src/pg/faiss_vacuum.o src/pg/faiss_cost.o src/pg/faiss_info.o
+	src/pg/faiss_scan.o src/pg/faiss_vacuum.o src/pg/faiss_cost.o src/pg/faiss_info.o \
+	src/pg/faiss_plan.o
 OBJS = $(CORE_OBJS) $(PG_OBJS)
 
 DATA = benzer--$(EXTVERSION).sql
 
 REGRESS = vector_input vector_operators vector_functions vector_casts vector_aggregates \
-	faiss_build faiss_search faiss_recall faiss_errors
+	faiss_build faiss_search faiss_recall faiss_errors faiss_filter
 REGRESS_OPTS = --load-extension=benzer
 
 PG_CONFIG ?= pg_config

@@ -37,7 +37,7 @@ CREATE INDEX ON t USING faiss (v) WITH (nprobe = -1);
 \echo :SQLSTATE
 CREATE INDEX ON t USING faiss (v) WITH (k_factor = 'many');
 \echo :SQLSTATE
--- An operator class for another type.
+-- A faiss index must start with the vector (integers are filter columns).
 CREATE TABLE ints (i int);
 CREATE INDEX ON ints USING faiss (i);
 \echo :SQLSTATE

@@ -12,10 +12,10 @@ FROM generate_series(1, 20000) i;
 CREATE INDEX docs_idx ON docs USING faiss (v) WITH (factory = 'IVF64,Flat', nprobe = 1);
 
 -- Exact answers for comparison, computed with the index disabled.
-CREATE FUNCTION exact_ids(q vector, filter int, k int) RETURNS int[] LANGUAGE plpgsql AS $$
+CREATE FUNCTION exact_ids(q vector, filter int, k int) RETURNS int[] LANGUAGE plpgsql
+SET enable_indexscan = off SET enable_seqscan = on AS $$
 DECLARE result int[];
 BEGIN
-  SET LOCAL enable_indexscan = off; SET LOCAL enable_seqscan = on;
   SELECT array_agg(id ORDER BY d, id) INTO result FROM
     (SELECT id, v <-> q AS d FROM docs WHERE filter IS NULL OR cat = filter ORDER BY d, id LIMIT k) s;
   RETURN result;

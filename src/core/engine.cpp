@@ -205,6 +205,21 @@ faiss::ProductQuantizer* find_pq(faiss::Index* index) {
     return nullptr;
 }
 
+// Sets an IVF index's nprobe for one search and restores it afterwards, so
+// a widened search never changes the cached index's default.
+struct NprobeOverride {
+    faiss::IndexIVF* ivf = nullptr;
+    size_t saved = 0;
+    void set(faiss::IndexIVF* target, size_t nprobe) {
+        ivf = target;
+        saved = target->nprobe;
+        target->nprobe = nprobe;
+    }
+    ~NprobeOverride() {
+        if (ivf != nullptr) ivf->nprobe = saved;
+    }
+};
+
 // Whether Faiss 1.7.3 applies SearchParameters::sel for this index.
 bool supports_selector(const faiss::Index* index) {
     if (dynamic_cast<const faiss::IndexFlat*>(index)) return true;
@@ -429,26 +444,37 @@ std::int64_t Engine::search_base(const faiss::Index* index, const float* query, 
     std::int64_t total = index->ntotal;
     if (total == 0 || k <= 0) return 0;
 
-    // Knobs go into SearchParameters where Faiss accepts them, and into the
-    // index object otherwise (each backend owns its copy, so this is safe).
+    // Knobs go into SearchParameters where Faiss accepts them. FastScan
+    // indexes reject parameters, so their nprobe is set on the object for
+    // the duration of the call and restored afterwards (NprobeOverride).
     faiss::SearchParametersIVF ivf_params;
     faiss::SearchParametersHNSW hnsw_params;
     FilterSelector selector(filter);
     bool use_selector = filter != nullptr && supports_selector(index);
     faiss::SearchParameters* params = nullptr;
-    int nprobe = 0;
+    // A filter keeping a fraction of the rows needs proportionally more of
+    // the structure searched to find as many good matches: the nearest
+    // allowed rows lie further out.
+    double keep = 1.0;
+    if (filter != nullptr && filter->allowed < total)
+        keep = std::max(static_cast<double>(filter->allowed) / static_cast<double>(total), 1e-6);
+    NprobeOverride nprobe_override;
     if (ivf != nullptr) {
-        nprobe = options.nprobe > 0 ? options.nprobe : static_cast<int>(ivf->nprobe);
-        nprobe = std::min<int>(nprobe, static_cast<int>(ivf->nlist));
-        const_cast<faiss::IndexIVF*>(ivf)->nprobe = static_cast<size_t>(nprobe);
+        int nprobe = options.nprobe > 0 ? options.nprobe : static_cast<int>(ivf->nprobe);
+        nprobe = static_cast<int>(std::min<double>(std::ceil(nprobe / keep),
+                                                   static_cast<double>(ivf->nlist)));
+        stats->nprobe = std::max(stats->nprobe, nprobe);
         ivf_params.nprobe = static_cast<size_t>(nprobe);
-        if (use_selector) {
-            ivf_params.sel = &selector;
+        if (supports_selector(index)) {
+            ivf_params.sel = use_selector ? &selector : nullptr;
             params = &ivf_params;
+        } else {
+            nprobe_override.set(const_cast<faiss::IndexIVF*>(ivf), static_cast<size_t>(nprobe));
         }
     }
     if (hnsw != nullptr) {
         int ef = options.ef_search > 0 ? options.ef_search : hnsw->hnsw.efSearch;
+        ef = static_cast<int>(std::min<double>(std::ceil(ef / keep), std::max(ef, 2048)));
         hnsw_params.efSearch = std::max<int>(ef, static_cast<int>(k));
         hnsw_params.sel = use_selector ? &selector : nullptr;
         params = &hnsw_params;
@@ -509,8 +535,11 @@ std::int64_t Engine::search(const float* query_in, std::int64_t k, const SearchO
     if (metric_ == Metric::kCosine) normalize_one(query.data(), dim_);
 
     // Small filters: exact distances to just the allowed rows.
+    // ("Small": few rows, and a real restriction. The scan's own filter of
+    // rows not yet returned allows almost everything and must not count.)
     if (filter != nullptr && has_exact_vectors() && options.exact_filter_limit > 0 &&
-        filter->allowed <= options.exact_filter_limit) {
+        filter->allowed <= options.exact_filter_limit &&
+        static_cast<double>(filter->allowed) < 0.6 * static_cast<double>(index_->ntotal)) {
         stats->exact_scan = true;
         stats->candidates += filter->allowed;
         return search_exact_subset(query.data(), k, *filter, distances, labels);

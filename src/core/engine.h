@@ -73,6 +73,7 @@ struct SearchStats {
     std::int64_t rounds = 0;      // Faiss calls (grows when filtering ourselves)
     bool selector_used = false;   // the filter was applied inside Faiss
     bool exact_scan = false;      // the filter was small: exact distances
+    int nprobe = 0;               // widest nprobe used (IVF)
 };
 
 class Engine {

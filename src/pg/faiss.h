@@ -9,6 +9,8 @@
 //   faiss_scan.cpp     ORDER BY ... LIMIT searches
 //   faiss_vacuum.cpp   VACUUM
 //   faiss_cost.cpp     planner costs
+//   faiss_plan.cpp     planner hook: IN (...) on filter columns
+//   faiss_attributes.cpp  filter columns: Datums <-> core values
 //   faiss_info.cpp     benzer_index_info() and friends
 // Files talk through this header and faiss_pages.h, never to each other's
 // internals.
@@ -100,3 +102,7 @@ void faiss_install_interrupt_check(void);
 
 // Adds the faiss lines to EXPLAIN output (from _PG_init).
 void faiss_install_explain_hook(void);
+
+// Lets IN (...) conditions on filter columns reach ordered faiss index
+// scans (faiss_plan.cpp; from _PG_init).
+void faiss_install_planner_hook(void);

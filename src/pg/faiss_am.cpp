@@ -148,6 +148,13 @@ const char* faiss_option_factory(const FaissOptions* options) {
 }
 
 benzer::Metric faiss_index_metric(Relation index) {
+    Oid vector_type = TupleDescAttr(RelationGetDescr(index), 0)->atttypid;
+    if (!OidIsValid(index_getprocid(index, 1, 1)))
+        ereport(ERROR, (errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+                        errmsg("the first column of faiss index \"%s\" must be the vector, with a "
+                               "vector operator class, not %s",
+                               RelationGetRelationName(index), format_type_be(vector_type)),
+                        errhint("Put the vector first: USING faiss (embedding, season, ...).")));
     FmgrInfo* proc = index_getprocinfo(index, 1, 1);
     int32 code = DatumGetInt32(FunctionCall1(proc, PointerGetDatum(nullptr)));
     if (code < 0 || code > 2) elog(ERROR, "faiss operator class returned unknown metric %d", code);
@@ -220,9 +227,9 @@ BENZER_FUNCTION(faiss_handler) {
     am->amcanorderbyop = true;
     am->amcanbackward = false;
     am->amcanunique = false;
-    am->amcanmulticol = false;
+    am->amcanmulticol = true;   // filter columns after the vector
     am->amoptionalkey = true;
-    am->amsearcharray = false;
+    am->amsearcharray = true;   // column = ANY (array), i.e. IN (...)
     am->amsearchnulls = false;
     am->amstorage = false;
     am->amclusterable = false;

@@ -19,6 +19,7 @@
 // ERROR (cancel, out of memory) between steps frees it.
 #include "pg/faiss.h"
 
+#include "pg/faiss_attributes.h"
 #include "pg/faiss_cache.h"
 #include "pg/faiss_pages.h"
 #include "pg/guard.h"
@@ -94,6 +95,44 @@ benzer::Engine* release_engine(EngineHolder* holder) {
     return engine;
 }
 
+// Owns an AttributeStore until released, like EngineHolder.
+struct AttributesHolder {
+    benzer::AttributeStore* store = nullptr;
+};
+
+void delete_attributes_callback(void* arg) {
+    auto* holder = static_cast<AttributesHolder*>(arg);
+    delete holder->store;
+    holder->store = nullptr;
+}
+
+// A holder with an empty store of the index's filter columns (or none).
+AttributesHolder* new_attributes_holder(MemoryContext context, const benzer::AttributeKind* kinds,
+                                        int count) {
+    auto* holder =
+        static_cast<AttributesHolder*>(MemoryContextAllocZero(context, sizeof(AttributesHolder)));
+    auto* callback = static_cast<MemoryContextCallback*>(
+        MemoryContextAllocZero(context, sizeof(MemoryContextCallback)));
+    callback->func = delete_attributes_callback;
+    callback->arg = holder;
+    MemoryContextRegisterResetCallback(context, callback);
+    if (count > 0) {
+        benzer::GuardedError error;
+        if (!benzer::run_guarded(error, [&] {
+                holder->store = new benzer::AttributeStore(
+                    std::vector<benzer::AttributeKind>(kinds, kinds + count));
+            }))
+            raise_guarded_error(error, "could not prepare filter columns");
+    }
+    return holder;
+}
+
+benzer::AttributeStore* release_attributes(AttributesHolder* holder) {
+    benzer::AttributeStore* store = holder->store;
+    holder->store = nullptr;
+    return store;
+}
+
 // The memory a build of count vectors needs: the vectors and about as much
 // again for the Faiss structure.
 Size build_memory(int64 count, int dim) {
@@ -151,6 +190,10 @@ struct BuildState {
     RowSet rows;
     MemoryContext tuple_context;
     double heap_tuples;
+    benzer::AttributeKind kinds[kFaissMaxFilterColumns];
+    int filter_columns;
+    AttributesHolder* attributes;
+    benzer::AttributeValue* values;  // scratch, filter_columns entries
 };
 
 // table_index_build_scan callback: collects one row.
@@ -171,6 +214,15 @@ void build_callback(Relation index, ItemPointer tid, Datum* values, bool* isnull
                  errhint("Give the column a type modifier, e.g. vector(%d), or index a partial "
                          "subset with one dimension.",
                          state->rows.dim)));
+    }
+    if (state->filter_columns > 0) {
+        faiss_attribute_values(state->kinds, state->filter_columns, index, values, isnull,
+                               state->values);
+        benzer::AttributeStore* store = state->attributes->store;
+        const benzer::AttributeValue* row = state->values;
+        benzer::GuardedError error;
+        if (!benzer::run_guarded(error, [&] { store->append(row); }))
+            raise_guarded_error(error, "could not store filter columns");
     }
     MemoryContextSwitchTo(old);
     append_row(index, &state->rows, v->x, tid);
@@ -220,7 +272,7 @@ void create_and_train(Relation index, const FaissOptions* options, benzer::Metri
         std::string chosen = requested[0] != '\0'
                                  ? std::string(requested)
                                  : benzer::choose_factory(rows.count, rows.dim, metric);
-        std::snprintf(factory, sizeof(factory), "%s", chosen.c_str());
+        snprintf(factory, sizeof(factory), "%s", chosen.c_str());
     });
     guarded("invalid faiss index", [&] {
         holder->engine = benzer::Engine::create(factory, rows.dim, metric);
@@ -286,8 +338,8 @@ char* serialize_engine(benzer::Engine* engine, uint64* bytes) {
 
 // Writes the chains of a generation and fills their places in meta.
 void write_generation(Relation index, FaissMeta* meta, benzer::Engine* engine,
-                      const ItemPointerData* labels, int64 nlabels, const uint8* tombstones,
-                      bool log_each) {
+                      benzer::AttributeStore* attributes, const ItemPointerData* labels,
+                      int64 nlabels, const uint8* tombstones, bool log_each) {
     pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, kPhaseWriting);
     uint64 blob_bytes = 0;
     char* blob = engine != nullptr ? serialize_engine(engine, &blob_bytes) : nullptr;
@@ -306,6 +358,17 @@ void write_generation(Relation index, FaissMeta* meta, benzer::Engine* engine,
         tombstones != nullptr ? reinterpret_cast<const char*>(tombstones) : zeros, bitmap_bytes,
         log_each);
     if (zeros != nullptr) pfree(zeros);
+    meta->attributes = {InvalidBlockNumber, 0, 0};
+    if (attributes != nullptr) {
+        Size size = 0;
+        guarded("could not store filter columns", [&] { size = attributes->serialized_size(); });
+        char* data = static_cast<char*>(MemoryContextAllocHuge(CurrentMemoryContext, Max(size, 1)));
+        guarded("could not store filter columns",
+                [&] { attributes->serialize(reinterpret_cast<uint8*>(data), size); });
+        meta->attributes =
+            faiss_write_chain(index, kFaissPageAttributes, meta->generation, data, size, log_each);
+        pfree(data);
+    }
     meta->main_rows = nlabels;
 }
 
@@ -330,6 +393,10 @@ IndexBuildResult* faiss_build(Relation heap, Relation index, IndexInfo* info) {
     state.tuple_context =
         AllocSetContextCreate(build_context, "benzer faiss build tuple", ALLOCSET_DEFAULT_SIZES);
     state.heap_tuples = 0;
+    state.filter_columns = faiss_filter_kinds(index, state.kinds);
+    state.attributes = new_attributes_holder(build_context, state.kinds, state.filter_columns);
+    state.values = static_cast<benzer::AttributeValue*>(
+        palloc0(sizeof(benzer::AttributeValue) * Max(state.filter_columns, 1)));
 
     pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, kPhaseCollecting);
     table_index_build_scan(heap, index, info, true, true, build_callback, &state, nullptr);
@@ -352,21 +419,17 @@ IndexBuildResult* faiss_build(Relation heap, Relation index, IndexInfo* info) {
 
     // Block 0 is the metapage; chains follow. Rows too few to train are
     // written as pending rows instead.
+    // Block 0 is the metapage; chains follow. (Rows too few to train
+    // cannot happen here: create_and_train ERRORs unless the table is
+    // empty.)
     faiss_write_new_meta(index, MAIN_FORKNUM, &meta, false);
     if (holder->engine != nullptr) {
         add_rows(holder->engine, rows.vectors, rows.count, rows.dim, 0);
-        write_generation(index, &meta, holder->engine, rows.tids, rows.count, nullptr, false);
+        write_generation(index, &meta, holder->engine, state.attributes->store, rows.tids,
+                         rows.count, nullptr, false);
     } else {
-        write_generation(index, &meta, nullptr, nullptr, 0, nullptr, false);
-        for (int64 i = 0; i < rows.count; i++) {
-            if ((i & 255) == 0) CHECK_FOR_INTERRUPTS();
-            // Pending rows during the build are WAL-logged with the rest.
-            faiss_append_pending(index, &rows.tids[i], rows.vectors + i * rows.dim, rows.dim);
-        }
-        FaissMeta current;
-        faiss_read_meta(index, &current);
-        meta.pending_head = current.pending_head;
-        meta.pending_tail = current.pending_tail;
+        write_generation(index, &meta, nullptr, state.attributes->store, nullptr, 0, nullptr,
+                         false);
     }
     faiss_update_meta(index, &meta);
 
@@ -375,7 +438,8 @@ IndexBuildResult* faiss_build(Relation heap, Relation index, IndexInfo* info) {
 
     // Keep what we built: the next query in this backend need not load it.
     if (holder->engine != nullptr)
-        faiss_cache_insert(index, meta.generation, release_engine(holder), rows.tids, rows.count);
+        faiss_cache_insert(index, meta.generation, release_engine(holder),
+                           release_attributes(state.attributes), rows.tids, rows.count);
 
     MemoryContextSwitchTo(old);
     IndexBuildResult* result = static_cast<IndexBuildResult*>(palloc(sizeof(IndexBuildResult)));
@@ -442,6 +506,23 @@ bool faiss_merge(Relation index, bool compact, bool wait) {
         return true;
     }
     int dim = meta.dimensions;
+    if (!wait && build_memory(meta.main_rows + pending.count, Max(dim, 1)) >
+                     static_cast<Size>(maintenance_work_mem) * 1024) {
+        // VACUUM must not fail because the index outgrew the setting: the
+        // rows stay pending (and searched exactly) until a merge with more
+        // memory.
+        ereport(WARNING,
+                (errmsg("faiss index \"%s\": %lld pending rows not merged, the merge needs about "
+                        "%zu MB and maintenance_work_mem is %d MB",
+                        RelationGetRelationName(index), static_cast<long long>(pending.count),
+                        build_memory(meta.main_rows + pending.count, Max(dim, 1)) / (1024 * 1024) + 1,
+                        maintenance_work_mem / 1024),
+                 errhint("Raise maintenance_work_mem and run VACUUM or benzer_index_merge().")));
+        MemoryContextSwitchTo(old);
+        MemoryContextDelete(merge_context);
+        UnlockRelation(index, ExclusiveLock);
+        return false;
+    }
     check_build_memory(index, meta.main_rows + pending.count, Max(dim, 1));
 
     ItemPointerData* old_labels = reinterpret_cast<ItemPointerData*>(
@@ -460,6 +541,37 @@ bool faiss_merge(Relation index, bool compact, bool wait) {
     uint8* tombstones = nullptr;
     int64 nlabels = 0;
 
+    // Filter columns: the old values, and a new store that receives the
+    // values of every row the new generation keeps, in label order.
+    benzer::AttributeKind kinds[kFaissMaxFilterColumns];
+    int filter_columns = faiss_filter_kinds(index, kinds);
+    AttributesHolder* old_attributes = new_attributes_holder(merge_context, kinds, 0);
+    AttributesHolder* attributes = new_attributes_holder(merge_context, kinds, filter_columns);
+    if (filter_columns > 0 && meta.attributes.head != InvalidBlockNumber) {
+        char* data = read_chain_or_error(index, meta, meta.attributes, kFaissPageAttributes);
+        guarded("could not load filter columns", [&] {
+            old_attributes->store = benzer::AttributeStore::deserialize(
+                reinterpret_cast<const uint8*>(data), meta.attributes.bytes);
+        });
+        pfree(data);
+    }
+    // Appends the old values of label, or of pending row i, to the new store.
+    auto keep_old_attributes = [&](int64 label) {
+        if (attributes->store == nullptr || old_attributes->store == nullptr) return;
+        benzer::AttributeStore* to = attributes->store;
+        benzer::AttributeStore* from = old_attributes->store;
+        guarded("could not merge filter columns", [&] { to->append_from(*from, label); });
+    };
+    auto add_pending_attributes = [&]() {
+        if (attributes->store == nullptr) return;
+        benzer::AttributeStore* to = attributes->store;
+        for (int64 i = 0; i < pending.count; i++) {
+            const uint8* bytes = pending.attributes + pending.attribute_offsets[i];
+            Size length = pending.attribute_offsets[i + 1] - pending.attribute_offsets[i];
+            guarded("could not merge filter columns", [&] { to->append_encoded(bytes, length); });
+        }
+    };
+
     if (meta.factory[0] == '\0') {
         // Untrained: train on the pending rows if there are enough now.
         RowSet rows;
@@ -477,6 +589,7 @@ bool faiss_merge(Relation index, bool compact, bool wait) {
         add_rows(holder->engine, pending.vectors, pending.count, dim, 0);
         labels = pending.tids;
         nlabels = pending.count;
+        add_pending_attributes();
         next.dead_rows = 0;
     } else {
         char* blob = read_chain_or_error(index, meta, meta.blob, kFaissPageBlob);
@@ -510,7 +623,9 @@ bool faiss_merge(Relation index, bool compact, bool wait) {
                     holder->engine->exact_vector(label, vectors + n * dim);
                 });
                 labels[n++] = old_labels[label];
+                keep_old_attributes(label);
             }
+            add_pending_attributes();
             memcpy(vectors + n * dim, pending.vectors, sizeof(float) * dim * pending.count);
             memcpy(labels + n, pending.tids, sizeof(ItemPointerData) * pending.count);
             nlabels = n + pending.count;
@@ -527,11 +642,14 @@ bool faiss_merge(Relation index, bool compact, bool wait) {
             memcpy(labels + nold, pending.tids, sizeof(ItemPointerData) * pending.count);
             tombstones = static_cast<uint8*>(alloc_huge_zero((nlabels + 7) / 8 + 1));
             if (nold > 0) memcpy(tombstones, old_tombstones, (nold + 7) / 8);
+            for (int64 label = 0; label < nold; label++) keep_old_attributes(label);
+            add_pending_attributes();
             next.dead_rows = meta.dead_rows;
         }
     }
 
-    write_generation(index, &next, holder->engine, labels, nlabels, tombstones, true);
+    write_generation(index, &next, holder->engine, attributes->store, labels, nlabels, tombstones,
+                     true);
     faiss_update_meta(index, &next);
 
     // The old generation's pages are free once the metapage points away.
@@ -539,11 +657,14 @@ bool faiss_merge(Relation index, bool compact, bool wait) {
         faiss_free_chain(index, meta.blob, kFaissPageBlob, meta.generation);
         faiss_free_chain(index, meta.labels, kFaissPageLabels, meta.generation);
         faiss_free_chain(index, meta.tombstones, kFaissPageTombstones, meta.generation);
+        if (meta.attributes.head != InvalidBlockNumber)
+            faiss_free_chain(index, meta.attributes, kFaissPageAttributes, meta.generation);
     }
     faiss_free_pending(index, meta.pending_head, meta.generation);
     IndexFreeSpaceMapVacuum(index);
 
-    faiss_cache_insert(index, next.generation, release_engine(holder), labels, nlabels);
+    faiss_cache_insert(index, next.generation, release_engine(holder),
+                       release_attributes(attributes), labels, nlabels);
     MemoryContextSwitchTo(old);
     MemoryContextDelete(merge_context);
     UnlockRelation(index, ExclusiveLock);

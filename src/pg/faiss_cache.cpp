@@ -31,6 +31,7 @@ void free_entry(int slot) {
     FaissLoadedIndex* entry = g_entries[slot];
     g_entries[slot] = nullptr;
     delete entry->engine;
+    delete entry->attributes;
     if (entry->labels != nullptr) pfree(entry->labels);
     pfree(entry);
 }
@@ -84,7 +85,8 @@ void supersede(Relation index, uint32 generation) {
 }
 
 FaissLoadedIndex* new_entry(Relation index, uint32 generation, benzer::Engine* engine,
-                            ItemPointerData* labels, int64 nlabels, Size bytes) {
+                            benzer::AttributeStore* attributes, ItemPointerData* labels,
+                            int64 nlabels, Size bytes) {
     supersede(index, generation);
     evict(bytes);
     int slot = free_slot();
@@ -94,6 +96,7 @@ FaissLoadedIndex* new_entry(Relation index, uint32 generation, benzer::Engine* e
     entry->node = index->rd_node;
     entry->generation = generation;
     entry->engine = engine;
+    entry->attributes = attributes;
     entry->labels = labels;
     entry->nlabels = nlabels;
     entry->bytes = bytes;
@@ -125,12 +128,35 @@ FaissLoadedIndex* faiss_cache_acquire(Relation index, const FaissMeta& meta) {
     memcpy(labels, labels_bytes, meta.labels.bytes);
     pfree(labels_bytes);
 
-    benzer::Engine* engine = nullptr;
+    // Filter column values.
+    benzer::AttributeStore* attributes = nullptr;
     Size bytes = meta.labels.bytes;
+    if (meta.attributes.head != InvalidBlockNumber) {
+        char* data = nullptr;
+        if (!faiss_read_chain(index, meta.attributes, kFaissPageAttributes, meta.generation,
+                              &data)) {
+            pfree(labels);
+            return nullptr;
+        }
+        benzer::GuardedError error;
+        bool ok = benzer::run_guarded(error, [&] {
+            attributes = benzer::AttributeStore::deserialize(reinterpret_cast<const uint8*>(data),
+                                                              meta.attributes.bytes);
+        });
+        pfree(data);
+        if (!ok) {
+            pfree(labels);
+            raise_guarded_error(error, "could not load faiss filter columns");
+        }
+        bytes += meta.attributes.bytes;
+    }
+
+    benzer::Engine* engine = nullptr;
     if (meta.factory[0] != '\0') {
         char* blob = nullptr;
         if (!faiss_read_chain(index, meta.blob, kFaissPageBlob, meta.generation, &blob)) {
             pfree(labels);
+            delete attributes;
             return nullptr;
         }
         benzer::GuardedError error;
@@ -142,6 +168,7 @@ FaissLoadedIndex* faiss_cache_acquire(Relation index, const FaissMeta& meta) {
         pfree(blob);
         if (!ok) {
             pfree(labels);
+            delete attributes;
             raise_guarded_error(error, "could not load faiss index");
         }
         bytes += meta.blob.bytes;
@@ -149,11 +176,12 @@ FaissLoadedIndex* faiss_cache_acquire(Relation index, const FaissMeta& meta) {
     FaissLoadedIndex* entry;
     PG_TRY();
     {
-        entry = new_entry(index, meta.generation, engine, labels, nlabels, bytes);
+        entry = new_entry(index, meta.generation, engine, attributes, labels, nlabels, bytes);
     }
     PG_CATCH();
     {
         delete engine;
+        delete attributes;
         PG_RE_THROW();
     }
     PG_END_TRY();
@@ -172,7 +200,8 @@ void faiss_cache_release(FaissLoadedIndex* entry) {
 }
 
 void faiss_cache_insert(Relation index, uint32 generation, benzer::Engine* engine,
-                        const ItemPointerData* labels, int64 nlabels) {
+                        benzer::AttributeStore* attributes, const ItemPointerData* labels,
+                        int64 nlabels) {
     Size label_bytes = sizeof(ItemPointerData) * static_cast<Size>(nlabels);
     ItemPointerData* copy = nullptr;
     PG_TRY();
@@ -187,11 +216,18 @@ void faiss_cache_insert(Relation index, uint32 generation, benzer::Engine* engin
             if (benzer::run_guarded(error, [&] { engine_bytes = engine->memory_bytes(); }))
                 bytes += engine_bytes;
         }
-        new_entry(index, generation, engine, copy, nlabels, bytes);
+        if (attributes != nullptr) {
+            benzer::GuardedError error;
+            Size attribute_bytes = 0;
+            if (benzer::run_guarded(error, [&] { attribute_bytes = attributes->memory_bytes(); }))
+                bytes += attribute_bytes;
+        }
+        new_entry(index, generation, engine, attributes, copy, nlabels, bytes);
     }
     PG_CATCH();
     {
         delete engine;
+        delete attributes;
         PG_RE_THROW();
     }
     PG_END_TRY();

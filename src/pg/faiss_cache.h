@@ -7,6 +7,7 @@
 // cache outgrows benzer.cache_memory) only frees unpinned entries.
 #pragma once
 
+#include "core/attributes.h"
 #include "pg/faiss_pages.h"
 
 struct FaissLoadedIndex {
@@ -16,6 +17,7 @@ struct FaissLoadedIndex {
     benzer::Engine* engine;   // null while the index is untrained
     ItemPointerData* labels;  // label -> heap TID
     int64 nlabels;
+    benzer::AttributeStore* attributes;  // filter column values; null if none
     Size bytes;               // memory held (approximate)
     int pins;
     uint64 last_used;
@@ -30,9 +32,10 @@ FaissLoadedIndex* faiss_cache_acquire(Relation index, const FaissMeta& meta);
 void faiss_cache_release(FaissLoadedIndex* entry);
 
 // Hands a freshly built or merged index to the cache (ownership of engine
-// passes to the cache; labels are copied).
+// and attributes passes to the cache; labels are copied).
 void faiss_cache_insert(Relation index, uint32 generation, benzer::Engine* engine,
-                        const ItemPointerData* labels, int64 nlabels);
+                        benzer::AttributeStore* attributes, const ItemPointerData* labels,
+                        int64 nlabels);
 
 // Bytes this backend holds for the index (0 if not loaded).
 Size faiss_cache_bytes(Relation index);

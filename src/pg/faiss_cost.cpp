@@ -38,15 +38,31 @@ void faiss_cost_estimate(PlannerInfo* root, IndexPath* path, double loop_count,
     genericcostestimate(root, path, loop_count, &costs);
 
     double rows = Max(path->indexinfo->tuples, 1.0);
+    // The fraction of rows that satisfy the index conditions on filter
+    // columns (1 without any): only those come out of the index.
+    double selectivity_of_conditions = Min(Max(costs.indexSelectivity, 1.0 / rows), 1.0);
+    double matching = Max(rows * selectivity_of_conditions, 1.0);
+    int nconditions = list_length(path->indexclauses);
+
     // Dimensions are not in the catalog; 128 is a middling guess that makes
-    // a distance cost about one cpu_operator_cost per 32 dimensions.
-    double dimension_factor = 4.0;
-    double examined = Min(rows, Max(1000.0, rows / 16.0));
-    *startup_cost = examined * cpu_operator_cost * dimension_factor + random_page_cost;
-    // Returning rows: cheap per row; the heap fetches are costed by the
-    // planner on top of this.
-    *total_cost = *startup_cost + rows * cpu_index_tuple_cost;
-    *selectivity = 1.0;
+    // a distance cost about four cpu_operator_costs.
+    double distance_cost = 4.0 * cpu_operator_cost;
+    double search;
+    if (nconditions > 0 && matching <= benzer_exact_filter_limit) {
+        // Conditions checked against every indexed row, then exact
+        // distances to the rows that match.
+        search = rows * nconditions * cpu_operator_cost + matching * distance_cost;
+    } else {
+        // An approximate search visits about N / 16 rows (the IVF lists
+        // probed or HNSW candidates), more when conditions discard rows.
+        double examined = Min(rows, Max(1000.0, rows / 16.0) / selectivity_of_conditions);
+        search = rows * nconditions * cpu_operator_cost + examined * distance_cost;
+    }
+    *startup_cost = search + random_page_cost;
+    // Returning rows is cheap per row; the heap fetches are costed by the
+    // planner on top, from the selectivity.
+    *total_cost = *startup_cost + matching * cpu_index_tuple_cost;
+    *selectivity = selectivity_of_conditions;
     *correlation = 0.0;
     *pages = 1;  // the metapage; the index itself is cached per backend
 }

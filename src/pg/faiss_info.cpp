@@ -131,7 +131,7 @@ BENZER_FUNCTION(benzer_index_info) {
             benzer::Engine* engine = entry->engine;
             bool ok = benzer::run_guarded(error, [&] {
                 std::string text = engine->describe();
-                std::snprintf(description, sizeof(description), "%s", text.c_str());
+                snprintf(description, sizeof(description), "%s", text.c_str());
             });
             faiss_cache_release(entry);
             if (!ok) raise_guarded_error(error, "could not describe faiss index");
@@ -255,6 +255,9 @@ static void explain_faiss(ExplainState* es, PlannedStmt* planned) {
                 s.exact_scan ? ", exact distances" : "",
                 s.hit_limit ? ", stopped at benzer.max_scan_tuples" : "");
             if (s.max_nprobe > 0) appendStringInfo(es->str, ", nprobe up to %d", s.max_nprobe);
+            if (s.conditions > 0)
+                appendStringInfo(es->str, "; %d index conditions matched %lld indexed rows",
+                                 s.conditions, static_cast<long long>(s.allowed_rows));
             appendStringInfoChar(es->str, '\n');
         }
     }

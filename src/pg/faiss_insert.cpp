@@ -6,6 +6,7 @@
 // merge (VACUUM or benzer_index_merge) later folds them in.
 #include "pg/faiss.h"
 
+#include "pg/faiss_attributes.h"
 #include "pg/faiss_pages.h"
 #include "pg/vector.h"
 
@@ -32,6 +33,17 @@ bool faiss_insert(Relation index, Datum* values, bool* isnull, ItemPointer heap_
                 (errcode(ERRCODE_DATA_EXCEPTION),
                  errmsg("faiss index \"%s\" holds vectors of %d dimensions, not %d",
                         RelationGetRelationName(index), dim, v->dim)));
-    faiss_append_pending(index, heap_tid, v->x, v->dim);
+    // Filter columns travel with the pending row.
+    benzer::AttributeKind kinds[kFaissMaxFilterColumns];
+    int filter_columns = faiss_filter_kinds(index, kinds);
+    uint8* attributes = nullptr;
+    Size attribute_bytes = 0;
+    if (filter_columns > 0) {
+        auto* row = static_cast<benzer::AttributeValue*>(
+            palloc0(sizeof(benzer::AttributeValue) * filter_columns));
+        faiss_attribute_values(kinds, filter_columns, index, values, isnull, row);
+        attributes = faiss_encode_attributes(kinds, filter_columns, row, &attribute_bytes);
+    }
+    faiss_append_pending(index, heap_tid, v->x, v->dim, attributes, attribute_bytes);
     return false;
 }

@@ -288,11 +288,26 @@ static void append_on_new_page(Relation index, Buffer meta_buffer, Buffer tail_b
     UnlockReleaseBuffer(buffer);
 }
 
-void faiss_append_pending(Relation index, ItemPointer tid, const float* vector, int dim) {
-    Size size = faiss_pending_tuple_size(dim);
+Size faiss_max_pending_tuple_size(void) {
+    return MAXALIGN_DOWN(BLCKSZ - MAXALIGN(SizeOfPageHeaderData) -
+                         MAXALIGN(sizeof(FaissPageOpaque)) - sizeof(ItemIdData));
+}
+
+void faiss_append_pending(Relation index, ItemPointer tid, const float* vector, int dim,
+                          const uint8* attributes, Size attribute_bytes) {
+    Size size = faiss_pending_tuple_size(dim, attribute_bytes);
+    if (size > faiss_max_pending_tuple_size())
+        ereport(ERROR,
+                (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+                 errmsg("row too large for faiss index \"%s\": %zu bytes, at most %zu",
+                        RelationGetRelationName(index), size, faiss_max_pending_tuple_size()),
+                 errhint("Filter columns hold too much data (long texts or arrays).")));
     FaissPendingTuple* tuple = static_cast<FaissPendingTuple*>(palloc0(size));
     tuple->tid = *tid;
+    tuple->attribute_bytes = static_cast<uint16>(attribute_bytes);
     memcpy(tuple->vector, vector, sizeof(float) * static_cast<Size>(dim));
+    if (attribute_bytes > 0)
+        memcpy(reinterpret_cast<char*>(tuple->vector + dim), attributes, attribute_bytes);
 
     // Fast path: room on the tail page; the metapage is only read.
     Buffer meta_buffer = ReadBuffer(index, kFaissMetaBlock);
@@ -351,10 +366,15 @@ void faiss_append_pending(Relation index, ItemPointer tid, const float* vector, 
 bool faiss_read_pending(Relation index, const FaissMeta& meta, FaissPendingRows* rows) {
     int dim = meta.dimensions;
     int64 capacity = 64;
+    int64 attribute_capacity = 1024;
+    uint64 attribute_used = 0;
     rows->count = 0;
     rows->tids = static_cast<ItemPointerData*>(palloc(sizeof(ItemPointerData) * capacity));
     rows->vectors = static_cast<float*>(
         MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * Max(dim, 1) * capacity));
+    rows->attributes = static_cast<uint8*>(palloc(attribute_capacity));
+    rows->attribute_offsets = static_cast<uint64*>(palloc(sizeof(uint64) * (capacity + 1)));
+    rows->attribute_offsets[0] = 0;
     BlockNumber block = meta.pending_head;
     while (block != InvalidBlockNumber) {
         Buffer buffer = ReadBuffer(index, block);
@@ -377,10 +397,21 @@ bool faiss_read_pending(Relation index, const FaissMeta& meta, FaissPendingRows*
                     repalloc_huge(rows->tids, sizeof(ItemPointerData) * capacity));
                 rows->vectors = static_cast<float*>(
                     repalloc_huge(rows->vectors, sizeof(float) * Max(dim, 1) * capacity));
+                rows->attribute_offsets = static_cast<uint64*>(
+                    repalloc_huge(rows->attribute_offsets, sizeof(uint64) * (capacity + 1)));
+            }
+            if (attribute_used + tuple->attribute_bytes > static_cast<uint64>(attribute_capacity)) {
+                attribute_capacity = Max(attribute_capacity * 2,
+                                         static_cast<int64>(attribute_used + tuple->attribute_bytes));
+                rows->attributes =
+                    static_cast<uint8*>(repalloc_huge(rows->attributes, attribute_capacity));
             }
             rows->tids[rows->count] = tuple->tid;
             memcpy(rows->vectors + rows->count * dim, tuple->vector, sizeof(float) * dim);
+            memcpy(rows->attributes + attribute_used, tuple->vector + dim, tuple->attribute_bytes);
+            attribute_used += tuple->attribute_bytes;
             rows->count++;
+            rows->attribute_offsets[rows->count] = attribute_used;
         }
         block = opaque->next;
         UnlockReleaseBuffer(buffer);

@@ -4,8 +4,10 @@
 //   blob chain        the serialised Faiss index, cut across pages
 //   label chain       heap TID of every label 0..n-1 (6 bytes each)
 //   tombstone chain   a bitmap over labels: rows VACUUM found dead
+//   attribute chain   the filter columns' values of every label
+//                     (core/attributes.h), when the index has any
 //   pending chain     rows inserted since the last build or merge
-//                     (TID + vector), searched exactly
+//                     (TID + vector + filter values), searched exactly
 //
 // A "generation" is one immutable triple of blob, label and tombstone
 // chains (only tombstone bits change in place). A merge writes the chains
@@ -36,6 +38,7 @@ enum FaissPageKind : uint16 {
     kFaissPageLabels = 3,
     kFaissPageTombstones = 4,
     kFaissPagePending = 5,
+    kFaissPageAttributes = 6,
 };
 
 // The special space of every page.
@@ -66,6 +69,7 @@ struct FaissMeta {
     FaissChain blob;
     FaissChain labels;
     FaissChain tombstones;
+    FaissChain attributes;  // head InvalidBlockNumber: no filter columns
     int64 main_rows;   // labels in the Faiss structure
     int64 dead_rows;   // of which tombstoned
     BlockNumber pending_head;
@@ -74,16 +78,21 @@ struct FaissMeta {
     int64 merges;      // merges since the build
 };
 
-// A pending row, stored as one item on a pending page.
+// A pending row, stored as one item on a pending page: the vector, then
+// attribute_bytes of encoded filter values (AttributeStore::encode_row).
 struct FaissPendingTuple {
     ItemPointerData tid;
-    uint16 unused;
+    uint16 attribute_bytes;
     float vector[FLEXIBLE_ARRAY_MEMBER];
 };
 
-inline Size faiss_pending_tuple_size(int dim) {
-    return MAXALIGN(offsetof(FaissPendingTuple, vector) + sizeof(float) * static_cast<Size>(dim));
+inline Size faiss_pending_tuple_size(int dim, Size attribute_bytes) {
+    return MAXALIGN(offsetof(FaissPendingTuple, vector) + sizeof(float) * static_cast<Size>(dim) +
+                    attribute_bytes);
 }
+
+// The largest pending tuple a page holds.
+Size faiss_max_pending_tuple_size(void);
 
 inline FaissPageOpaque* faiss_page_opaque(Page page) {
     return reinterpret_cast<FaissPageOpaque*>(PageGetSpecialPointer(page));
@@ -139,14 +148,17 @@ void faiss_set_tombstones(Relation index, const FaissMeta& meta, const int64* la
                           int64 count);
 
 // Appends one pending row (WAL-logged).
-void faiss_append_pending(Relation index, ItemPointer tid, const float* vector, int dim);
+void faiss_append_pending(Relation index, ItemPointer tid, const float* vector, int dim,
+                          const uint8* attributes, Size attribute_bytes);
 
 // All pending rows: parallel arrays, palloc'd. Returns false on a
 // generation race (see faiss_read_chain).
 struct FaissPendingRows {
     int64 count;
     ItemPointerData* tids;
-    float* vectors;  // count * dim
+    float* vectors;               // count * dim
+    uint8* attributes;            // encoded filter values, concatenated
+    uint64* attribute_offsets;    // count + 1 offsets into attributes
 };
 bool faiss_read_pending(Relation index, const FaissMeta& meta, FaissPendingRows* rows);
 

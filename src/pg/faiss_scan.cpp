@@ -27,6 +27,7 @@
 #include "pg/faiss.h"
 
 #include "core/distance.h"
+#include "pg/faiss_attributes.h"
 #include "pg/faiss_cache.h"
 #include "pg/faiss_pages.h"
 #include "pg/faiss_scan.h"
@@ -105,6 +106,34 @@ double exact_distance(benzer::Metric metric, const float* a, const float* b, int
     return 0.0;
 }
 
+// Keeps only the pending rows whose filter values satisfy the conditions.
+void filter_pending(const benzer::AttributeKind* kinds, int nkinds,
+                    const benzer::Condition* conditions, int nconditions,
+                    FaissPendingRows* pending, int dim) {
+    int64 count = pending->count;
+    uint8* match = static_cast<uint8*>(palloc((count + 7) / 8 + 1));
+    memset(match, 0xff, (count + 7) / 8 + 1);
+    benzer::GuardedError error;
+    // The temporary store lives inside the guarded call only.
+    bool ok = benzer::run_guarded(error, [&] {
+        benzer::AttributeStore store(std::vector<benzer::AttributeKind>(kinds, kinds + nkinds));
+        for (int64 i = 0; i < count; i++)
+            store.append_encoded(pending->attributes + pending->attribute_offsets[i],
+                                 pending->attribute_offsets[i + 1] - pending->attribute_offsets[i]);
+        store.filter(conditions, nconditions, match, count);
+    });
+    if (!ok) raise_guarded_error(error, "could not apply filter columns to pending rows");
+    int64 kept = 0;
+    for (int64 i = 0; i < count; i++) {
+        if (!((match[i >> 3] >> (i & 7)) & 1)) continue;
+        pending->tids[kept] = pending->tids[i];
+        memmove(pending->vectors + kept * dim, pending->vectors + i * dim, sizeof(float) * dim);
+        kept++;
+    }
+    pending->count = kept;
+    pfree(match);
+}
+
 // Loads the index (retrying if a merge races us), the allowed bitmap and
 // the pending rows.
 void start_scan(IndexScanDesc scan, FaissScanState* state) {
@@ -140,7 +169,15 @@ void start_scan(IndexScanDesc scan, FaissScanState* state) {
             continue;
         }
 
-        // Allowed = live labels.
+        // WHERE conditions on filter columns (scan keys).
+        benzer::AttributeKind kinds[kFaissMaxFilterColumns];
+        int nkinds = faiss_filter_kinds(index, kinds);
+        auto* conditions = static_cast<benzer::Condition*>(
+            palloc0(sizeof(benzer::Condition) * Max(scan->numberOfKeys, 1)));
+        int nconditions = faiss_scan_conditions(scan, kinds, conditions);
+        state->stats.conditions = nconditions;
+
+        // Allowed = live labels that match the conditions.
         state->nlabels = state->entry != nullptr ? state->entry->nlabels : 0;
         Size bytes = static_cast<Size>((state->nlabels + 7) / 8) + 1;
         state->allowed = static_cast<uint8*>(MemoryContextAllocHuge(state->context, bytes));
@@ -154,7 +191,26 @@ void start_scan(IndexScanDesc scan, FaissScanState* state) {
         // Clear the bits past the last label.
         for (int64 label = state->nlabels; label < static_cast<int64>(bytes) * 8; label++)
             state->allowed[label >> 3] &= static_cast<uint8>(~(1u << (label & 7)));
+        if (nconditions > 0 && state->nlabels > 0) {
+            benzer::AttributeStore* store = state->entry->attributes;
+            if (store == nullptr)
+                ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
+                                errmsg("faiss index \"%s\" has no filter column data",
+                                       RelationGetRelationName(index))));
+            uint8* allowed = state->allowed;
+            int64 nlabels = state->nlabels;
+            benzer::GuardedError error;
+            if (!benzer::run_guarded(error, [&] {
+                    store->filter(conditions, nconditions, allowed, nlabels);
+                }))
+                raise_guarded_error(error, "could not apply filter columns");
+        }
         for (Size i = 0; i < bytes; i++) state->allowed_count += __builtin_popcount(state->allowed[i]);
+        state->stats.allowed_rows = state->allowed_count;
+
+        // Pending rows that fail the conditions are dropped right away.
+        if (nconditions > 0 && pending.count > 0)
+            filter_pending(kinds, nkinds, conditions, nconditions, &pending, meta.dimensions);
 
         // Pending rows, exact distances, nearest first (NaN last).
         benzer::Metric metric = static_cast<benzer::Metric>(meta.metric);
@@ -270,7 +326,7 @@ void next_round(FaissScanState* state) {
     state->stats.candidates += stats.candidates;
     state->stats.selector_used = state->stats.selector_used || stats.selector_used;
     state->stats.exact_scan = state->stats.exact_scan || stats.exact_scan;
-    if (state->nprobe > state->stats.max_nprobe) state->stats.max_nprobe = state->nprobe;
+    if (stats.nprobe > state->stats.max_nprobe) state->stats.max_nprobe = stats.nprobe;
     state->main_count = found;
     state->main_position = 0;
     state->widen = found < k;

@@ -15,6 +15,8 @@ struct FaissScanStats {
     int64 main_returned;     // rows returned from the Faiss structure
     int64 pending_returned;  // rows returned from the pending rows
     int64 pending_rows;      // pending rows searched exactly
+    int conditions;          // WHERE conditions applied inside the index
+    int64 allowed_rows;      // indexed rows that satisfied them (and are live)
     int max_nprobe;          // widest nprobe used (0: the index default)
     bool selector_used;      // filter applied inside Faiss
     bool exact_scan;         // exact distances over a small filter

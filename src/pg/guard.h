@@ -32,7 +32,7 @@ struct GuardedError {
 
     void set(ErrorKind k, const char* text) noexcept {
         kind = k;
-        std::snprintf(message, sizeof(message), "%s", text ? text : "unknown error");
+        snprintf(message, sizeof(message), "%s", text ? text : "unknown error");
     }
 };
 

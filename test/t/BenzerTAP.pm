@@ -12,11 +12,15 @@ use strict;
 use warnings FATAL => 'all';
 
 use Exporter 'import';
+use IPC::Run;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
 our @EXPORT = qw(
   benzer_setup_db
+  sql_ok
+  quietly
+  session_query
   index_info
   index_used
   topk
@@ -45,6 +49,43 @@ sub benzer_setup_db
 		LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'benzer test check failed: %', msg; END $$;
 	});
 	return;
+}
+
+# Runs $sql and passes if it succeeds (fails, with psql's stderr, if not,
+# without dying, so later checks still run). Returns psql's stdout.
+sub sql_ok
+{
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	my ($node, $db, $sql, $name) = @_;
+	my ($ret, $out, $err) = $node->psql($db, $sql);
+	is($ret, 0, $name) or diag("$sql\n$err");
+	return $out;
+}
+
+# Runs $code with Test::More's note() output thrown away (BackgroundPsql
+# notes every query and its whole output). Returns what $code returns.
+sub quietly
+{
+	my ($code) = @_;
+	my $tb = Test::More->builder;
+	my $saved = $tb->output;
+	open my $null, '>', '/dev/null' or die "could not open /dev/null: $!";
+	$tb->output($null);
+	my @result = eval { $code->() };
+	my $error = $@;
+	$tb->output($saved);
+	die $error if $error;
+	return wantarray ? @result : $result[0];
+}
+
+# Runs $sql in a BackgroundPsql session, quietly; dies if psql wrote to
+# stderr (an error). Returns the output.
+sub session_query
+{
+	my ($session, $sql) = @_;
+	my ($out, $ret) = quietly(sub { $session->query($sql) });
+	die "background psql query failed: $sql\n$session->{stderr}" if $ret;
+	return $out;
 }
 
 # benzer_index_info() of an index, as a hash reference.
@@ -135,19 +176,25 @@ sub server_log_problems
 	return @bad;
 }
 
-# Starts pgbench in the background against $node. $script is the text of
-# the custom script; @args go to pgbench. Returns a handle for
-# finish_pgbench.
+# Starts pgbench in the background against $node. $scripts is the text of
+# one custom script, or a hash reference { "name\@weight" => text, ... };
+# @args go to pgbench. Returns a handle for finish_pgbench.
 sub start_pgbench
 {
-	my ($node, $db, $name, $script, @args) = @_;
-	my $file = $node->basedir . "/$name.pgbench";
-	open my $fh, '>', $file or die "could not write $file: $!";
-	print $fh $script;
-	close $fh;
+	my ($node, $db, $name, $scripts, @args) = @_;
+	$scripts = { $name => $scripts } unless ref $scripts;
+	my @files;
+	for my $key (sort keys %$scripts)
+	{
+		my ($base, $weight) = $key =~ /^([^@]+)(\@\d+)?$/;
+		my $file = $node->basedir . "/$base.pgbench";
+		open my $fh, '>', $file or die "could not write $file: $!";
+		print $fh $scripts->{$key};
+		close $fh;
+		push @files, '-f', $file . ($weight // '');
+	}
 	my %h = (name => $name, out => '', err => '');
-	my @cmd = ('pgbench', '-n', '-h', $node->host, '-p', $node->port,
-		'-f', $file, @args, $db);
+	my @cmd = ('pgbench', '-n', '-h', $node->host, '-p', $node->port, @files, @args, $db);
 	note "starting: @cmd";
 	$h{run} = IPC::Run::start(\@cmd, '>', \$h{out}, '2>', \$h{err});
 	return \%h;

@@ -13,6 +13,8 @@
 # logs (tmp_check/log) are kept in that directory when a test fails, and
 # its path is printed on stderr; set BENZER_TAP_KEEP=1 to keep it always.
 #
+# BenzerTAP.pm holds the helpers the tests share.
+#
 # Environment: PG_CONFIG (default: the pg_config of PostgreSQL 15),
 # PROVE_FLAGS (default: -v), BENZER_TAP_KEEP.
 set -euo pipefail
@@ -61,6 +63,7 @@ chmod 755 "$work"
 for t in "${tests[@]}"; do
     cp "$here/$t" "$work/"
 done
+cp "$here"/*.pm "$work/"
 
 run_user=""
 if [ "$(id -u)" -eq 0 ]; then
@@ -72,7 +75,7 @@ status=0
 (
     cd "$work"
     cmd=(env
-        "PERL5LIB=$perl_lib${PERL5LIB:+:$PERL5LIB}"
+        "PERL5LIB=$work:$perl_lib${PERL5LIB:+:$PERL5LIB}"
         "PATH=$bindir:$PATH"
         "PG_REGRESS=$pg_regress"
         "TESTDIR=$work"

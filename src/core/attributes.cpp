@@ -1,0 +1,502 @@
+// attributes.cpp: columnar filter values and condition evaluation.
+#include "attributes.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "error.h"
+
+namespace benzer {
+
+namespace {
+
+constexpr std::uint32_t kMagic = 0x31415A42;  // "BZA1"
+constexpr std::uint32_t kNoId = 0xFFFFFFFFu;
+
+bool is_array(AttributeKind kind) {
+    return kind == AttributeKind::kIntegerArray || kind == AttributeKind::kTextArray;
+}
+
+bool is_text(AttributeKind kind) {
+    return kind == AttributeKind::kText || kind == AttributeKind::kTextArray;
+}
+
+// Appends plain values to a byte vector.
+struct Writer {
+    std::vector<std::uint8_t>* out = nullptr;  // null: only count
+    std::uint8_t* fixed = nullptr;             // or write into a fixed buffer
+    std::size_t capacity = 0;
+    std::size_t size = 0;
+
+    void bytes(const void* data, std::size_t n) {
+        if (out != nullptr) {
+            const auto* p = static_cast<const std::uint8_t*>(data);
+            out->insert(out->end(), p, p + n);
+        } else if (fixed != nullptr) {
+            if (size + n > capacity) throw Error(ErrorKind::kInternal, "attribute buffer overflow");
+            std::memcpy(fixed + size, data, n);
+        }
+        size += n;
+    }
+    template <typename T>
+    void value(T v) {
+        bytes(&v, sizeof(v));
+    }
+};
+
+// Reads plain values, checking bounds (the data comes from disk).
+struct Reader {
+    const std::uint8_t* data;
+    std::size_t size;
+    std::size_t position = 0;
+
+    void bytes(void* out, std::size_t n) {
+        if (n > size - position)
+            throw Error(ErrorKind::kDataException, "truncated filter column data");
+        std::memcpy(out, data + position, n);
+        position += n;
+    }
+    template <typename T>
+    T value() {
+        T v;
+        bytes(&v, sizeof(v));
+        return v;
+    }
+    std::string_view view(std::size_t n) {
+        if (n > size - position)
+            throw Error(ErrorKind::kDataException, "truncated filter column data");
+        std::string_view s(reinterpret_cast<const char*>(data + position), n);
+        position += n;
+        return s;
+    }
+};
+
+}  // namespace
+
+struct AttributeStore::Column {
+    AttributeKind kind;
+    std::vector<std::uint8_t> nulls;  // bit set: NULL
+    std::vector<std::int64_t> integers;  // kInteger: per row; kIntegerArray: elements
+    std::vector<std::uint32_t> ids;      // kText: per row; kTextArray: elements
+    std::vector<std::uint64_t> offsets;  // arrays: rows + 1 entries
+    std::vector<std::string> dictionary;
+    std::unordered_map<std::string, std::uint32_t> lookup;
+
+    explicit Column(AttributeKind k) : kind(k) {
+        if (is_array(kind)) offsets.push_back(0);
+    }
+
+    std::uint32_t intern(std::string_view text) {
+        auto it = lookup.find(std::string(text));
+        if (it != lookup.end()) return it->second;
+        auto id = static_cast<std::uint32_t>(dictionary.size());
+        dictionary.emplace_back(text);
+        lookup.emplace(dictionary.back(), id);
+        return id;
+    }
+
+    // The id of text, or kNoId when no row has it.
+    std::uint32_t find(std::string_view text) const {
+        auto it = lookup.find(std::string(text));
+        return it == lookup.end() ? kNoId : it->second;
+    }
+
+    void set_null(std::int64_t row, bool null) {
+        std::size_t byte = static_cast<std::size_t>(row >> 3);
+        if (nulls.size() <= byte) nulls.resize(byte + 1, 0);
+        if (null) nulls[byte] |= static_cast<std::uint8_t>(1u << (row & 7));
+    }
+
+    bool is_null(std::int64_t row) const {
+        std::size_t byte = static_cast<std::size_t>(row >> 3);
+        return byte < nulls.size() && (nulls[byte] >> (row & 7)) & 1;
+    }
+};
+
+AttributeStore::AttributeStore(std::vector<AttributeKind> kinds) : kinds_(std::move(kinds)) {
+    for (AttributeKind k : kinds_) columns_.push_back(std::make_unique<Column>(k));
+}
+
+AttributeStore::~AttributeStore() = default;
+
+void AttributeStore::append(const AttributeValue* values) {
+    for (std::size_t c = 0; c < columns_.size(); c++) {
+        Column& col = *columns_[c];
+        const AttributeValue& v = values[c];
+        col.set_null(rows_, v.is_null);
+        switch (col.kind) {
+            case AttributeKind::kInteger:
+                col.integers.push_back(v.is_null ? 0 : v.integer);
+                break;
+            case AttributeKind::kText:
+                col.ids.push_back(v.is_null ? kNoId : col.intern(v.text));
+                break;
+            case AttributeKind::kIntegerArray:
+                if (!v.is_null)
+                    col.integers.insert(col.integers.end(), v.integers, v.integers + v.count);
+                col.offsets.push_back(col.integers.size());
+                break;
+            case AttributeKind::kTextArray:
+                if (!v.is_null)
+                    for (std::uint32_t i = 0; i < v.count; i++) col.ids.push_back(col.intern(v.texts[i]));
+                col.offsets.push_back(col.ids.size());
+                break;
+        }
+    }
+    rows_++;
+}
+
+void AttributeStore::append_from(const AttributeStore& other, std::int64_t row) {
+    if (other.kinds_ != kinds_) throw Error(ErrorKind::kInternal, "filter column kinds differ");
+    std::vector<AttributeValue> values(columns_.size());
+    std::vector<std::vector<std::string_view>> texts(columns_.size());
+    for (std::size_t c = 0; c < columns_.size(); c++) {
+        const Column& col = *other.columns_[c];
+        AttributeValue& v = values[c];
+        v.is_null = col.is_null(row);
+        if (v.is_null) continue;
+        switch (col.kind) {
+            case AttributeKind::kInteger:
+                v.integer = col.integers[static_cast<std::size_t>(row)];
+                break;
+            case AttributeKind::kText:
+                v.text = col.dictionary[col.ids[static_cast<std::size_t>(row)]];
+                break;
+            case AttributeKind::kIntegerArray: {
+                std::uint64_t begin = col.offsets[static_cast<std::size_t>(row)];
+                std::uint64_t end = col.offsets[static_cast<std::size_t>(row) + 1];
+                v.integers = col.integers.data() + begin;
+                v.count = static_cast<std::uint32_t>(end - begin);
+                break;
+            }
+            case AttributeKind::kTextArray: {
+                std::uint64_t begin = col.offsets[static_cast<std::size_t>(row)];
+                std::uint64_t end = col.offsets[static_cast<std::size_t>(row) + 1];
+                for (std::uint64_t i = begin; i < end; i++)
+                    texts[c].push_back(col.dictionary[col.ids[i]]);
+                v.texts = texts[c].data();
+                v.count = static_cast<std::uint32_t>(end - begin);
+                break;
+            }
+        }
+    }
+    append(values.data());
+}
+
+namespace {
+
+void encode_values(Writer& w, const AttributeKind* kinds, int count, const AttributeValue* values) {
+    for (int c = 0; c < count; c++) {
+        const AttributeValue& v = values[c];
+        w.value<std::uint8_t>(v.is_null ? 1 : 0);
+        if (v.is_null) continue;
+        switch (kinds[c]) {
+            case AttributeKind::kInteger:
+                w.value<std::int64_t>(v.integer);
+                break;
+            case AttributeKind::kText:
+                w.value<std::uint32_t>(static_cast<std::uint32_t>(v.text.size()));
+                w.bytes(v.text.data(), v.text.size());
+                break;
+            case AttributeKind::kIntegerArray:
+                w.value<std::uint32_t>(v.count);
+                w.bytes(v.integers, sizeof(std::int64_t) * v.count);
+                break;
+            case AttributeKind::kTextArray:
+                w.value<std::uint32_t>(v.count);
+                for (std::uint32_t i = 0; i < v.count; i++) {
+                    w.value<std::uint32_t>(static_cast<std::uint32_t>(v.texts[i].size()));
+                    w.bytes(v.texts[i].data(), v.texts[i].size());
+                }
+                break;
+        }
+    }
+}
+
+}  // namespace
+
+std::vector<std::uint8_t> AttributeStore::encode_row(const std::vector<AttributeKind>& kinds,
+                                                     const AttributeValue* values) {
+    std::vector<std::uint8_t> out;
+    Writer w;
+    w.out = &out;
+    encode_values(w, kinds.data(), static_cast<int>(kinds.size()), values);
+    return out;
+}
+
+std::size_t AttributeStore::encoded_row_size(const AttributeKind* kinds, int count,
+                                             const AttributeValue* values) {
+    Writer w;
+    encode_values(w, kinds, count, values);
+    return w.size;
+}
+
+void AttributeStore::encode_row_into(const AttributeKind* kinds, int count,
+                                     const AttributeValue* values, std::uint8_t* out,
+                                     std::size_t size) {
+    Writer w;
+    w.fixed = out;
+    w.capacity = size;
+    encode_values(w, kinds, count, values);
+}
+
+void AttributeStore::append_encoded(const std::uint8_t* data, std::size_t size) {
+    Reader r{data, size};
+    std::vector<AttributeValue> values(columns_.size());
+    std::vector<std::vector<std::int64_t>> integers(columns_.size());
+    std::vector<std::vector<std::string_view>> texts(columns_.size());
+    for (std::size_t c = 0; c < columns_.size(); c++) {
+        AttributeValue& v = values[c];
+        v.is_null = r.value<std::uint8_t>() != 0;
+        if (v.is_null) continue;
+        switch (kinds_[c]) {
+            case AttributeKind::kInteger:
+                v.integer = r.value<std::int64_t>();
+                break;
+            case AttributeKind::kText:
+                v.text = r.view(r.value<std::uint32_t>());
+                break;
+            case AttributeKind::kIntegerArray: {
+                v.count = r.value<std::uint32_t>();
+                integers[c].resize(v.count);
+                r.bytes(integers[c].data(), sizeof(std::int64_t) * v.count);
+                v.integers = integers[c].data();
+                break;
+            }
+            case AttributeKind::kTextArray: {
+                v.count = r.value<std::uint32_t>();
+                for (std::uint32_t i = 0; i < v.count; i++)
+                    texts[c].push_back(r.view(r.value<std::uint32_t>()));
+                v.texts = texts[c].data();
+                break;
+            }
+        }
+    }
+    append(values.data());
+}
+
+void AttributeStore::filter(const Condition* conditions, int count, std::uint8_t* bitmap,
+                            std::int64_t bitmap_rows) const {
+    // Rows the store does not have cannot match.
+    for (std::int64_t row = rows_; row < bitmap_rows; row++)
+        bitmap[row >> 3] &= static_cast<std::uint8_t>(~(1u << (row & 7)));
+    std::int64_t rows = std::min(rows_, bitmap_rows);
+    auto clear = [&](std::int64_t row) {
+        bitmap[row >> 3] &= static_cast<std::uint8_t>(~(1u << (row & 7)));
+    };
+    // Calls fn(row) for every row still set.
+    auto for_each_set = [&](auto&& fn) {
+        for (std::int64_t byte = 0; byte * 8 < rows; byte++) {
+            std::uint8_t bits = bitmap[byte];
+            while (bits != 0) {
+                int bit = __builtin_ctz(bits);
+                bits &= static_cast<std::uint8_t>(bits - 1);
+                std::int64_t row = byte * 8 + bit;
+                if (row < rows) fn(row);
+            }
+        }
+    };
+
+    for (int i = 0; i < count; i++) {
+        const Condition& cond = conditions[i];
+        if (cond.column < 0 || cond.column >= columns())
+            throw Error(ErrorKind::kInternal, "filter condition on an unknown column");
+        const Column& col = *columns_[static_cast<std::size_t>(cond.column)];
+        if (cond.op == ConditionOp::kNever) {
+            for_each_set(clear);
+            continue;
+        }
+        // The operands as a sorted set of integers or dictionary ids.
+        std::vector<std::int64_t> set;
+        std::uint32_t missing = 0;  // operands absent from the dictionary
+        if (is_text(col.kind)) {
+            for (std::uint32_t k = 0; k < cond.count; k++) {
+                std::uint32_t id = col.find(cond.texts[k]);
+                if (id == kNoId)
+                    missing++;
+                else
+                    set.push_back(id);
+            }
+        } else {
+            set.assign(cond.integers, cond.integers + cond.count);
+        }
+        std::sort(set.begin(), set.end());
+        set.erase(std::unique(set.begin(), set.end()), set.end());
+        auto in_set = [&](std::int64_t v) { return std::binary_search(set.begin(), set.end(), v); };
+
+        switch (col.kind) {
+            case AttributeKind::kInteger:
+            case AttributeKind::kText:
+                if (cond.op != ConditionOp::kEqualsAny)
+                    throw Error(ErrorKind::kInternal, "unsupported condition on a scalar column");
+                for_each_set([&](std::int64_t row) {
+                    if (col.is_null(row)) return clear(row);
+                    std::int64_t v = col.kind == AttributeKind::kInteger
+                                         ? col.integers[static_cast<std::size_t>(row)]
+                                         : static_cast<std::int64_t>(col.ids[static_cast<std::size_t>(row)]);
+                    if (!in_set(v)) clear(row);
+                });
+                break;
+            case AttributeKind::kIntegerArray:
+            case AttributeKind::kTextArray: {
+                if (cond.op == ConditionOp::kEqualsAny)
+                    throw Error(ErrorKind::kInternal, "unsupported condition on an array column");
+                bool contains = cond.op == ConditionOp::kContains;
+                if (contains && missing > 0) {  // an operand no row has
+                    for_each_set(clear);
+                    break;
+                }
+                for_each_set([&](std::int64_t row) {
+                    if (col.is_null(row)) return clear(row);
+                    std::uint64_t begin = col.offsets[static_cast<std::size_t>(row)];
+                    std::uint64_t end = col.offsets[static_cast<std::size_t>(row) + 1];
+                    auto element = [&](std::uint64_t e) {
+                        return col.kind == AttributeKind::kIntegerArray
+                                   ? col.integers[e]
+                                   : static_cast<std::int64_t>(col.ids[e]);
+                    };
+                    if (contains) {
+                        for (std::int64_t want : set) {
+                            bool found = false;
+                            for (std::uint64_t e = begin; e < end && !found; e++)
+                                found = element(e) == want;
+                            if (!found) return clear(row);
+                        }
+                    } else {
+                        bool any = false;
+                        for (std::uint64_t e = begin; e < end && !any; e++) any = in_set(element(e));
+                        if (!any) clear(row);
+                    }
+                });
+                break;
+            }
+        }
+    }
+}
+
+// Serialised form: magic, column count, rows, then per column its kind,
+// null bitmap and data (see the file comment in attributes.h).
+std::size_t AttributeStore::serialized_size() const {
+    Writer w;
+    w.value<std::uint32_t>(kMagic);
+    w.value<std::uint32_t>(static_cast<std::uint32_t>(columns_.size()));
+    w.value<std::int64_t>(rows_);
+    std::size_t null_bytes = static_cast<std::size_t>((rows_ + 7) / 8);
+    for (const auto& colp : columns_) {
+        const Column& col = *colp;
+        w.value<std::uint8_t>(static_cast<std::uint8_t>(col.kind));
+        w.size += null_bytes;
+        if (is_text(col.kind)) {
+            w.value<std::uint32_t>(static_cast<std::uint32_t>(col.dictionary.size()));
+            for (const std::string& s : col.dictionary) w.size += sizeof(std::uint32_t) + s.size();
+        }
+        if (is_array(col.kind)) {
+            w.size += sizeof(std::uint64_t) * col.offsets.size();
+            w.value<std::uint64_t>(0);
+        }
+        if (col.kind == AttributeKind::kInteger || col.kind == AttributeKind::kIntegerArray)
+            w.size += sizeof(std::int64_t) * col.integers.size();
+        else
+            w.size += sizeof(std::uint32_t) * col.ids.size();
+    }
+    return w.size;
+}
+
+void AttributeStore::serialize(std::uint8_t* out, std::size_t size) const {
+    Writer w;
+    w.fixed = out;
+    w.capacity = size;
+    w.value<std::uint32_t>(kMagic);
+    w.value<std::uint32_t>(static_cast<std::uint32_t>(columns_.size()));
+    w.value<std::int64_t>(rows_);
+    std::size_t null_bytes = static_cast<std::size_t>((rows_ + 7) / 8);
+    for (const auto& colp : columns_) {
+        const Column& col = *colp;
+        w.value<std::uint8_t>(static_cast<std::uint8_t>(col.kind));
+        std::vector<std::uint8_t> nulls(col.nulls);
+        nulls.resize(null_bytes, 0);
+        w.bytes(nulls.data(), null_bytes);
+        if (is_text(col.kind)) {
+            w.value<std::uint32_t>(static_cast<std::uint32_t>(col.dictionary.size()));
+            for (const std::string& s : col.dictionary) {
+                w.value<std::uint32_t>(static_cast<std::uint32_t>(s.size()));
+                w.bytes(s.data(), s.size());
+            }
+        }
+        if (is_array(col.kind)) {
+            w.bytes(col.offsets.data(), sizeof(std::uint64_t) * col.offsets.size());
+            w.value<std::uint64_t>(col.kind == AttributeKind::kIntegerArray ? col.integers.size()
+                                                                            : col.ids.size());
+        }
+        if (col.kind == AttributeKind::kInteger || col.kind == AttributeKind::kIntegerArray)
+            w.bytes(col.integers.data(), sizeof(std::int64_t) * col.integers.size());
+        else
+            w.bytes(col.ids.data(), sizeof(std::uint32_t) * col.ids.size());
+    }
+    if (w.size != size) throw Error(ErrorKind::kInternal, "filter column size mismatch");
+}
+
+AttributeStore* AttributeStore::deserialize(const std::uint8_t* data, std::size_t size) {
+    Reader r{data, size};
+    if (r.value<std::uint32_t>() != kMagic)
+        throw Error(ErrorKind::kDataException, "filter column data has a bad header");
+    std::uint32_t ncols = r.value<std::uint32_t>();
+    std::int64_t rows = r.value<std::int64_t>();
+    if (ncols > 64 || rows < 0)
+        throw Error(ErrorKind::kDataException, "filter column data has a bad header");
+    auto store = std::make_unique<AttributeStore>(std::vector<AttributeKind>{});
+    store->rows_ = rows;
+    std::size_t null_bytes = static_cast<std::size_t>((rows + 7) / 8);
+    for (std::uint32_t c = 0; c < ncols; c++) {
+        auto kind = static_cast<AttributeKind>(r.value<std::uint8_t>());
+        if (kind < AttributeKind::kInteger || kind > AttributeKind::kTextArray)
+            throw Error(ErrorKind::kDataException, "filter column data has an unknown kind");
+        store->kinds_.push_back(kind);
+        auto col = std::make_unique<Column>(kind);
+        col->nulls.resize(null_bytes);
+        r.bytes(col->nulls.data(), null_bytes);
+        if (is_text(kind)) {
+            std::uint32_t n = r.value<std::uint32_t>();
+            for (std::uint32_t i = 0; i < n; i++) {
+                std::string_view s = r.view(r.value<std::uint32_t>());
+                col->dictionary.emplace_back(s);
+                col->lookup.emplace(col->dictionary.back(), i);
+            }
+        }
+        std::uint64_t elements = static_cast<std::uint64_t>(rows);
+        if (is_array(kind)) {
+            col->offsets.resize(static_cast<std::size_t>(rows) + 1);
+            r.bytes(col->offsets.data(), sizeof(std::uint64_t) * col->offsets.size());
+            elements = r.value<std::uint64_t>();
+            if (col->offsets.back() != elements)
+                throw Error(ErrorKind::kDataException, "filter column data is inconsistent");
+        }
+        if (elements > size)
+            throw Error(ErrorKind::kDataException, "filter column data is inconsistent");
+        if (kind == AttributeKind::kInteger || kind == AttributeKind::kIntegerArray) {
+            col->integers.resize(static_cast<std::size_t>(elements));
+            r.bytes(col->integers.data(), sizeof(std::int64_t) * elements);
+        } else {
+            col->ids.resize(static_cast<std::size_t>(elements));
+            r.bytes(col->ids.data(), sizeof(std::uint32_t) * elements);
+            for (std::uint32_t id : col->ids)
+                if (id != kNoId && id >= col->dictionary.size())
+                    throw Error(ErrorKind::kDataException, "filter column data is inconsistent");
+        }
+        store->columns_.push_back(std::move(col));
+    }
+    return store.release();
+}
+
+std::size_t AttributeStore::memory_bytes() const {
+    std::size_t total = 0;
+    for (const auto& colp : columns_) {
+        const Column& col = *colp;
+        total += col.nulls.size() + col.integers.size() * 8 + col.ids.size() * 4 +
+                 col.offsets.size() * 8;
+        for (const std::string& s : col.dictionary) total += s.size() * 2 + 48;
+    }
+    return total;
+}
+
+}  // namespace benzer
