@@ -21,7 +21,11 @@ PG_OBJS = src/pg/module.o src/pg/vector_io.o src/pg/vector_ops.o src/pg/faiss_am
 	src/pg/faiss_plan.o
 OBJS = $(CORE_OBJS) $(PG_OBJS)
 
-DATA = benzer--$(EXTVERSION).sql
+# The install script is built from the parts in src/sql, one per concern
+# (the type, the index, filter columns, ...), concatenated in name order.
+DATA_built = benzer--$(EXTVERSION).sql
+EXTRA_CLEAN = benzer--$(EXTVERSION).sql
+SQL_PARTS = $(sort $(wildcard $(srcdir)/src/sql/*.sql))
 
 REGRESS = vector_input vector_operators vector_functions vector_casts vector_aggregates \
 	faiss_build faiss_search faiss_recall faiss_errors faiss_filter
@@ -53,3 +57,6 @@ include $(PGXS)
 src/core/distance.o: override CXXFLAGS += -O3
 
 $(OBJS): $(wildcard src/core/*.h src/pg/*.h)
+
+benzer--$(EXTVERSION).sql: $(SQL_PARTS)
+	cat $(SQL_PARTS) > $@
