@@ -75,7 +75,7 @@ struct Reader {
 
 struct AttributeStore::Column {
     AttributeKind kind;
-    std::vector<std::uint8_t> nulls;  // bit set: NULL
+    std::vector<std::uint8_t> nulls;     // bit set: NULL
     std::vector<std::int64_t> integers;  // kInteger: per row; kIntegerArray: elements
     std::vector<std::uint32_t> ids;      // kText: per row; kTextArray: elements
     std::vector<std::uint64_t> offsets;  // arrays: rows + 1 entries
@@ -138,7 +138,8 @@ void AttributeStore::append(const AttributeValue* values) {
                 break;
             case AttributeKind::kTextArray:
                 if (!v.is_null)
-                    for (std::uint32_t i = 0; i < v.count; i++) col.ids.push_back(col.intern(v.texts[i]));
+                    for (std::uint32_t i = 0; i < v.count; i++)
+                        col.ids.push_back(col.intern(v.texts[i]));
                 col.offsets.push_back(col.ids.size());
                 break;
         }
@@ -331,9 +332,10 @@ void AttributeStore::filter(const Condition* conditions, int count, std::uint8_t
                     throw Error(ErrorKind::kInternal, "unsupported condition on a scalar column");
                 for_each_set([&](std::int64_t row) {
                     if (col.is_null(row)) return clear(row);
-                    std::int64_t v = col.kind == AttributeKind::kInteger
-                                         ? col.integers[static_cast<std::size_t>(row)]
-                                         : static_cast<std::int64_t>(col.ids[static_cast<std::size_t>(row)]);
+                    std::int64_t v =
+                        col.kind == AttributeKind::kInteger
+                            ? col.integers[static_cast<std::size_t>(row)]
+                            : static_cast<std::int64_t>(col.ids[static_cast<std::size_t>(row)]);
                     if (!in_set(v)) clear(row);
                 });
                 break;
@@ -364,7 +366,8 @@ void AttributeStore::filter(const Condition* conditions, int count, std::uint8_t
                         }
                     } else {
                         bool any = false;
-                        for (std::uint64_t e = begin; e < end && !any; e++) any = in_set(element(e));
+                        for (std::uint64_t e = begin; e < end && !any; e++)
+                            any = in_set(element(e));
                         if (!any) clear(row);
                     }
                 });

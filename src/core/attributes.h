@@ -40,9 +40,9 @@ struct AttributeValue {
     bool is_null = true;
     std::int64_t integer = 0;
     std::string_view text;
-    const std::int64_t* integers = nullptr;  // kIntegerArray
-    const std::string_view* texts = nullptr; // kTextArray
-    std::uint32_t count = 0;                 // elements of an array
+    const std::int64_t* integers = nullptr;   // kIntegerArray
+    const std::string_view* texts = nullptr;  // kTextArray
+    std::uint32_t count = 0;                  // elements of an array
 };
 
 enum class ConditionOp : std::uint8_t {
@@ -86,9 +86,8 @@ class AttributeStore {
     // The same without allocating: the size, then the bytes into out.
     static std::size_t encoded_row_size(const AttributeKind* kinds, int count,
                                         const AttributeValue* values);
-    static void encode_row_into(const AttributeKind* kinds, int count,
-                                const AttributeValue* values, std::uint8_t* out,
-                                std::size_t size);
+    static void encode_row_into(const AttributeKind* kinds, int count, const AttributeValue* values,
+                                std::uint8_t* out, std::size_t size);
     void append_encoded(const std::uint8_t* data, std::size_t size);
 
     // Clears in bitmap (one bit per row, LSB first) the rows that fail any

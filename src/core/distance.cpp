@@ -98,9 +98,8 @@ CosineTerms cosine_terms(const float* a, const float* b, std::size_t n) noexcept
 
 double cosine_distance(const float* a, const float* b, std::size_t n) noexcept {
     CosineTerms t = cosine_terms(a, b, n);
-    double similarity =
-        static_cast<double>(t.dot) /
-        std::sqrt(static_cast<double>(t.norm_a) * static_cast<double>(t.norm_b));
+    double similarity = static_cast<double>(t.dot) /
+                        std::sqrt(static_cast<double>(t.norm_a) * static_cast<double>(t.norm_b));
     if (std::isnan(similarity)) return similarity;  // a zero vector
     // Rounding can push the cosine just outside [-1, 1].
     if (similarity > 1.0) similarity = 1.0;

@@ -30,6 +30,7 @@
 #include <sstream>
 #include <vector>
 
+#include <faiss/IVFlib.h>
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexHNSW.h>
 #include <faiss/IndexIVF.h>
@@ -41,19 +42,18 @@
 #include <faiss/IndexPreTransform.h>
 #include <faiss/IndexRefine.h>
 #include <faiss/IndexScalarQuantizer.h>
-#include <faiss/IVFlib.h>
 #include <faiss/clone_index.h>
 #include <faiss/impl/AuxIndexStructures.h>
 #include <faiss/impl/FaissException.h>
 #include <faiss/impl/IDSelector.h>
 #include <faiss/impl/io.h>
-#include <faiss/invlists/DirectMap.h>
 #include <faiss/index_factory.h>
 #include <faiss/index_io.h>
+#include <faiss/invlists/DirectMap.h>
 
 #include "distance.h"
-#include "faiss_kernels.h"
 #include "error.h"
+#include "faiss_kernels.h"
 
 namespace benzer {
 
@@ -116,15 +116,15 @@ void check_factory(const std::string& factory, int dim) {
         if (starts_with(p, "IDMap"))
             invalid("\"" + p +
                     "\" is not supported: benzer maps rows to heap tuples itself; remove it");
-        if (p.front() == 'B' && (starts_with(p, "BFlat") || starts_with(p, "BHNSW") ||
-                                 starts_with(p, "BIVF")))
+        if (p.front() == 'B' &&
+            (starts_with(p, "BFlat") || starts_with(p, "BHNSW") || starts_with(p, "BIVF")))
             invalid("binary indexes (\"" + p + "\") do not apply to float vectors");
         if (starts_with(p, "Refine(") || (p == "RFlat" && i + 1 != parts.size()))
             invalid("only \"RFlat\" re-ranking, as the last component, is supported");
         if (starts_with(p, "IVF") && p.find("_HNSW") != std::string::npos)
             invalid("IVF with an HNSW coarse quantizer is not supported; use IVF<nlist>");
-        static const char* const known[] = {"Flat", "IVF",  "HNSW", "PQ", "SQ", "OPQ", "PCA",
-                                            "RFlat", "L2norm", "RR", "NSG"};
+        static const char* const known[] = {"Flat", "IVF",   "HNSW",   "PQ", "SQ", "OPQ",
+                                            "PCA",  "RFlat", "L2norm", "RR", "NSG"};
         bool ok = false;
         for (const char* k : known)
             if (starts_with(p, k)) ok = true;
@@ -374,8 +374,8 @@ bool Engine::has_exact_vectors() const { return flat_ != nullptr || ivf_flat_ !=
 const float* Engine::vector_of(Label label) const {
     if (flat_ != nullptr) return flat_->get_xb() + label * dim_;
     faiss::Index::idx_t entry = ivf_flat_->direct_map.get(label);
-    return reinterpret_cast<const float*>(ivf_flat_->invlists->get_single_code(
-        faiss::lo_listno(entry), faiss::lo_offset(entry)));
+    return reinterpret_cast<const float*>(
+        ivf_flat_->invlists->get_single_code(faiss::lo_listno(entry), faiss::lo_offset(entry)));
 }
 
 void Engine::exact_vector(Label label, float* out) const {
@@ -461,8 +461,8 @@ std::int64_t Engine::search_base(const faiss::Index* index, const float* query, 
     NprobeOverride nprobe_override;
     if (ivf != nullptr) {
         int nprobe = options.nprobe > 0 ? options.nprobe : static_cast<int>(ivf->nprobe);
-        nprobe = static_cast<int>(std::min<double>(std::ceil(nprobe / keep),
-                                                   static_cast<double>(ivf->nlist)));
+        nprobe = static_cast<int>(
+            std::min<double>(std::ceil(nprobe / keep), static_cast<double>(ivf->nlist)));
         stats->nprobe = std::max(stats->nprobe, nprobe);
         ivf_params.nprobe = static_cast<size_t>(nprobe);
         if (supports_selector(index)) {

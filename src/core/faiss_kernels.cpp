@@ -33,8 +33,7 @@ std::atomic<bool> g_enabled{true};
 
 // Distance from query to one stored vector in Faiss's convention: squared
 // L2 (smaller is better) or inner product (larger is better).
-inline float faiss_distance(bool inner_product_metric, const float* q, const float* v,
-                            size_t d) {
+inline float faiss_distance(bool inner_product_metric, const float* q, const float* v, size_t d) {
     return inner_product_metric ? benzer::inner_product(q, v, d) : benzer::l2_squared(q, v, d);
 }
 
@@ -165,8 +164,7 @@ struct FastIVFFlat : faiss::IndexIVFFlat {
         if (metric_type != faiss::METRIC_L2 && metric_type != faiss::METRIC_INNER_PRODUCT)
             return faiss::IndexIVFFlat::get_InvertedListScanner(store_pairs, sel);
         return new FastIVFFlatScanner(static_cast<size_t>(d),
-                                      metric_type == faiss::METRIC_INNER_PRODUCT, store_pairs,
-                                      sel);
+                                      metric_type == faiss::METRIC_INNER_PRODUCT, store_pairs, sel);
     }
 };
 
@@ -193,8 +191,8 @@ faiss::Index* replace_flat(faiss::Index* index) {
 faiss::Index* replace_ivf_flat(faiss::Index* index) {
     if (typeid(*index) != typeid(faiss::IndexIVFFlat)) return index;
     auto* old = static_cast<faiss::IndexIVFFlat*>(index);
-    auto* fast = new FastIVFFlat(old->quantizer, static_cast<size_t>(old->d), old->nlist,
-                                 old->metric_type);
+    auto* fast =
+        new FastIVFFlat(old->quantizer, static_cast<size_t>(old->d), old->nlist, old->metric_type);
     fast->replace_invlists(old->invlists, old->own_invlists);
     old->own_invlists = false;
     old->invlists = nullptr;

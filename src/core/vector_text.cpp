@@ -130,8 +130,7 @@ ParseResult parse_vector(const char* text, float* out, int capacity) noexcept {
             while (*token_end != '\0' && *token_end != ',' && *token_end != ']' &&
                    !is_space(*token_end))
                 ++token_end;
-            return fail(status, number_start,
-                        static_cast<std::size_t>(token_end - number_start));
+            return fail(status, number_start, static_cast<std::size_t>(token_end - number_start));
         }
         if (count < capacity && count < kMaxDimensions) out[count] = value;
         ++count;

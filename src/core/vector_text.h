@@ -15,12 +15,12 @@ constexpr int kMaxDimensions = 16000;
 // What went wrong while parsing, if anything.
 enum class ParseStatus {
     kOk,
-    kMalformed,    // not of the form [x,y,...]
-    kEmpty,        // "[]"
-    kTooMany,      // more than the caller's capacity (or kMaxDimensions)
-    kNotANumber,   // an element is NaN
-    kInfinite,     // an element is +/-Infinity
-    kOutOfRange,   // an element overflows float4
+    kMalformed,   // not of the form [x,y,...]
+    kEmpty,       // "[]"
+    kTooMany,     // more than the caller's capacity (or kMaxDimensions)
+    kNotANumber,  // an element is NaN
+    kInfinite,    // an element is +/-Infinity
+    kOutOfRange,  // an element overflows float4
 };
 
 struct ParseResult {

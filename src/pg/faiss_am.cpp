@@ -10,9 +10,9 @@
 #include "pg/faiss_pages.h"
 #include "pg/guard.h"
 
-#include <csignal>
 #include <omp.h>
 #include <pthread.h>
+#include <csignal>
 
 extern "C" {
 #include "access/amvalidate.h"
@@ -76,27 +76,25 @@ void faiss_define_settings(void) {
                       "rows used to train the index (0: all rows up to 262144)", 0, 0, INT_MAX,
                       AccessExclusiveLock);
     add_int_reloption(faiss_relopt_kind, "merge_threshold",
-                      "pending rows that make VACUUM merge them into the index (0: automatic)",
-                      0, 0, INT_MAX, AccessExclusiveLock);
+                      "pending rows that make VACUUM merge them into the index (0: automatic)", 0,
+                      0, INT_MAX, AccessExclusiveLock);
     add_int_reloption(faiss_relopt_kind, "ef_construction", "HNSW efConstruction", 0, 0, 100000,
                       AccessExclusiveLock);
 
     DefineCustomIntVariable("benzer.nprobe", "IVF lists searched per query (0: the index's).",
-                            nullptr, &benzer_nprobe, 0, 0, 65536, PGC_USERSET, 0, nullptr,
-                            nullptr, nullptr);
+                            nullptr, &benzer_nprobe, 0, 0, 65536, PGC_USERSET, 0, nullptr, nullptr,
+                            nullptr);
     DefineCustomIntVariable("benzer.ef_search", "HNSW efSearch (0: the index's).", nullptr,
                             &benzer_ef_search, 0, 0, 100000, PGC_USERSET, 0, nullptr, nullptr,
                             nullptr);
-    DefineCustomRealVariable("benzer.k_factor",
-                             "Candidates per result re-ranked exactly (0: the index's).", nullptr,
-                             &benzer_k_factor, 0, 0, 1000, PGC_USERSET, 0, nullptr, nullptr,
-                             nullptr);
+    DefineCustomRealVariable(
+        "benzer.k_factor", "Candidates per result re-ranked exactly (0: the index's).", nullptr,
+        &benzer_k_factor, 0, 0, 1000, PGC_USERSET, 0, nullptr, nullptr, nullptr);
     DefineCustomIntVariable("benzer.threads", "Threads Faiss may use for one search.", nullptr,
                             &benzer_threads, 1, 1, 64, PGC_USERSET, 0, nullptr, nullptr, nullptr);
-    DefineCustomIntVariable("benzer.build_threads",
-                            "Threads Faiss may use to build or merge (0: one per CPU).", nullptr,
-                            &benzer_build_threads, 0, 0, 64, PGC_USERSET, 0, nullptr, nullptr,
-                            nullptr);
+    DefineCustomIntVariable(
+        "benzer.build_threads", "Threads Faiss may use to build or merge (0: one per CPU).",
+        nullptr, &benzer_build_threads, 0, 0, 64, PGC_USERSET, 0, nullptr, nullptr, nullptr);
     DefineCustomIntVariable(
         "benzer.max_scan_tuples",
         "Most rows one faiss index scan returns while WHERE conditions discard rows.",
@@ -195,7 +193,8 @@ static char* faiss_build_phase_name(int64 phase) {
 static bool faiss_validate(Oid opclassoid) {
     bool ok = true;
     HeapTuple tuple = SearchSysCache1(CLAOID, ObjectIdGetDatum(opclassoid));
-    if (!HeapTupleIsValid(tuple)) elog(ERROR, "cache lookup failed for operator class %u", opclassoid);
+    if (!HeapTupleIsValid(tuple))
+        elog(ERROR, "cache lookup failed for operator class %u", opclassoid);
     Form_pg_opclass form = reinterpret_cast<Form_pg_opclass>(GETSTRUCT(tuple));
     Oid family = form->opcfamily;
     Oid type = form->opcintype;
@@ -205,7 +204,8 @@ static bool faiss_validate(Oid opclassoid) {
     CatCList* procs = SearchSysCacheList1(AMPROCNUM, ObjectIdGetDatum(family));
     bool has_metric = false;
     for (int i = 0; i < procs->n_members; i++) {
-        Form_pg_amproc proc = reinterpret_cast<Form_pg_amproc>(GETSTRUCT(&procs->members[i]->tuple));
+        Form_pg_amproc proc =
+            reinterpret_cast<Form_pg_amproc>(GETSTRUCT(&procs->members[i]->tuple));
         if (proc->amproclefttype == type && proc->amprocnum == 1) has_metric = true;
     }
     ReleaseCatCacheList(procs);
@@ -227,9 +227,9 @@ BENZER_FUNCTION(faiss_handler) {
     am->amcanorderbyop = true;
     am->amcanbackward = false;
     am->amcanunique = false;
-    am->amcanmulticol = true;   // filter columns after the vector
+    am->amcanmulticol = true;  // filter columns after the vector
     am->amoptionalkey = true;
-    am->amsearcharray = true;   // column = ANY (array), i.e. IN (...)
+    am->amsearcharray = true;  // column = ANY (array), i.e. IN (...)
     am->amsearchnulls = false;
     am->amstorage = false;
     am->amclusterable = false;
@@ -290,9 +290,7 @@ void faiss_use_threads(int threads) {
         pthread_sigmask(SIG_BLOCK, &all, &old);
         omp_set_num_threads(threads);
 #pragma omp parallel
-        {
-            (void)omp_get_thread_num();
-        }
+        { (void)omp_get_thread_num(); }
         pthread_sigmask(SIG_SETMASK, &old, nullptr);
         g_thread_pool = threads;
     }

@@ -69,9 +69,9 @@ Oid array_elements(Datum value, int64** integers, std::string_view** texts, uint
         for (int i = 0; i < n; i++)
             if (!nulls[i]) new (&(*texts)[(*count)++]) std::string_view(datum_to_text(elements[i]));
     } else {
-        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-                        errmsg("faiss filter columns do not support arrays of %s",
-                               format_type_be(type))));
+        ereport(ERROR,
+                (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                 errmsg("faiss filter columns do not support arrays of %s", format_type_be(type))));
     }
     return type;
 }
@@ -94,12 +94,13 @@ int faiss_filter_kinds(Relation index, benzer::AttributeKind* kinds) {
         } else if (type == TEXTARRAYOID || type == get_array_type(VARCHAROID)) {
             kind = benzer::AttributeKind::kTextArray;
         } else {
-            ereport(ERROR,
-                    (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-                     errmsg("faiss index column \"%s\" has type %s, which cannot be a filter column",
-                            NameStr(attr->attname), format_type_be(type)),
-                     errhint("Filter columns may be int2, int4, int8, bool, text, varchar, "
-                             "and arrays of integers or text.")));
+            ereport(
+                ERROR,
+                (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                 errmsg("faiss index column \"%s\" has type %s, which cannot be a filter column",
+                        NameStr(attr->attname), format_type_be(type)),
+                 errhint("Filter columns may be int2, int4, int8, bool, text, varchar, "
+                         "and arrays of integers or text.")));
         }
         // Equality is compared byte for byte: fine for deterministic
         // collations only.
@@ -155,9 +156,8 @@ uint8* faiss_encode_attributes(const benzer::AttributeKind* kinds, int count,
                                const benzer::AttributeValue* values, Size* length) {
     Size size = 0;
     benzer::GuardedError error;
-    if (!benzer::run_guarded(error, [&] {
-            size = benzer::AttributeStore::encoded_row_size(kinds, count, values);
-        }))
+    if (!benzer::run_guarded(
+            error, [&] { size = benzer::AttributeStore::encoded_row_size(kinds, count, values); }))
         raise_guarded_error(error, "could not encode filter columns");
     uint8* out = static_cast<uint8*>(palloc(Max(size, 1)));
     if (!benzer::run_guarded(error, [&] {
@@ -206,8 +206,9 @@ int faiss_scan_conditions(IndexScanDesc scan, const benzer::AttributeKind* kinds
         if ((key->sk_flags & SK_SEARCHARRAY) || array_column) {
             array_elements(key->sk_argument, &integers, &texts, &n);
         } else {
-            Oid type = OidIsValid(key->sk_subtype) ? key->sk_subtype
-                                                   : TupleDescAttr(desc, key->sk_attno - 1)->atttypid;
+            Oid type = OidIsValid(key->sk_subtype)
+                           ? key->sk_subtype
+                           : TupleDescAttr(desc, key->sk_attno - 1)->atttypid;
             n = 1;
             if (kind == benzer::AttributeKind::kInteger) {
                 integers = static_cast<int64*>(palloc(sizeof(int64)));
@@ -222,11 +223,10 @@ int faiss_scan_conditions(IndexScanDesc scan, const benzer::AttributeKind* kinds
         cond->count = n;
         // Element kinds must match the column's (an int column compared
         // with a text array cannot come from our operator classes).
-        bool integer_column = kind == benzer::AttributeKind::kInteger ||
-                              kind == benzer::AttributeKind::kIntegerArray;
+        bool integer_column =
+            kind == benzer::AttributeKind::kInteger || kind == benzer::AttributeKind::kIntegerArray;
         if (n > 0 && (integer_column ? integers == nullptr : texts == nullptr))
-            elog(ERROR, "faiss index: operand type does not match filter column %d",
-                 key->sk_attno);
+            elog(ERROR, "faiss index: operand type does not match filter column %d", key->sk_attno);
     }
     return count;
 }

@@ -63,7 +63,7 @@ struct RowSet {
     int dim = 0;
     int64 count = 0;
     int64 capacity = 0;
-    float* vectors = nullptr;       // count * dim
+    float* vectors = nullptr;  // count * dim
     ItemPointerData* tids = nullptr;
 };
 
@@ -79,7 +79,8 @@ void delete_engine_callback(void* arg) {
 }
 
 EngineHolder* new_engine_holder(MemoryContext context) {
-    auto* holder = static_cast<EngineHolder*>(MemoryContextAllocZero(context, sizeof(EngineHolder)));
+    auto* holder =
+        static_cast<EngineHolder*>(MemoryContextAllocZero(context, sizeof(EngineHolder)));
     auto* callback = static_cast<MemoryContextCallback*>(
         MemoryContextAllocZero(context, sizeof(MemoryContextCallback)));
     callback->func = delete_engine_callback;
@@ -172,8 +173,10 @@ void append_row(Relation index, RowSet* rows, const float* vector, ItemPointer t
         Size vector_bytes = sizeof(float) * static_cast<Size>(rows->dim) * capacity;
         Size tid_bytes = sizeof(ItemPointerData) * capacity;
         if (rows->vectors == nullptr) {
-            rows->vectors = static_cast<float*>(MemoryContextAllocHuge(CurrentMemoryContext, vector_bytes));
-            rows->tids = static_cast<ItemPointerData*>(MemoryContextAllocHuge(CurrentMemoryContext, tid_bytes));
+            rows->vectors =
+                static_cast<float*>(MemoryContextAllocHuge(CurrentMemoryContext, vector_bytes));
+            rows->tids = static_cast<ItemPointerData*>(
+                MemoryContextAllocHuge(CurrentMemoryContext, tid_bytes));
         } else {
             rows->vectors = static_cast<float*>(repalloc_huge(rows->vectors, vector_bytes));
             rows->tids = static_cast<ItemPointerData*>(repalloc_huge(rows->tids, tid_bytes));
@@ -319,8 +322,7 @@ void add_rows(benzer::Engine* engine, const float* vectors, int64 count, int dim
     for (int64 done = 0; done < count; done += kAddBatch) {
         CHECK_FOR_INTERRUPTS();
         int64 n = Min(kAddBatch, count - done);
-        guarded("could not add rows to faiss index",
-                [&] { engine->add(vectors + done * dim, n); });
+        guarded("could not add rows to faiss index", [&] { engine->add(vectors + done * dim, n); });
         pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, progress_base + done + n);
     }
 }
@@ -343,20 +345,19 @@ void write_generation(Relation index, FaissMeta* meta, benzer::Engine* engine,
     pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, kPhaseWriting);
     uint64 blob_bytes = 0;
     char* blob = engine != nullptr ? serialize_engine(engine, &blob_bytes) : nullptr;
-    meta->blob = faiss_write_chain(index, kFaissPageBlob, meta->generation, blob, blob_bytes,
-                                   log_each);
+    meta->blob =
+        faiss_write_chain(index, kFaissPageBlob, meta->generation, blob, blob_bytes, log_each);
     if (blob != nullptr) pfree(blob);
-    meta->labels = faiss_write_chain(index, kFaissPageLabels, meta->generation,
-                                     reinterpret_cast<const char*>(labels),
-                                     sizeof(ItemPointerData) * static_cast<uint64>(nlabels),
-                                     log_each);
+    meta->labels = faiss_write_chain(
+        index, kFaissPageLabels, meta->generation, reinterpret_cast<const char*>(labels),
+        sizeof(ItemPointerData) * static_cast<uint64>(nlabels), log_each);
     uint64 bitmap_bytes = static_cast<uint64>((nlabels + 7) / 8);
     char* zeros = nullptr;
     if (tombstones == nullptr) zeros = static_cast<char*>(alloc_huge_zero(bitmap_bytes + 1));
-    meta->tombstones = faiss_write_chain(
-        index, kFaissPageTombstones, meta->generation,
-        tombstones != nullptr ? reinterpret_cast<const char*>(tombstones) : zeros, bitmap_bytes,
-        log_each);
+    meta->tombstones =
+        faiss_write_chain(index, kFaissPageTombstones, meta->generation,
+                          tombstones != nullptr ? reinterpret_cast<const char*>(tombstones) : zeros,
+                          bitmap_bytes, log_each);
     if (zeros != nullptr) pfree(zeros);
     meta->attributes = {InvalidBlockNumber, 0, 0};
     if (attributes != nullptr) {
@@ -414,8 +415,7 @@ IndexBuildResult* faiss_build(Relation heap, Relation index, IndexInfo* info) {
     meta.built_rows = rows.count;
 
     pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_TOTAL, rows.count);
-    if (rows.count > 0)
-        create_and_train(index, options, metric, rows, holder, meta.factory, false);
+    if (rows.count > 0) create_and_train(index, options, metric, rows, holder, meta.factory, false);
 
     // Block 0 is the metapage; chains follow. Rows too few to train are
     // written as pending rows instead.
@@ -511,13 +511,14 @@ bool faiss_merge(Relation index, bool compact, bool wait) {
         // VACUUM must not fail because the index outgrew the setting: the
         // rows stay pending (and searched exactly) until a merge with more
         // memory.
-        ereport(WARNING,
-                (errmsg("faiss index \"%s\": %lld pending rows not merged, the merge needs about "
-                        "%zu MB and maintenance_work_mem is %d MB",
-                        RelationGetRelationName(index), static_cast<long long>(pending.count),
-                        build_memory(meta.main_rows + pending.count, Max(dim, 1)) / (1024 * 1024) + 1,
-                        maintenance_work_mem / 1024),
-                 errhint("Raise maintenance_work_mem and run VACUUM or benzer_index_merge().")));
+        ereport(
+            WARNING,
+            (errmsg("faiss index \"%s\": %lld pending rows not merged, the merge needs about "
+                    "%zu MB and maintenance_work_mem is %d MB",
+                    RelationGetRelationName(index), static_cast<long long>(pending.count),
+                    build_memory(meta.main_rows + pending.count, Max(dim, 1)) / (1024 * 1024) + 1,
+                    maintenance_work_mem / 1024),
+             errhint("Raise maintenance_work_mem and run VACUUM or benzer_index_merge().")));
         MemoryContextSwitchTo(old);
         MemoryContextDelete(merge_context);
         UnlockRelation(index, ExclusiveLock);
@@ -599,7 +600,8 @@ bool faiss_merge(Relation index, bool compact, bool wait) {
         });
         pfree(blob);
         bool exact = false;
-        guarded("could not merge faiss index", [&] { exact = holder->engine->has_exact_vectors(); });
+        guarded("could not merge faiss index",
+                [&] { exact = holder->engine->has_exact_vectors(); });
         if (drop_dead && !exact && compact)
             ereport(NOTICE, (errmsg("faiss index \"%s\" (%s) keeps no exact vectors: dead rows "
                                     "stay masked until REINDEX",
@@ -619,9 +621,8 @@ bool faiss_merge(Relation index, bool compact, bool wait) {
             int64 n = 0;
             for (int64 label = 0; label < nold; label++) {
                 if (old_tombstones[label >> 3] & (1 << (label & 7))) continue;
-                guarded("could not compact faiss index", [&] {
-                    holder->engine->exact_vector(label, vectors + n * dim);
-                });
+                guarded("could not compact faiss index",
+                        [&] { holder->engine->exact_vector(label, vectors + n * dim); });
                 labels[n++] = old_labels[label];
                 keep_old_attributes(label);
             }

@@ -22,8 +22,8 @@ MemoryContext g_context = nullptr;
 
 MemoryContext cache_context() {
     if (g_context == nullptr)
-        g_context = AllocSetContextCreate(TopMemoryContext, "benzer index cache",
-                                          ALLOCSET_DEFAULT_SIZES);
+        g_context =
+            AllocSetContextCreate(TopMemoryContext, "benzer index cache", ALLOCSET_DEFAULT_SIZES);
     return g_context;
 }
 
@@ -123,8 +123,8 @@ FaissLoadedIndex* faiss_cache_acquire(Relation index, const FaissMeta& meta) {
     if (!faiss_read_chain(index, meta.labels, kFaissPageLabels, meta.generation, &labels_bytes))
         return nullptr;
     int64 nlabels = static_cast<int64>(meta.labels.bytes / sizeof(ItemPointerData));
-    ItemPointerData* labels = static_cast<ItemPointerData*>(MemoryContextAllocHuge(
-        cache_context(), Max(meta.labels.bytes, static_cast<uint64>(1))));
+    ItemPointerData* labels = static_cast<ItemPointerData*>(
+        MemoryContextAllocHuge(cache_context(), Max(meta.labels.bytes, static_cast<uint64>(1))));
     memcpy(labels, labels_bytes, meta.labels.bytes);
     pfree(labels_bytes);
 
@@ -141,7 +141,7 @@ FaissLoadedIndex* faiss_cache_acquire(Relation index, const FaissMeta& meta) {
         benzer::GuardedError error;
         bool ok = benzer::run_guarded(error, [&] {
             attributes = benzer::AttributeStore::deserialize(reinterpret_cast<const uint8*>(data),
-                                                              meta.attributes.bytes);
+                                                             meta.attributes.bytes);
         });
         pfree(data);
         if (!ok) {
@@ -175,9 +175,7 @@ FaissLoadedIndex* faiss_cache_acquire(Relation index, const FaissMeta& meta) {
     }
     FaissLoadedIndex* entry;
     PG_TRY();
-    {
-        entry = new_entry(index, meta.generation, engine, attributes, labels, nlabels, bytes);
-    }
+    { entry = new_entry(index, meta.generation, engine, attributes, labels, nlabels, bytes); }
     PG_CATCH();
     {
         delete engine;

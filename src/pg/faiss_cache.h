@@ -18,10 +18,10 @@ struct FaissLoadedIndex {
     ItemPointerData* labels;  // label -> heap TID
     int64 nlabels;
     benzer::AttributeStore* attributes;  // filter column values; null if none
-    Size bytes;               // memory held (approximate)
+    Size bytes;                          // memory held (approximate)
     int pins;
     uint64 last_used;
-    bool stale;               // superseded: free when unpinned
+    bool stale;  // superseded: free when unpinned
 };
 
 // The loaded index for meta's generation, loaded if needed and pinned.

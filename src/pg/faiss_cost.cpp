@@ -16,15 +16,15 @@
 extern "C" {
 #include "optimizer/cost.h"
 #include "optimizer/optimizer.h"
-#include "utils/selfuncs.h"
 #include "utils/rel.h"
+#include "utils/selfuncs.h"
 }
 
 #include <cmath>
 
-void faiss_cost_estimate(PlannerInfo* root, IndexPath* path, double loop_count,
-                         Cost* startup_cost, Cost* total_cost, Selectivity* selectivity,
-                         double* correlation, double* pages) {
+void faiss_cost_estimate(PlannerInfo* root, IndexPath* path, double loop_count, Cost* startup_cost,
+                         Cost* total_cost, Selectivity* selectivity, double* correlation,
+                         double* pages) {
     if (path->indexorderbys == NIL) {
         *startup_cost = disable_cost;
         *total_cost = disable_cost;

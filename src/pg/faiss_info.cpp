@@ -21,7 +21,6 @@ extern "C" {
 #include "catalog/index.h"
 #include "catalog/pg_am.h"
 #include "catalog/pg_class.h"
-#include "utils/syscache.h"
 #include "commands/defrem.h"
 #include "commands/explain.h"
 #include "executor/executor.h"
@@ -31,6 +30,7 @@ extern "C" {
 #include "tcop/tcopprot.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 }
 
 #include <cstdio>
@@ -67,9 +67,8 @@ void faiss_scan_register(MemoryContext context, FaissScanStats* stats, Relation 
             callback->arg = stats;
             // Registered on the parent of the scan context, which outlives
             // rescans (the scan context itself is reset on every rescan).
-            MemoryContextRegisterResetCallback(context->parent != nullptr ? context->parent
-                                                                          : context,
-                                               callback);
+            MemoryContextRegisterResetCallback(
+                context->parent != nullptr ? context->parent : context, callback);
             return;
         }
     }
@@ -99,8 +98,8 @@ static Relation open_faiss_index(Oid relid, LOCKMODE lock) {
     if (index->rd_rel->relkind != RELKIND_INDEX || index->rd_rel->relam != faiss_am) {
         const char* name = pstrdup(RelationGetRelationName(index));
         relation_close(index, lock);
-        ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
-                        errmsg("\"%s\" is not a faiss index", name)));
+        ereport(ERROR,
+                (errcode(ERRCODE_WRONG_OBJECT_TYPE), errmsg("\"%s\" is not a faiss index", name)));
     }
     return index;
 }
@@ -236,8 +235,7 @@ static void explain_faiss(ExplainState* es, PlannedStmt* planned) {
                          RelationGetRelationName(index),
                          meta.factory[0] ? meta.factory : "untrained (exact search)",
                          benzer::metric_name(static_cast<benzer::Metric>(meta.metric)),
-                         meta.dimensions,
-                         static_cast<long long>(meta.main_rows - meta.dead_rows));
+                         meta.dimensions, static_cast<long long>(meta.main_rows - meta.dead_rows));
         appendStringInfo(es->str, ", %lld pending, %lld dead\n", static_cast<long long>(pending),
                          static_cast<long long>(meta.dead_rows));
         relation_close(index, AccessShareLock);

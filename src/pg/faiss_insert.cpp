@@ -29,10 +29,9 @@ bool faiss_insert(Relation index, Datum* values, bool* isnull, ItemPointer heap_
         dim = faiss_claim_dimensions(index, v->dim);
     }
     if (v->dim != dim)
-        ereport(ERROR,
-                (errcode(ERRCODE_DATA_EXCEPTION),
-                 errmsg("faiss index \"%s\" holds vectors of %d dimensions, not %d",
-                        RelationGetRelationName(index), dim, v->dim)));
+        ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
+                        errmsg("faiss index \"%s\" holds vectors of %d dimensions, not %d",
+                               RelationGetRelationName(index), dim, v->dim)));
     // Filter columns travel with the pending row.
     benzer::AttributeKind kinds[kFaissMaxFilterColumns];
     int filter_columns = faiss_filter_kinds(index, kinds);

@@ -41,13 +41,13 @@ static void check_meta_page(Relation index, Page page) {
     FaissMeta* meta = faiss_page_meta(page);
     if (PageIsNew(page) || faiss_page_opaque(page)->kind != kFaissPageMeta ||
         meta->magic != kFaissMagic)
-        ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
-                        errmsg("index \"%s\" is not a faiss index", RelationGetRelationName(index))));
+        ereport(ERROR,
+                (errcode(ERRCODE_INDEX_CORRUPTED),
+                 errmsg("index \"%s\" is not a faiss index", RelationGetRelationName(index))));
     if (meta->version != kFaissFormatVersion)
         ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
                         errmsg("faiss index \"%s\" has format version %u, this benzer reads %u",
-                               RelationGetRelationName(index), meta->version,
-                               kFaissFormatVersion),
+                               RelationGetRelationName(index), meta->version, kFaissFormatVersion),
                         errhint("REINDEX the index.")));
 }
 
@@ -170,8 +170,8 @@ FaissChain faiss_write_chain(Relation index, FaissPageKind kind, uint32 generati
 
 bool faiss_read_chain(Relation index, const FaissChain& chain, FaissPageKind kind,
                       uint32 generation, char** data) {
-    char* out = static_cast<char*>(MemoryContextAllocHuge(CurrentMemoryContext,
-                                                          Max(chain.bytes, static_cast<uint64>(1))));
+    char* out = static_cast<char*>(
+        MemoryContextAllocHuge(CurrentMemoryContext, Max(chain.bytes, static_cast<uint64>(1))));
     uint64 offset = 0;
     BlockNumber block = chain.head;
     for (uint32 i = 0; i < chain.pages; i++) {
@@ -228,8 +228,7 @@ void faiss_free_chain(Relation index, const FaissChain& chain, FaissPageKind kin
     }
 }
 
-void faiss_set_tombstones(Relation index, const FaissMeta& meta, const int64* labels,
-                          int64 count) {
+void faiss_set_tombstones(Relation index, const FaissMeta& meta, const int64* labels, int64 count) {
     Size capacity = faiss_chain_page_capacity();
     int64 labels_per_page = static_cast<int64>(capacity) * 8;
     BlockNumber block = meta.tombstones.head;
@@ -319,8 +318,7 @@ void faiss_append_pending(Relation index, ItemPointer tid, const float* vector, 
         LockBuffer(buffer, BUFFER_LOCK_EXCLUSIVE);
         Page page = BufferGetPage(buffer);
         if (faiss_page_opaque(page)->kind == kFaissPagePending &&
-            faiss_page_opaque(page)->next == InvalidBlockNumber &&
-            PageGetFreeSpace(page) >= size) {
+            faiss_page_opaque(page)->next == InvalidBlockNumber && PageGetFreeSpace(page) >= size) {
             GenericXLogState* state = GenericXLogStart(index);
             page = GenericXLogRegisterBuffer(state, buffer, 0);
             if (PageAddItem(page, reinterpret_cast<Item>(tuple), size, InvalidOffsetNumber, false,
@@ -401,8 +399,9 @@ bool faiss_read_pending(Relation index, const FaissMeta& meta, FaissPendingRows*
                     repalloc_huge(rows->attribute_offsets, sizeof(uint64) * (capacity + 1)));
             }
             if (attribute_used + tuple->attribute_bytes > static_cast<uint64>(attribute_capacity)) {
-                attribute_capacity = Max(attribute_capacity * 2,
-                                         static_cast<int64>(attribute_used + tuple->attribute_bytes));
+                attribute_capacity =
+                    Max(attribute_capacity * 2,
+                        static_cast<int64>(attribute_used + tuple->attribute_bytes));
                 rows->attributes =
                     static_cast<uint8*>(repalloc_huge(rows->attributes, attribute_capacity));
             }
@@ -419,8 +418,8 @@ bool faiss_read_pending(Relation index, const FaissMeta& meta, FaissPendingRows*
     return true;
 }
 
-int64 faiss_vacuum_pending(Relation index, const FaissMeta& meta,
-                           IndexBulkDeleteCallback callback, void* state, int64* remaining) {
+int64 faiss_vacuum_pending(Relation index, const FaissMeta& meta, IndexBulkDeleteCallback callback,
+                           void* state, int64* remaining) {
     int64 deleted = 0;
     *remaining = 0;
     BlockNumber block = meta.pending_head;

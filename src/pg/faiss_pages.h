@@ -47,7 +47,7 @@ struct FaissPageOpaque {
     BlockNumber next;   // next page of the chain, or InvalidBlockNumber
     uint16 kind;        // FaissPageKind
     uint16 unused;
-    uint32 sequence;    // position in the chain, from 0
+    uint32 sequence;  // position in the chain, from 0
 };
 
 // A chain of pages holding one byte stream.
@@ -70,8 +70,8 @@ struct FaissMeta {
     FaissChain labels;
     FaissChain tombstones;
     FaissChain attributes;  // head InvalidBlockNumber: no filter columns
-    int64 main_rows;   // labels in the Faiss structure
-    int64 dead_rows;   // of which tombstoned
+    int64 main_rows;        // labels in the Faiss structure
+    int64 dead_rows;        // of which tombstoned
     BlockNumber pending_head;
     BlockNumber pending_tail;
     int64 built_rows;  // rows at CREATE INDEX / REINDEX
@@ -113,8 +113,7 @@ void faiss_init_page(Page page, FaissPageKind kind, uint32 generation);
 void faiss_read_meta(Relation index, FaissMeta* meta);
 
 // Writes a fresh metapage into block 0 of the given fork (build).
-void faiss_write_new_meta(Relation index, ForkNumber fork, const FaissMeta* meta,
-                          bool wal_log);
+void faiss_write_new_meta(Relation index, ForkNumber fork, const FaissMeta* meta, bool wal_log);
 
 // Replaces the metapage contents with meta in one GenericXLog record.
 void faiss_update_meta(Relation index, const FaissMeta* meta);
@@ -144,8 +143,7 @@ void faiss_free_chain(Relation index, const FaissChain& chain, FaissPageKind kin
                       uint32 generation);
 
 // Sets bits in the tombstone chain (labels sorted ascending), WAL-logged.
-void faiss_set_tombstones(Relation index, const FaissMeta& meta, const int64* labels,
-                          int64 count);
+void faiss_set_tombstones(Relation index, const FaissMeta& meta, const int64* labels, int64 count);
 
 // Appends one pending row (WAL-logged).
 void faiss_append_pending(Relation index, ItemPointer tid, const float* vector, int dim,
@@ -156,16 +154,16 @@ void faiss_append_pending(Relation index, ItemPointer tid, const float* vector, 
 struct FaissPendingRows {
     int64 count;
     ItemPointerData* tids;
-    float* vectors;               // count * dim
-    uint8* attributes;            // encoded filter values, concatenated
-    uint64* attribute_offsets;    // count + 1 offsets into attributes
+    float* vectors;             // count * dim
+    uint8* attributes;          // encoded filter values, concatenated
+    uint64* attribute_offsets;  // count + 1 offsets into attributes
 };
 bool faiss_read_pending(Relation index, const FaissMeta& meta, FaissPendingRows* rows);
 
 // Deletes pending rows whose TID the callback reports dead. Returns the
 // number deleted; *remaining gets the number left.
-int64 faiss_vacuum_pending(Relation index, const FaissMeta& meta,
-                           IndexBulkDeleteCallback callback, void* state, int64* remaining);
+int64 faiss_vacuum_pending(Relation index, const FaissMeta& meta, IndexBulkDeleteCallback callback,
+                           void* state, int64* remaining);
 
 // Frees the pending pages (after a merge folded them in).
 void faiss_free_pending(Relation index, BlockNumber head, uint32 generation);

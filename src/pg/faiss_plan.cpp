@@ -39,7 +39,8 @@ static int filter_column_of(PlannerInfo* root, RelOptInfo* rel, IndexOptInfo* in
     if (!saop->useOr || list_length(saop->args) != 2) return -1;
     Node* left = static_cast<Node*>(linitial(saop->args));
     Node* right = static_cast<Node*>(lsecond(saop->args));
-    while (IsA(left, RelabelType)) left = reinterpret_cast<Node*>(reinterpret_cast<RelabelType*>(left)->arg);
+    while (IsA(left, RelabelType))
+        left = reinterpret_cast<Node*>(reinterpret_cast<RelabelType*>(left)->arg);
     if (!IsA(left, Var)) return -1;
     Var* var = reinterpret_cast<Var*>(left);
     if (var->varno != static_cast<int>(rel->relid) || var->varlevelsup != 0) return -1;

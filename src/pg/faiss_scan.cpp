@@ -69,9 +69,9 @@ struct FaissScanState {
     int64 main_count;
     int64 main_position;
     int64 round_k;
-    int nprobe;      // 0: index default
-    int ef_search;   // 0: index default
-    bool widen;      // last round found fewer rows than asked
+    int nprobe;     // 0: index default
+    int ef_search;  // 0: index default
+    bool widen;     // last round found fewer rows than asked
     bool main_exhausted;
 
     // Pending rows with exact distances, nearest first.
@@ -108,8 +108,8 @@ double exact_distance(benzer::Metric metric, const float* a, const float* b, int
 
 // Keeps only the pending rows whose filter values satisfy the conditions.
 void filter_pending(const benzer::AttributeKind* kinds, int nkinds,
-                    const benzer::Condition* conditions, int nconditions,
-                    FaissPendingRows* pending, int dim) {
+                    const benzer::Condition* conditions, int nconditions, FaissPendingRows* pending,
+                    int dim) {
     int64 count = pending->count;
     uint8* match = static_cast<uint8*>(palloc((count + 7) / 8 + 1));
     memset(match, 0xff, (count + 7) / 8 + 1);
@@ -148,7 +148,8 @@ void start_scan(IndexScanDesc scan, FaissScanState* state) {
         faiss_read_meta(index, &state->meta);
         const FaissMeta& meta = state->meta;
         MemoryContext old = MemoryContextSwitchTo(state->context);
-        auto* callback = static_cast<MemoryContextCallback*>(palloc0(sizeof(MemoryContextCallback)));
+        auto* callback =
+            static_cast<MemoryContextCallback*>(palloc0(sizeof(MemoryContextCallback)));
         callback->func = release_pin_callback;
         callback->arg = state;
         MemoryContextRegisterResetCallback(state->context, callback);
@@ -200,12 +201,12 @@ void start_scan(IndexScanDesc scan, FaissScanState* state) {
             uint8* allowed = state->allowed;
             int64 nlabels = state->nlabels;
             benzer::GuardedError error;
-            if (!benzer::run_guarded(error, [&] {
-                    store->filter(conditions, nconditions, allowed, nlabels);
-                }))
+            if (!benzer::run_guarded(
+                    error, [&] { store->filter(conditions, nconditions, allowed, nlabels); }))
                 raise_guarded_error(error, "could not apply filter columns");
         }
-        for (Size i = 0; i < bytes; i++) state->allowed_count += __builtin_popcount(state->allowed[i]);
+        for (Size i = 0; i < bytes; i++)
+            state->allowed_count += __builtin_popcount(state->allowed[i]);
         state->stats.allowed_rows = state->allowed_count;
 
         // Pending rows that fail the conditions are dropped right away.
@@ -233,8 +234,8 @@ void start_scan(IndexScanDesc scan, FaissScanState* state) {
             if (std::isnan(d[b])) return true;
             return d[a] < d[b] || (d[a] == d[b] && a < b);
         });
-        ItemPointerData* tids = static_cast<ItemPointerData*>(
-            palloc(sizeof(ItemPointerData) * Max(pending.count, 1)));
+        ItemPointerData* tids =
+            static_cast<ItemPointerData*>(palloc(sizeof(ItemPointerData) * Max(pending.count, 1)));
         double* distances = static_cast<double*>(palloc(sizeof(double) * Max(pending.count, 1)));
         for (int64 i = 0; i < pending.count; i++) {
             tids[i] = pending.tids[order[i]];
@@ -250,8 +251,8 @@ void start_scan(IndexScanDesc scan, FaissScanState* state) {
         state->nprobe = benzer_nprobe;
         state->ef_search = benzer_ef_search;
         state->widen = false;
-        state->main_exhausted = state->entry == nullptr || state->entry->engine == nullptr ||
-                                state->allowed_count == 0;
+        state->main_exhausted =
+            state->entry == nullptr || state->entry->engine == nullptr || state->allowed_count == 0;
         MemoryContextSwitchTo(old);
         break;
     }
@@ -390,12 +391,12 @@ bool faiss_get_tuple(IndexScanDesc scan, ScanDirection) {
         } else {
             Vector* q = DatumGetVector(order->sk_argument);
             if (meta.dimensions != 0 && q->dim != meta.dimensions)
-                ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
-                                errmsg("different vector dimensions %d and %d", meta.dimensions,
-                                       q->dim)));
+                ereport(ERROR,
+                        (errcode(ERRCODE_DATA_EXCEPTION),
+                         errmsg("different vector dimensions %d and %d", meta.dimensions, q->dim)));
             state->dim = q->dim;
-            state->query = static_cast<float*>(
-                MemoryContextAlloc(state->parent, sizeof(float) * q->dim));
+            state->query =
+                static_cast<float*>(MemoryContextAlloc(state->parent, sizeof(float) * q->dim));
             memcpy(state->query, q->x, sizeof(float) * q->dim);
         }
         start_scan(scan, state);

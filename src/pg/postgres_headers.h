@@ -14,8 +14,8 @@ extern "C" {
 }
 
 // Declares a SQL-callable function with C linkage.
-#define BENZER_FUNCTION(name)        \
-    extern "C" {                     \
-    PG_FUNCTION_INFO_V1(name);       \
-    }                                \
+#define BENZER_FUNCTION(name)  \
+    extern "C" {               \
+    PG_FUNCTION_INFO_V1(name); \
+    }                          \
     extern "C" Datum name(PG_FUNCTION_ARGS)

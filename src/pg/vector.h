@@ -18,7 +18,9 @@ struct Vector {
 
 constexpr int kVectorMaxDim = benzer::kMaxDimensions;
 
-inline Size vector_size(int dim) { return offsetof(Vector, x) + sizeof(float) * static_cast<Size>(dim); }
+inline Size vector_size(int dim) {
+    return offsetof(Vector, x) + sizeof(float) * static_cast<Size>(dim);
+}
 
 inline Vector* DatumGetVector(Datum d) { return reinterpret_cast<Vector*>(PG_DETOAST_DATUM(d)); }
 

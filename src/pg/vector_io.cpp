@@ -26,8 +26,8 @@ Vector* new_vector(int dim) {
 
 void check_vector_dim(int dim) {
     if (dim < 1)
-        ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
-                        errmsg("vector must have at least 1 dimension")));
+        ereport(ERROR,
+                (errcode(ERRCODE_DATA_EXCEPTION), errmsg("vector must have at least 1 dimension")));
     if (dim > kVectorMaxDim)
         ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
                         errmsg("vector cannot have more than %d dimensions", kVectorMaxDim)));
@@ -115,8 +115,7 @@ BENZER_FUNCTION(vector_typmod_in) {
     int n = 0;
     int32* mods = ArrayGetIntegerTypmods(array, &n);
     if (n != 1)
-        ereport(ERROR,
-                (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid type modifier")));
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid type modifier")));
     if (mods[0] < 1)
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                         errmsg("dimensions for type vector must be at least 1")));
@@ -190,11 +189,10 @@ BENZER_FUNCTION(array_to_vector) {
     int32 typmod = PG_GETARG_INT32(1);
 
     if (ARR_NDIM(array) > 1)
-        ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
-                        errmsg("array must be 1-D")));
+        ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION), errmsg("array must be 1-D")));
     if (ARR_HASNULL(array) && array_contains_nulls(array))
-        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-                        errmsg("array must not contain nulls")));
+        ereport(ERROR,
+                (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("array must not contain nulls")));
 
     Oid element_type = ARR_ELEMTYPE(array);
     int16 typlen;
@@ -203,8 +201,7 @@ BENZER_FUNCTION(array_to_vector) {
     get_typlenbyvalalign(element_type, &typlen, &typbyval, &typalign);
     Datum* elements;
     int count;
-    deconstruct_array(array, element_type, typlen, typbyval, typalign, &elements, nullptr,
-                      &count);
+    deconstruct_array(array, element_type, typlen, typbyval, typalign, &elements, nullptr, &count);
 
     check_vector_dim(count);
     check_expected_dim(typmod, count);
@@ -227,8 +224,8 @@ BENZER_FUNCTION(vector_to_float4) {
     Vector* v = PG_GETARG_VECTOR_P(0);
     Datum* elements = static_cast<Datum*>(palloc(sizeof(Datum) * static_cast<Size>(v->dim)));
     for (int i = 0; i < v->dim; i++) elements[i] = Float4GetDatum(v->x[i]);
-    ArrayType* result = construct_array(elements, v->dim, FLOAT4OID, sizeof(float4), true,
-                                        TYPALIGN_INT);
+    ArrayType* result =
+        construct_array(elements, v->dim, FLOAT4OID, sizeof(float4), true, TYPALIGN_INT);
     pfree(elements);
     PG_RETURN_POINTER(result);
 }

@@ -114,15 +114,15 @@ BENZER_FUNCTION(subvector) {
     int32 start = PG_GETARG_INT32(1);
     int32 count = PG_GETARG_INT32(2);
     if (count < 1)
-        ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
-                        errmsg("vector must have at least 1 dimension")));
+        ereport(ERROR,
+                (errcode(ERRCODE_DATA_EXCEPTION), errmsg("vector must have at least 1 dimension")));
     // Compute in 64 bits: start + count may overflow int32.
     int64 end = static_cast<int64>(start) + count;
     if (start < 1) start = 1;
     if (end > a->dim + 1) end = a->dim + 1;
     if (end <= start)
-        ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
-                        errmsg("vector must have at least 1 dimension")));
+        ereport(ERROR,
+                (errcode(ERRCODE_DATA_EXCEPTION), errmsg("vector must have at least 1 dimension")));
     int dim = static_cast<int>(end - start);
     Vector* result = new_vector(dim);
     memcpy(result->x, a->x + (start - 1), sizeof(float) * static_cast<Size>(dim));
@@ -193,11 +193,11 @@ static int compare_vectors(const Vector* a, const Vector* b) {
 }
 
 // Defines the comparison function name(a, b) returning compare_vectors OP 0.
-#define BENZER_COMPARISON(name, op)                                        \
-    BENZER_FUNCTION(name) {                                                \
-        Vector* a = PG_GETARG_VECTOR_P(0);                                 \
-        Vector* b = PG_GETARG_VECTOR_P(1);                                 \
-        PG_RETURN_BOOL(compare_vectors(a, b) op 0);                        \
+#define BENZER_COMPARISON(name, op)                 \
+    BENZER_FUNCTION(name) {                         \
+        Vector* a = PG_GETARG_VECTOR_P(0);          \
+        Vector* b = PG_GETARG_VECTOR_P(1);          \
+        PG_RETURN_BOOL(compare_vectors(a, b) op 0); \
     }
 
 BENZER_COMPARISON(vector_lt, <)
@@ -218,8 +218,8 @@ BENZER_FUNCTION(vector_cmp) {
 // the running sums, so partial aggregates can be combined in parallel plans.
 static float8* state_values(ArrayType* state, int* length) {
     if (ARR_NDIM(state) != 1 || ARR_HASNULL(state) || ARR_ELEMTYPE(state) != FLOAT8OID)
-        ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
-                        errmsg("invalid avg(vector) state array")));
+        ereport(ERROR,
+                (errcode(ERRCODE_DATA_EXCEPTION), errmsg("invalid avg(vector) state array")));
     *length = ARR_DIMS(state)[0];
     return reinterpret_cast<float8*>(ARR_DATA_PTR(state));
 }
@@ -228,8 +228,8 @@ static float8* state_values(ArrayType* state, int* length) {
 static ArrayType* make_state(const float8* values, int length) {
     Datum* datums = static_cast<Datum*>(palloc(sizeof(Datum) * static_cast<Size>(length)));
     for (int i = 0; i < length; i++) datums[i] = Float8GetDatum(values[i]);
-    ArrayType* result = construct_array(datums, length, FLOAT8OID, sizeof(float8),
-                                        FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+    ArrayType* result = construct_array(datums, length, FLOAT8OID, sizeof(float8), FLOAT8PASSBYVAL,
+                                        TYPALIGN_DOUBLE);
     pfree(datums);
     return result;
 }
@@ -265,9 +265,9 @@ BENZER_FUNCTION(vector_combine) {
     if (left_length == 1) PG_RETURN_ARRAYTYPE_P(make_state(b, right_length));
     if (right_length == 1) PG_RETURN_ARRAYTYPE_P(make_state(a, left_length));
     if (left_length != right_length)
-        ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
-                        errmsg("different vector dimensions %d and %d", left_length - 1,
-                               right_length - 1)));
+        ereport(ERROR,
+                (errcode(ERRCODE_DATA_EXCEPTION), errmsg("different vector dimensions %d and %d",
+                                                         left_length - 1, right_length - 1)));
     float8* values = static_cast<float8*>(palloc(sizeof(float8) * static_cast<Size>(left_length)));
     for (int i = 0; i < left_length; i++) {
         values[i] = a[i] + b[i];
