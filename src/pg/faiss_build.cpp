@@ -192,7 +192,6 @@ struct BuildState {
     Relation index;
     RowSet rows;
     MemoryContext tuple_context;
-    double heap_tuples;
     benzer::AttributeKind kinds[kFaissMaxFilterColumns];
     int filter_columns;
     AttributesHolder* attributes;
@@ -202,7 +201,6 @@ struct BuildState {
 // table_index_build_scan callback: collects one row.
 void build_callback(Relation index, ItemPointer tid, Datum* values, bool* isnull, bool, void* arg) {
     auto* state = static_cast<BuildState*>(arg);
-    state->heap_tuples += 1;
     if (isnull[0]) return;  // NULL vectors are not indexed
     MemoryContext old = MemoryContextSwitchTo(state->tuple_context);
     Vector* v = DatumGetVector(values[0]);
@@ -393,14 +391,17 @@ IndexBuildResult* faiss_build(Relation heap, Relation index, IndexInfo* info) {
     if (state.rows.dim > 0) check_dimensions(index, state.rows.dim);
     state.tuple_context =
         AllocSetContextCreate(build_context, "benzer faiss build tuple", ALLOCSET_DEFAULT_SIZES);
-    state.heap_tuples = 0;
     state.filter_columns = faiss_filter_kinds(index, state.kinds);
     state.attributes = new_attributes_holder(build_context, state.kinds, state.filter_columns);
     state.values = static_cast<benzer::AttributeValue*>(
         palloc0(sizeof(benzer::AttributeValue) * Max(state.filter_columns, 1)));
 
     pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, kPhaseCollecting);
-    table_index_build_scan(heap, index, info, true, true, build_callback, &state, nullptr);
+    // The scan's return value counts every live heap row; the callback
+    // only sees the rows of a partial index's predicate, and reporting
+    // those would make the table look smaller to the planner.
+    double heap_tuples =
+        table_index_build_scan(heap, index, info, true, true, build_callback, &state, nullptr);
     RowSet& rows = state.rows;
 
     FaissMeta meta;
@@ -443,7 +444,7 @@ IndexBuildResult* faiss_build(Relation heap, Relation index, IndexInfo* info) {
 
     MemoryContextSwitchTo(old);
     IndexBuildResult* result = static_cast<IndexBuildResult*>(palloc(sizeof(IndexBuildResult)));
-    result->heap_tuples = state.heap_tuples;
+    result->heap_tuples = heap_tuples;
     result->index_tuples = static_cast<double>(rows.count);
     MemoryContextDelete(build_context);
     return result;
