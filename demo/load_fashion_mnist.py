@@ -10,10 +10,13 @@ them into PostgreSQL with COPY, through psql:
                 pixels  784-d, the raw pixel values 0..255 (exactly the
                         ann-benchmarks fashion-mnist-784-euclidean vectors)
                 pooled  196-d, 2x2 average pooling of the 28x28 image
+              each with a copy of its image's design, season, quality and
+              tags (the faiss indexes' filter columns)
 
 Train images get image_id 1..60000 in file order, test images 60001..70000.
 Season, quality and tags are deterministic (see demo/README.md), so every
-load produces the same rows.
+load produces the same rows.  They are computed once per split and written
+into both tables.
 
 The load runs in one transaction that first truncates both tables, so it can
 be repeated; with wal_level = minimal (the demo cluster's setting) the
@@ -33,6 +36,7 @@ Needs only python3 and python3-numpy (Debian packages) and psql.
 import argparse
 import gzip
 import os
+import struct
 import subprocess
 import sys
 import time
@@ -48,6 +52,7 @@ SEASONS = ["winter", "spring", "summer", "autumn"]
 QUALITIES = ["A", "B", "C"]
 N_TRAIN, N_TEST = 60000, 10000
 CHUNK = 10000           # images handled at a time (bounds memory use)
+TEXT_OID = 25           # pg_type oid of text: the element type of a binary text[]
 
 
 def log(msg):
@@ -149,27 +154,68 @@ def tags(images, labels):
         sel = labels == label
         material[sel] = values[sel]
 
-    tone = np.where(brightness < 100, ",dark",
-                    np.where(brightness >= 200, ",light", ""))
-    return [f"{{{p},{m}{t}}}" for p, m, t in zip(pattern, material, tone)]
+    tone = np.where(brightness < 100, "dark",
+                    np.where(brightness >= 200, "light", ""))
+    return [(p, m, t) if t else (p, m)
+            for p, m, t in zip(pattern.tolist(), material.tolist(), tone.tolist())]
+
+
+class Metadata:
+    """The metadata of one split's images, computed once and written into
+    both tables: images has it, and every features row carries a copy (the
+    faiss indexes' filter columns).
+
+    text[i]    image i's design, season, quality and tags as COPY text
+               fields, each preceded by a tab (it follows another field)
+    binary[i]  the same four fields in COPY binary form (length + value each)
+    """
+
+    def __init__(self, images, labels, first_id):
+        n = len(labels)
+        self.first_id = first_id
+        season, quality = season_quality(np.arange(first_id, first_id + n))
+        tag_lists = []
+        for start in range(0, n, CHUNK):
+            tag_lists += tags(images[start:start + CHUNK], labels[start:start + CHUNK])
+        self.text = []
+        self.binary = []
+        cache = {}          # few distinct combinations: encode each once
+        for key in zip(labels.tolist(), season.tolist(), quality.tolist(), tag_lists):
+            enc = cache.get(key)
+            if enc is None:
+                label, s, q, t = key
+                enc = cache[key] = (
+                    f"\t{CLASSES[label]}\t{SEASONS[s]}\t{QUALITIES[q]}\t{{{','.join(t)}}}",
+                    binary_text(CLASSES[label]) + binary_text(SEASONS[s])
+                    + binary_text(QUALITIES[q]) + binary_text_array(t))
+            self.text.append(enc[0])
+            self.binary.append(enc[1])
+
+
+def binary_text(value):
+    """A text field in COPY binary form: int32 length, UTF-8 bytes."""
+    b = value.encode()
+    return struct.pack(">i", len(b)) + b
+
+
+def binary_text_array(values):
+    """A one-dimensional text[] field in COPY binary form (array_recv's
+    input): length; ndim 1, no NULLs, element type text, size, lower bound
+    1; then each element as a text field."""
+    body = struct.pack(">iiiii", 1, 0, TEXT_OID, len(values), 1) + b"".join(
+        binary_text(v) for v in values)
+    return struct.pack(">i", len(body)) + body
 
 
 # --- COPY data -----------------------------------------------------------------
 
-def images_rows(images, labels, first_id, split):
-    """COPY text rows for the images table."""
-    ids = np.arange(first_id, first_id + len(labels))
-    season, quality = season_quality(ids)
-    out = []
-    for start in range(0, len(labels), CHUNK):
-        sl = slice(start, start + CHUNK)
-        tag_lists = tags(images[sl], labels[sl])
-        for k, i in enumerate(range(start, min(start + CHUNK, len(labels)))):
-            out.append(
-                f"{ids[i]}\t{split}/{i + 1:06d}.png\t{CLASSES[labels[i]]}\t"
-                f"{SEASONS[season[i]]}\t{QUALITIES[quality[i]]}\t{tag_lists[k]}\t"
-                f"{split}\t\\\\x{images[i].tobytes().hex()}\n")
-    return "".join(out).encode()
+def images_rows(images, meta, first_id, split):
+    """COPY text rows for the images table (image_id, filename, design,
+    season, quality, tags, split, pixels)."""
+    return "".join([
+        f"{first_id + i}\t{split}/{i + 1:06d}.png{meta.text[i]}\t"
+        f"{split}\t\\\\x{images[i].tobytes().hex()}\n"
+        for i in range(len(images))]).encode()
 
 
 def embeddings(images, model):
@@ -181,9 +227,12 @@ def embeddings(images, model):
     return blocks.mean(axis=(2, 4)).reshape(len(images), 196)
 
 
-def features_binary(images, first_id, model):
-    """COPY binary tuples (image_id, model, version, embedding) in bulk: every
-    tuple of a model has the same layout, so a numpy record array is it."""
+def features_binary(images, meta, first_id, model):
+    """COPY binary tuples (image_id, model, version, embedding, design,
+    season, quality, tags).  The first four fields have the same layout in
+    every tuple of a model, so a numpy record array makes them in bulk; each
+    tuple then gets its image's metadata fields (meta.binary, encoded once
+    per split) appended."""
     emb = embeddings(images, model)
     n, dim = emb.shape
     mb = model.encode()
@@ -196,7 +245,7 @@ def features_binary(images, first_id, model):
         ("x", ">f4", (dim,)),
     ])
     t = np.zeros(n, dtype=rec)
-    t["nfields"] = 4
+    t["nfields"] = 8
     t["len_id"] = 4
     t["id"] = np.arange(first_id, first_id + n)
     t["len_model"] = len(mb)
@@ -206,12 +255,21 @@ def features_binary(images, first_id, model):
     t["len_emb"] = 4 + 4 * dim
     t["dim"] = dim
     t["x"] = emb
-    return t.tobytes()
+    heads = memoryview(t.tobytes())
+    size = rec.itemsize
+    off = first_id - meta.first_id
+    tails = meta.binary[off:off + n]
+    parts = []
+    for i, tail in enumerate(tails):
+        parts.append(heads[i * size:(i + 1) * size])
+        parts.append(tail)
+    return b"".join(parts)
 
 
-def features_text(images, first_id, model):
-    """COPY text rows (image_id, model, version, embedding).  Every value is
-    k or k/4 for an integer k, so a table of their shortest texts suffices."""
+def features_text(images, meta, first_id, model):
+    """COPY text rows (image_id, model, version, embedding, design, season,
+    quality, tags).  Every vector value is k or k/4 for an integer k, so a
+    table of their shortest texts suffices."""
     if model == "pixels":
         codes = images.reshape(len(images), 784)
         text = [str(k) for k in range(256)]
@@ -220,9 +278,11 @@ def features_text(images, first_id, model):
             axis=(2, 4), dtype=np.int32).reshape(len(images), 196)
         text = [repr(k / 4).removesuffix(".0") for k in range(1021)]
     prefix = f"\t{model}\tv1\t["
+    off = first_id - meta.first_id
+    tails = meta.text[off:off + len(images)]
     out = []
     for i, row in enumerate(codes.tolist()):
-        out.append(f"{first_id + i}{prefix}{','.join([text[c] for c in row])}]\n")
+        out.append(f"{first_id + i}{prefix}{','.join([text[c] for c in row])}]{tails[i]}\n")
     return "".join(out).encode()
 
 
@@ -233,27 +293,31 @@ def write_stream(out, splits, fmt, self_contained):
     def sql(s):
         out.write(s.encode())
 
+    # Each split's metadata, computed once: images gets it, and each features
+    # row a copy.
+    metas = [Metadata(images, labels, first_id) for images, labels, first_id, _ in splits]
+
     if self_contained:
         sql("BEGIN;\n")
     sql("TRUNCATE features, images;\n")
     sql("COPY images (image_id, filename, design, season, quality, tags, split, pixels)"
         " FROM STDIN (FREEZE);\n")
-    for images, labels, first_id, split in splits:
-        out.write(images_rows(images, labels, first_id, split))
+    for (images, labels, first_id, split), meta in zip(splits, metas):
+        out.write(images_rows(images, meta, first_id, split))
     sql("\\.\n")
+    columns = "image_id, model, version, embedding, design, season, quality, tags"
     if fmt == "binary":
         # psql sends a binary COPY's data up to the end of its input, so this
         # must be the last command (psql --single-transaction commits).
-        sql("COPY features (image_id, model, version, embedding) FROM STDIN"
-            " (FORMAT binary, FREEZE);\n")
+        sql(f"COPY features ({columns}) FROM STDIN (FORMAT binary, FREEZE);\n")
         out.write(b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") * 2)
     else:
-        sql("COPY features (image_id, model, version, embedding) FROM STDIN (FREEZE);\n")
+        sql(f"COPY features ({columns}) FROM STDIN (FREEZE);\n")
     encode = features_binary if fmt == "binary" else features_text
     for model in ("pixels", "pooled"):
-        for images, labels, first_id, split in splits:
+        for (images, labels, first_id, split), meta in zip(splits, metas):
             for start in range(0, len(images), CHUNK):
-                out.write(encode(images[start:start + CHUNK], first_id + start, model))
+                out.write(encode(images[start:start + CHUNK], meta, first_id + start, model))
     if fmt == "binary":
         out.write((-1).to_bytes(2, "big", signed=True))
     else:

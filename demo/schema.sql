@@ -1,8 +1,11 @@
--- benzer demo: the "find similar fabric pattern" tables (DESIGN.md §1),
--- filled with Fashion-MNIST by demo/load_fashion_mnist.py.
+-- benzer demo: the "find similar fabric pattern" tables (README.md, "What
+-- benzer is"), filled with Fashion-MNIST by demo/load_fashion_mnist.py.
 --
 --   images    one row per picture, with its metadata
---   features  one feature vector per picture, model and model version
+--   features  one feature vector per picture, model and model version, with
+--             a copy of the picture's metadata (design, season, quality,
+--             tags): a faiss index can filter only on columns of the table
+--             it indexes (demo/indexes.sql)
 
 CREATE EXTENSION IF NOT EXISTS benzer;
 
@@ -15,7 +18,9 @@ CREATE TABLE images (
     quality   text    NOT NULL CHECK (quality IN ('A', 'B', 'C')),
     tags      text[]  NOT NULL,
     split     text    NOT NULL CHECK (split IN ('train', 'test')),
-    pixels    bytea   NOT NULL CHECK (length(pixels) = 784)
+    pixels    bytea   NOT NULL CHECK (length(pixels) = 784),
+    -- the target of features' foreign key on its metadata copies (below)
+    UNIQUE (image_id, design, season, quality, tags)
 );
 
 COMMENT ON TABLE images IS
@@ -50,12 +55,26 @@ COMMENT ON COLUMN images.pixels IS
 -- PLAIN on the column is as fast, but then a row that does not fit in a page
 -- (a vector over ~2 000 dimensions) is an error; with this setting such a
 -- vector is still stored, out of line.
+--
+-- design, season, quality and tags are copies of the image's metadata.  The
+-- app filters on them, and a faiss index applies a filter inside its search
+-- only for columns of the indexed table that it carries after the vector
+-- (demo/indexes.sql); a condition on a joined images column would be checked
+-- above the index scan instead.  The foreign key over image_id and the four
+-- copies guarantees they equal the image's values, and ON UPDATE CASCADE
+-- carries a change of an image's metadata into its features rows.
 CREATE TABLE features (
-    image_id   integer NOT NULL REFERENCES images,
+    image_id   integer NOT NULL,
     model      text    NOT NULL,
     version    text    NOT NULL,
     embedding  vector  NOT NULL,
-    PRIMARY KEY (image_id, model, version)
+    design     text    NOT NULL,
+    season     text    NOT NULL,
+    quality    text    NOT NULL,
+    tags       text[]  NOT NULL,
+    PRIMARY KEY (image_id, model, version),
+    FOREIGN KEY (image_id, design, season, quality, tags)
+        REFERENCES images (image_id, design, season, quality, tags) ON UPDATE CASCADE
 ) WITH (toast_tuple_target = 8160);
 
 COMMENT ON TABLE features IS
@@ -67,4 +86,15 @@ COMMENT ON COLUMN features.model IS
 COMMENT ON COLUMN features.version IS 'version of the model, e.g. v1';
 COMMENT ON COLUMN features.embedding IS
     'the feature vector; compare with <-> (L2), <=> (cosine), <#> (negative inner product), <+> (L1)';
-
+COMMENT ON COLUMN features.design IS
+    'copy of images.design of the image, kept here so that a faiss index can filter on it '
+    'inside its search; the foreign key keeps it equal to the image''s value';
+COMMENT ON COLUMN features.season IS
+    'copy of images.season of the image, kept here so that a faiss index can filter on it '
+    'inside its search; the foreign key keeps it equal to the image''s value';
+COMMENT ON COLUMN features.quality IS
+    'copy of images.quality of the image, kept here so that a faiss index can filter on it '
+    'inside its search; the foreign key keeps it equal to the image''s value';
+COMMENT ON COLUMN features.tags IS
+    'copy of images.tags of the image, kept here so that a faiss index can filter on it '
+    '(&&, @>) inside its search; the foreign key keeps it equal to the image''s value';

@@ -224,8 +224,13 @@ fi
 WANT_IMAGES=$(( N_TRAIN + N_TEST ))
 WANT_FEATURES=$(( 2 * WANT_IMAGES ))
 HAVE=none
+# Tables of an older demo schema (features without the metadata copies that
+# the indexes filter on) are loaded again.
 if [ "$(psql_demo -d "$DB" -Atc "SELECT to_regclass('public.images') IS NOT NULL
-                                       AND to_regclass('public.features') IS NOT NULL")" = t ]; then
+                                       AND to_regclass('public.features') IS NOT NULL
+                                       AND EXISTS (SELECT FROM pg_attribute
+                                                   WHERE attrelid = to_regclass('public.features')
+                                                     AND attname = 'tags' AND NOT attisdropped)")" = t ]; then
     HAVE=$(psql_demo -d "$DB" -Atc "SELECT (SELECT count(*) FROM images) || ' ' || (SELECT count(*) FROM features)")
 fi
 
