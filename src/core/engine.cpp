@@ -598,10 +598,19 @@ std::int64_t Engine::search(const float* query_in, std::int64_t k, const SearchO
 }
 
 Engine* Engine::clone_empty() const {
-    std::unique_ptr<faiss::Index> copy(faiss::clone_index(index_));
-    copy->reset();
-    Engine* engine = new Engine(copy.release(), dim_, metric_);
-    return engine;
+    // A round trip through Faiss's own serialisation, not faiss::clone_index:
+    // in 1.7.3 clone_index turns an IndexHNSWFlat into a plain IndexHNSW,
+    // which write_index then refuses ("h != 0"), so compaction of HNSW
+    // indexes failed.
+    std::size_t size = serialized_size();
+    std::vector<std::uint8_t> bytes(size);
+    serialize(bytes.data(), size);
+    std::unique_ptr<Engine> copy(deserialize(bytes.data(), size, metric_));
+    bytes.clear();
+    bytes.shrink_to_fit();
+    copy->index_->reset();
+    copy->analyse();
+    return copy.release();
 }
 
 namespace {

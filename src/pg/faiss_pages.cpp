@@ -95,19 +95,32 @@ void faiss_update_meta(Relation index, const FaissMeta* meta) {
 // generation in use (the FSM is not crash-safe, so check). Callers may hold
 // the metapage lock, so the generation is passed in rather than read here.
 Buffer faiss_new_buffer(Relation index, uint32 in_use_generation) {
-    for (;;) {
+    // Pages whose lock is not free right away are skipped and given back to
+    // the free space map afterwards. Waiting could deadlock: after a crash
+    // the FSM may list a page this very backend holds locked (the pending
+    // tail page, while appending a new one).
+    BlockNumber skipped[8];
+    int nskipped = 0;
+    Buffer result = InvalidBuffer;
+    for (int attempt = 0; attempt < 64 && !BufferIsValid(result); attempt++) {
         BlockNumber block = GetFreeIndexPage(index);
         if (block == InvalidBlockNumber) break;
         if (block == kFaissMetaBlock) continue;
         Buffer buffer = ReadBuffer(index, block);
-        // Readers hold a page lock only while copying it, and never wait for
-        // another lock meanwhile, so waiting here cannot deadlock.
-        LockBuffer(buffer, BUFFER_LOCK_EXCLUSIVE);
+        if (!ConditionalLockBuffer(buffer)) {
+            ReleaseBuffer(buffer);
+            if (nskipped < static_cast<int>(lengthof(skipped))) skipped[nskipped++] = block;
+            continue;
+        }
         Page page = BufferGetPage(buffer);
         if (PageIsNew(page) || faiss_page_opaque(page)->generation != in_use_generation)
-            return buffer;
-        UnlockReleaseBuffer(buffer);
+            result = buffer;
+        else
+            UnlockReleaseBuffer(buffer);  // in use: the FSM was stale
     }
+    for (int i = 0; i < nskipped; i++) RecordFreeIndexPage(index, skipped[i]);
+    if (BufferIsValid(result)) return result;
+
     LockRelationForExtension(index, ExclusiveLock);
     Buffer buffer = ReadBuffer(index, P_NEW);
     LockBuffer(buffer, BUFFER_LOCK_EXCLUSIVE);

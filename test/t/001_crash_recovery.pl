@@ -7,8 +7,10 @@
 #   - while clients insert rows and another runs merges, deletes and VACUUM
 #   - right after benzer_index_merge (a new generation of chains)
 #   - right after VACUUM (tombstones), and after a compacting VACUUM
+#   - unlogged tables (reset to their init fork)
 #   - with wal_level = minimal, table and index created in the crashed
 #     transaction's predecessor
+#   - with a free space map that lists a page in use (it is not WAL-logged)
 #
 # Each case runs on an IVF index and on a Flat one. shared_buffers is 1MB,
 # so index pages are also written out (and read back) under pressure.
@@ -270,6 +272,41 @@ for my $kind (@kinds)
 	check_table($kind, 'after compaction crash', 'id % 20 = 4');
 }
 
+# --- 4b. Unlogged tables ---------------------------------------------------
+# After a crash an unlogged table is reset to its init fork: empty, with an
+# empty faiss index (written by ambuildempty) that must work as a new one.
+for my $kind (@kinds)
+{
+	$node->safe_psql($db, qq{
+		CREATE UNLOGGED TABLE u_$kind (id int PRIMARY KEY, v vector($dim));
+		INSERT INTO u_$kind SELECT i, rv(i, $dim) FROM generate_series(1, 2000) i;
+		CREATE INDEX u_${kind}_idx ON u_$kind USING faiss (v) WITH ($factory{$kind});
+		INSERT INTO u_$kind SELECT i, rv(i, $dim) FROM generate_series(2001, 2100) i;
+		CHECKPOINT;
+	});
+	is(index_info($node, $db, "u_${kind}_idx")->{rows}, 2000, "$kind: unlogged: index built");
+}
+crash_and_restart('crash with unlogged tables');
+for my $kind (@kinds)
+{
+	my $t = "u_$kind";
+	is($node->safe_psql($db, "SELECT count(*) FROM $t"), 0, "$kind: unlogged: table reset");
+	my $info = index_info($node, $db, "${t}_idx");
+	is("$info->{rows} $info->{pending_rows} $info->{dead_rows}", "0 0 0",
+		"$kind: unlogged: index reset to empty");
+	my @r = full_scan($node, $db, $t, $dim);
+	is("@r", "0 0 0", "$kind: unlogged: empty index scan");
+	$node->safe_psql($db, "INSERT INTO $t SELECT i, rv(i, $dim) FROM generate_series(1, 1500) i");
+	sql_ok($node, $db, "SELECT benzer_index_merge('${t}_idx')",
+		"$kind: unlogged: merge of the refilled index succeeds");
+	$info = index_info($node, $db, "${t}_idx");
+	is("$info->{rows} $info->{pending_rows}", "1500 0", "$kind: unlogged: 1500 rows merged");
+	@r = full_scan($node, $db, $t, $dim);
+	is("@r", "1500 1500 1500", "$kind: unlogged: all rows found once");
+	my ($checked, $misses) = self_nn_misses($node, $db, $t, 'id % 10 = 0');
+	is("$checked $misses", "150 0", "$kind: unlogged: each row is its own nearest neighbour");
+}
+
 my @problems = server_log_problems($node);
 is(scalar(@problems), 0, 'no crash or corruption in the server log')
   or diag(join("\n", @problems));
@@ -315,6 +352,47 @@ for my $kind (@kinds)
 	is($info->{rows}, 3200, "$kind: after REINDEX crash: 3200 rows in the index");
 	check_table($kind, 'wal_level=minimal: after REINDEX crash', 'id % 20 = 0 OR id > 3000');
 }
+# --- 6. A stale free space map after a crash -----------------------------
+# The free space map is not WAL-logged: after a crash it can list pages as
+# free that were taken just before (here: the page the pending rows went to
+# after a merge freed the old pending pages and a checkpoint wrote the map).
+# Such a page is the pending chain's tail after the restart; when it fills
+# up, the insert that needs a new page must not be handed the tail itself.
+$minimal->safe_psql($db, qq{
+	CREATE TABLE fsm_t (id int PRIMARY KEY, v vector($dim));
+	INSERT INTO fsm_t SELECT i, rv(i, $dim) FROM generate_series(1, 2000) i;
+	CREATE INDEX fsm_t_idx ON fsm_t USING faiss (v) WITH (factory = 'Flat');
+	INSERT INTO fsm_t SELECT i, rv(i, $dim) FROM generate_series(2001, 2300) i;
+	SELECT benzer_index_merge('fsm_t_idx');
+	CHECKPOINT;
+	INSERT INTO fsm_t SELECT i, rv(i, $dim) FROM generate_series(2301, 2310) i;
+});
+crash_and_restart('crash with a stale free space map');
+is(index_info($minimal, $db, 'fsm_t_idx')->{pending_rows}, 10, 'stale FSM: 10 pending rows');
+my $timed_out = 0;
+my ($ret, $out, $err) = $minimal->psql($db,
+	"INSERT INTO fsm_t SELECT i, rv(i, $dim) FROM generate_series(2311, 2600) i",
+	timeout => 30, timed_out => \$timed_out);
+ok(!$timed_out, 'stale FSM: an insert that needs a new pending page does not hang');
+if ($timed_out)
+{
+	diag('hung backend: ' . $minimal->safe_psql($db, qq{
+		SELECT pid, wait_event_type, wait_event, query FROM pg_stat_activity
+		WHERE query LIKE 'INSERT INTO fsm_t%'}));
+	# It waits for a buffer lock it holds itself, and cannot be cancelled.
+	crash_and_restart('clearing the hung backend');
+}
+else
+{
+	is($ret, 0, 'stale FSM: the insert succeeds') or diag($err);
+	my @r = full_scan($minimal, $db, 'fsm_t', $dim);
+	is("@r", "2600 2600 2600", 'stale FSM: all rows found once');
+	my $info = index_info($minimal, $db, 'fsm_t_idx');
+	is("$info->{rows} $info->{pending_rows}", "2300 300", 'stale FSM: 300 pending rows');
+	my ($checked, $misses) = self_nn_misses($minimal, $db, 'fsm_t', 'id > 2300 OR id % 50 = 0');
+	is("$checked $misses", "346 0", 'stale FSM: each row is its own nearest neighbour');
+}
+
 @problems = server_log_problems($minimal);
 is(scalar(@problems), 0, 'wal_level=minimal: no crash or corruption in the server log')
   or diag(join("\n", @problems));

@@ -166,6 +166,14 @@ is($primary->safe_psql($db, "SELECT benzer_index_merge('t_ivf_idx', true)"),
 compare('after compaction');
 is(index_info($standby, $db, 't_ivf_idx')->{dead_rows}, 0, 'standby: compacted index has no dead rows');
 
+# A merge cannot run on the standby: it must fail cleanly (no WAL can be
+# written in recovery) and leave the standby working.
+my ($ret, $out, $err) = $standby->psql($db, "SELECT benzer_index_merge('t_hnsw_idx')");
+isnt($ret, 0, 'benzer_index_merge on the standby fails');
+like($err, qr/ERROR:.*(recovery|read-only)/, 'benzer_index_merge on the standby: a clean error')
+  or diag($err);
+is($standby->safe_psql($db, 'SELECT pg_is_in_recovery()'), 't', 'the standby is still up');
+
 for my $kind (@kinds)
 {
 	$primary->safe_psql($db, "REINDEX INDEX t_${kind}_idx");
@@ -203,10 +211,10 @@ while (time - $start < 9)
 	$rounds++;
 }
 note "$rounds rounds of insert + merge on the primary";
-my ($rc, $out, $err) = finish_pgbench($search);
+my ($rc, $bench_out, $bench_err) = finish_pgbench($search);
 is($rc, 0, 'standby searches during replayed merges: pgbench succeeded');
-unlike($err, qr/ERROR/, 'standby searches during replayed merges: no errors');
-my ($done) = $out =~ /number of transactions actually processed: (\d+)/;
+unlike($bench_err, qr/ERROR/, 'standby searches during replayed merges: no errors');
+my ($done) = $bench_out =~ /number of transactions actually processed: (\d+)/;
 cmp_ok($done // 0, '>', 20, "standby searches during replayed merges: $done searches ran");
 compare('after repeated merges');
 

@@ -73,7 +73,7 @@ for my $c (@configs)
 	};
 
 	$node->safe_psql($db, qq{
-		CREATE TABLE $t (id int PRIMARY KEY, v vector($dim));
+		CREATE TABLE $t (id int PRIMARY KEY, v vector($dim), note text);
 		INSERT INTO $t SELECT i, rv(i, $dim) FROM generate_series(1, 3000) i;
 		CREATE INDEX $idx ON $t USING faiss (v) WITH ($c->{with}, merge_threshold = 100);
 	});
@@ -155,6 +155,33 @@ for my $c (@configs)
 	cmp_ok($info->{generation}, '>', $gen + 2,
 		"$label: VACUUM compacted into a new generation");
 	$check_results->('after VACUUM compaction', 2, 3, 12, 13);
+
+	# Updates: a changed vector is a new (pending) index entry and the old
+	# one dies; a HOT update (vector unchanged) adds none, and the index's
+	# TID leads to the new row version through the HOT chain.
+	$live = $node->safe_psql($db, "SELECT count(*) FROM $t");
+	my $changed = $node->safe_psql($db,
+		"WITH u AS (UPDATE $t SET v = rv(id + 100000, $dim) WHERE id % 10 = 4 RETURNING 1) SELECT count(*) FROM u");
+	my $hot = $node->safe_psql($db,
+		"WITH u AS (UPDATE $t SET note = 'hot' WHERE id % 10 = 6 RETURNING 1) SELECT count(*) FROM u");
+	note "$label: $changed vectors changed, $hot rows updated otherwise";
+	$info = index_info($node, $db, $idx);
+	# (an update that does not fit on its page is not HOT and adds an
+	# entry too, with the same vector)
+	ok($info->{pending_rows} >= $changed && $info->{pending_rows} <= $changed + $hot,
+		"$label: each changed vector is a pending row ($info->{pending_rows} pending)");
+	$check_results->('after UPDATE', 4, 14, 100004, 100014, 6, 16);
+	my ($checked, $misses) = self_nn_misses($node, $db, $t, 'id % 10 IN (4, 6)');
+	is("$checked $misses", ($changed + $hot) . " 0",
+		"$label: after UPDATE: every updated row is found by its (new) vector");
+	sql_ok($node, $db, "VACUUM (INDEX_CLEANUP ON) $t", "$label: VACUUM after UPDATE");
+	$info = index_info($node, $db, $idx);
+	is($info->{rows} + $info->{pending_rows}, $live,
+		"$label: after UPDATE and VACUUM: index rows + pending = $live table rows");
+	$check_results->('after UPDATE and VACUUM', 4, 14, 100004, 100014, 6, 16);
+	($checked, $misses) = self_nn_misses($node, $db, $t, 'id % 10 IN (4, 6)');
+	is("$checked $misses", ($changed + $hot) . " 0",
+		"$label: after UPDATE and VACUUM: every updated row is found by its (new) vector");
 
 	# Everything deleted: the index returns nothing, and takes rows again.
 	$node->safe_psql($db, "DELETE FROM $t");

@@ -13,6 +13,7 @@ use warnings FATAL => 'all';
 
 use Exporter 'import';
 use IPC::Run;
+use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
@@ -31,6 +32,27 @@ our @EXPORT = qw(
   start_pgbench
   finish_pgbench
 );
+
+# Every psql that a test runs gets a time limit (PostgreSQL::Test::Cluster
+# sets none), so that a backend hanging in the extension fails the test
+# instead of hanging the whole run: the test dies and the clusters are torn
+# down ("immediate" stop). A caller may pass its own timeout (and timed_out)
+# to psql.
+our $psql_timeout;    # default: PG_TEST_TIMEOUT_DEFAULT (180 s)
+
+sub psql_timeout
+{
+	return $psql_timeout // $PostgreSQL::Test::Utils::timeout_default // 180;
+}
+{
+	no warnings 'redefine';
+	my $psql = \&PostgreSQL::Test::Cluster::psql;
+	*PostgreSQL::Test::Cluster::psql = sub {
+		my ($self, $dbname, $sql, %params) = @_;
+		$params{timeout} //= psql_timeout();
+		return $psql->($self, $dbname, $sql, %params);
+	};
+}
 
 # Creates the extension and rv() in a database.
 sub benzer_setup_db
@@ -196,7 +218,10 @@ sub start_pgbench
 	my %h = (name => $name, out => '', err => '');
 	my @cmd = ('pgbench', '-n', '-h', $node->host, '-p', $node->port, @files, @args, $db);
 	note "starting: @cmd";
-	$h{run} = IPC::Run::start(\@cmd, '>', \$h{out}, '2>', \$h{err});
+	# pgbench ends its clients only between transactions: a hung backend
+	# would hang it, so it gets a time limit too.
+	$h{timer} = IPC::Run::timeout(2 * psql_timeout());
+	$h{run} = IPC::Run::start(\@cmd, '>', \$h{out}, '2>', \$h{err}, $h{timer});
 	return \%h;
 }
 
@@ -204,7 +229,12 @@ sub start_pgbench
 sub finish_pgbench
 {
 	my ($h) = @_;
-	$h->{run}->finish;
+	eval { $h->{run}->finish; };
+	if ($@)
+	{
+		$h->{run}->kill_kill;
+		die "pgbench $h->{name} did not finish in time: $@\nstdout:\n$h->{out}\nstderr:\n$h->{err}";
+	}
 	my $rc = $h->{run}->result(0);
 	note "pgbench $h->{name} exited with $rc";
 	note "pgbench $h->{name} stdout:\n$h->{out}";

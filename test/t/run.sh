@@ -10,8 +10,9 @@
 # stops them at the end, so no running server is needed. initdb refuses to
 # run as root: as root, the tests are copied into a temporary directory
 # owned by the postgres OS user and prove runs as that user. The clusters'
-# logs (tmp_check/log) are kept in that directory when a test fails, and
-# its path is printed on stderr; set BENZER_TAP_KEEP=1 to keep it always.
+# logs (tmp_check/log) are kept in that directory when a test fails (its
+# path is printed before the tests start); BENZER_TAP_KEEP=1 keeps the
+# whole directory, data directories included, whatever the result.
 #
 # BenzerTAP.pm holds the helpers the tests share.
 #
@@ -71,6 +72,7 @@ if [ "$(id -u)" -eq 0 ]; then
     chown -R "$run_user" "$work"
 fi
 
+echo "# TAP test logs: $work/tmp_check/log (kept if a test fails)"
 status=0
 (
     cd "$work"
@@ -79,7 +81,7 @@ status=0
         "PATH=$bindir:$PATH"
         "PG_REGRESS=$pg_regress"
         "TESTDIR=$work"
-        "PG_TEST_TIMEOUT_DEFAULT=${PG_TEST_TIMEOUT_DEFAULT:-180}"
+        "PG_TEST_TIMEOUT_DEFAULT=${PG_TEST_TIMEOUT_DEFAULT:-120}"
         prove ${PROVE_FLAGS:--v} --timer "${tests[@]}")
     if [ -n "$run_user" ]; then
         exec runuser -u "$run_user" -- "${cmd[@]}"
@@ -88,9 +90,12 @@ status=0
     fi
 ) || status=$?
 
-if [ "$status" -ne 0 ] || [ "${BENZER_TAP_KEEP:-0}" = 1 ]; then
-    # stderr, so that prove's summary stays the last thing on stdout
-    echo "run.sh: logs kept in $work/tmp_check/log" >&2
+# Nothing is printed after prove's summary.
+if [ "${BENZER_TAP_KEEP:-0}" = 1 ]; then
+    :
+elif [ "$status" -ne 0 ]; then
+    # keep the logs, drop the clusters' data directories
+    rm -rf "$work"/tmp_check/t_*_data "$work"/tmp_check/portlock
 else
     rm -rf "$work"
 fi
