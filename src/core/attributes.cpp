@@ -29,6 +29,7 @@ struct Writer {
     std::size_t size = 0;
 
     void bytes(const void* data, std::size_t n) {
+        if (n == 0) return;  // data may be null (an empty vector's data())
         if (out != nullptr) {
             const auto* p = static_cast<const std::uint8_t*>(data);
             out->insert(out->end(), p, p + n);
@@ -51,6 +52,7 @@ struct Reader {
     std::size_t position = 0;
 
     void bytes(void* out, std::size_t n) {
+        if (n == 0) return;  // out may be null (an empty vector's data())
         if (n > size - position)
             throw Error(ErrorKind::kDataException, "truncated filter column data");
         std::memcpy(out, data + position, n);
@@ -259,6 +261,8 @@ void AttributeStore::append_encoded(const std::uint8_t* data, std::size_t size) 
                 break;
             case AttributeKind::kIntegerArray: {
                 v.count = r.value<std::uint32_t>();
+                if (v.count > (size - r.position) / sizeof(std::int64_t))
+                    throw Error(ErrorKind::kDataException, "truncated filter column data");
                 integers[c].resize(v.count);
                 r.bytes(integers[c].data(), sizeof(std::int64_t) * v.count);
                 v.integers = integers[c].data();
@@ -266,6 +270,8 @@ void AttributeStore::append_encoded(const std::uint8_t* data, std::size_t size) 
             }
             case AttributeKind::kTextArray: {
                 v.count = r.value<std::uint32_t>();
+                if (v.count > (size - r.position) / sizeof(std::uint32_t))
+                    throw Error(ErrorKind::kDataException, "truncated filter column data");
                 for (std::uint32_t i = 0; i < v.count; i++)
                     texts[c].push_back(r.view(r.value<std::uint32_t>()));
                 v.texts = texts[c].data();
@@ -445,8 +451,11 @@ AttributeStore* AttributeStore::deserialize(const std::uint8_t* data, std::size_
         throw Error(ErrorKind::kDataException, "filter column data has a bad header");
     std::uint32_t ncols = r.value<std::uint32_t>();
     std::int64_t rows = r.value<std::int64_t>();
-    if (ncols > 64 || rows < 0)
+    // Every row takes at least a null bit in every column: a row count the
+    // data cannot hold is corrupt (and must not size an allocation).
+    if (ncols > 64 || rows < 0 || static_cast<std::uint64_t>(rows) / 8 > size)
         throw Error(ErrorKind::kDataException, "filter column data has a bad header");
+    auto corrupt = [] { throw Error(ErrorKind::kDataException, "filter column data is inconsistent"); };
     auto store = std::make_unique<AttributeStore>(std::vector<AttributeKind>{});
     store->rows_ = rows;
     std::size_t null_bytes = static_cast<std::size_t>((rows + 7) / 8);
@@ -460,34 +469,44 @@ AttributeStore* AttributeStore::deserialize(const std::uint8_t* data, std::size_
         r.bytes(col->nulls.data(), null_bytes);
         if (is_text(kind)) {
             std::uint32_t n = r.value<std::uint32_t>();
+            if (n > size - r.position) corrupt();
             for (std::uint32_t i = 0; i < n; i++) {
                 std::string_view s = r.view(r.value<std::uint32_t>());
                 col->dictionary.emplace_back(s);
-                col->lookup.emplace(col->dictionary.back(), i);
+                if (!col->lookup.emplace(col->dictionary.back(), i).second) corrupt();
             }
         }
         std::uint64_t elements = static_cast<std::uint64_t>(rows);
         if (is_array(kind)) {
+            if (static_cast<std::uint64_t>(rows) + 1 > (size - r.position) / sizeof(std::uint64_t))
+                corrupt();
             col->offsets.resize(static_cast<std::size_t>(rows) + 1);
             r.bytes(col->offsets.data(), sizeof(std::uint64_t) * col->offsets.size());
             elements = r.value<std::uint64_t>();
-            if (col->offsets.back() != elements)
-                throw Error(ErrorKind::kDataException, "filter column data is inconsistent");
+            // Offsets start at 0, never decrease, and end at the element count.
+            if (col->offsets.front() != 0 || col->offsets.back() != elements) corrupt();
+            for (std::size_t i = 1; i < col->offsets.size(); i++)
+                if (col->offsets[i] < col->offsets[i - 1]) corrupt();
         }
-        if (elements > size)
-            throw Error(ErrorKind::kDataException, "filter column data is inconsistent");
+        if (elements > size) corrupt();
         if (kind == AttributeKind::kInteger || kind == AttributeKind::kIntegerArray) {
             col->integers.resize(static_cast<std::size_t>(elements));
             r.bytes(col->integers.data(), sizeof(std::int64_t) * elements);
         } else {
             col->ids.resize(static_cast<std::size_t>(elements));
             r.bytes(col->ids.data(), sizeof(std::uint32_t) * elements);
-            for (std::uint32_t id : col->ids)
-                if (id != kNoId && id >= col->dictionary.size())
-                    throw Error(ErrorKind::kDataException, "filter column data is inconsistent");
+            // Every element of a text array, and the value of every non-NULL
+            // text row, is a dictionary id.
+            for (std::size_t i = 0; i < col->ids.size(); i++) {
+                std::uint32_t id = col->ids[i];
+                bool may_be_missing =
+                    kind == AttributeKind::kText && col->is_null(static_cast<std::int64_t>(i));
+                if (id == kNoId ? !may_be_missing : id >= col->dictionary.size()) corrupt();
+            }
         }
         store->columns_.push_back(std::move(col));
     }
+    if (r.position != size) corrupt();  // trailing bytes
     return store.release();
 }
 

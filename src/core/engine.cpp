@@ -220,6 +220,20 @@ struct NprobeOverride {
     }
 };
 
+// The same for HNSW's efSearch.
+struct EfSearchOverride {
+    faiss::IndexHNSW* hnsw = nullptr;
+    int saved = 0;
+    void set(faiss::IndexHNSW* target, int ef) {
+        hnsw = target;
+        saved = target->hnsw.efSearch;
+        target->hnsw.efSearch = ef;
+    }
+    ~EfSearchOverride() {
+        if (hnsw != nullptr) hnsw->hnsw.efSearch = saved;
+    }
+};
+
 // Whether Faiss 1.7.3 applies SearchParameters::sel for this index.
 bool supports_selector(const faiss::Index* index) {
     if (dynamic_cast<const faiss::IndexFlat*>(index)) return true;
@@ -244,6 +258,12 @@ Engine::~Engine() { delete index_; }
 // Finds the parts of the structure the search path needs.
 void Engine::analyse() {
     index_ = install_fast_kernels(index_);
+    // Faiss 1.7.3's default FastScan search (implem 0 picks a reservoir for
+    // k > 20) can hit assert(n_eq == 0) in utils/partitioning.cpp and
+    // abort() the server. The heap-based implementation 10 does not. The
+    // setting is not serialised, so it is applied on every load.
+    if (auto* fastscan = dynamic_cast<faiss::IndexIVFFastScan*>(find_ivf(index_)))
+        fastscan->implem = 10;
     base_ = index_;
     flat_ = nullptr;
     ivf_flat_ = nullptr;
@@ -308,6 +328,7 @@ struct BufferReader : faiss::IOReader {
         if (item_size == 0 || nitems == 0) return 0;
         std::size_t available = (size - position) / item_size;
         std::size_t n = std::min(nitems, available);
+        if (n == 0) return 0;
         std::memcpy(ptr, data + position, n * item_size);
         position += n * item_size;
         return n;
@@ -459,6 +480,7 @@ std::int64_t Engine::search_base(const faiss::Index* index, const float* query, 
     if (filter != nullptr && filter->allowed < total)
         keep = std::max(static_cast<double>(filter->allowed) / static_cast<double>(total), 1e-6);
     NprobeOverride nprobe_override;
+    EfSearchOverride ef_override;
     if (ivf != nullptr) {
         int nprobe = options.nprobe > 0 ? options.nprobe : static_cast<int>(ivf->nprobe);
         nprobe = static_cast<int>(
@@ -478,6 +500,10 @@ std::int64_t Engine::search_base(const faiss::Index* index, const float* query, 
         hnsw_params.efSearch = std::max<int>(ef, static_cast<int>(k));
         hnsw_params.sel = use_selector ? &selector : nullptr;
         params = &hnsw_params;
+        // Faiss 1.7.3 sizes its candidate queue from the index's own
+        // efSearch and only stops by the parameter's, so a wider search
+        // needs the stored value raised for the call too.
+        ef_override.set(const_cast<faiss::IndexHNSW*>(hnsw), hnsw_params.efSearch);
     }
     faiss::SearchParameters flat_params;
     if (use_selector && params == nullptr) {
@@ -633,6 +659,7 @@ struct BufferWriter : faiss::IOWriter {
     BufferWriter(std::uint8_t* o, std::size_t c) : out(o), capacity(c) {}
     size_t operator()(const void* ptr, size_t size, size_t nitems) override {
         std::size_t bytes = size * nitems;
+        if (bytes == 0) return nitems;  // ptr may be null (an empty vector)
         if (used + bytes > capacity)
             throw Error(ErrorKind::kInternal, "serialised index larger than computed");
         std::memcpy(out + used, ptr, bytes);
@@ -718,8 +745,13 @@ std::string choose_factory(std::int64_t rows, int dim, Metric /*metric*/) {
         return out.str();
     }
     // m = d/2 4-bit sub-quantizers (FastScan needs an even m dividing d).
+    // Odd dimensions have no even divisor: 8-bit scalar quantisation then.
     int m = std::max(2, dim / 2);
     while (m > 2 && (dim % m != 0 || m % 2 != 0)) m--;
+    if (dim % m != 0 || m % 2 != 0) {
+        out << "IVF" << nlist << ",SQ8,RFlat";
+        return out.str();
+    }
     out << "IVF" << nlist << ",PQ" << m << "x4fs,RFlat";
     return out.str();
 }
