@@ -80,3 +80,12 @@ CREATE UNLOGGED TABLE scratch (id int, v vector(3));
 INSERT INTO scratch SELECT i, ARRAY[i, -i, i % 4] FROM generate_series(1, 500) i;
 CREATE INDEX ON scratch USING faiss (v) WITH (factory = 'HNSW8');
 SELECT id FROM scratch ORDER BY v <-> '[250,-250,2]' LIMIT 3;
+
+-- ALTER INDEX ... SET changes search defaults at the next scan; RESET goes
+-- back to the value the index was built with.
+CREATE INDEX items_opts ON items USING faiss (v) WITH (factory = 'IVF16,Flat');
+SELECT description FROM benzer_index_info('items_opts');
+ALTER INDEX items_opts SET (nprobe = 7);
+SELECT description FROM benzer_index_info('items_opts');
+ALTER INDEX items_opts RESET (nprobe);
+SELECT description FROM benzer_index_info('items_opts');

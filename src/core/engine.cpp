@@ -704,6 +704,13 @@ int Engine::default_nprobe() const {
     return ivf ? static_cast<int>(ivf->nprobe) : 0;
 }
 
+int Engine::default_ef_search() const {
+    const faiss::IndexHNSW* hnsw = find_hnsw(index_);
+    return hnsw ? hnsw->hnsw.efSearch : 0;
+}
+
+float Engine::default_k_factor() const { return refine_ ? default_k_factor_ : 0.0f; }
+
 int Engine::nlist() const {
     const faiss::IndexIVF* ivf = find_ivf(index_);
     return ivf ? static_cast<int>(ivf->nlist) : 0;

@@ -47,6 +47,7 @@ extern double benzer_k_factor;
 extern int benzer_threads;
 extern int benzer_build_threads;
 extern int benzer_max_scan_tuples;
+extern int benzer_scan_rows;
 extern int benzer_exact_filter_limit;
 extern int benzer_cache_memory_mb;
 extern bool benzer_fast_kernels;

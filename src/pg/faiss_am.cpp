@@ -33,6 +33,7 @@ double benzer_k_factor = 0.0;
 int benzer_threads = 1;
 int benzer_build_threads = 0;
 int benzer_max_scan_tuples = 100000;
+int benzer_scan_rows = 100;
 int benzer_exact_filter_limit = 20000;
 int benzer_cache_memory_mb = 4096;
 bool benzer_fast_kernels = true;
@@ -101,6 +102,12 @@ void faiss_define_settings(void) {
         "The scan widens its search until the query is satisfied or this many rows were "
         "returned.",
         &benzer_max_scan_tuples, 100000, 1, INT_MAX, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable(
+        "benzer.scan_rows", "Rows the first round of a faiss index scan asks the index for.",
+        "Later rounds double it. The index is not told the query's LIMIT; a LIMIT above this "
+        "costs a second round, and for HNSW and exact re-ranking it is also the least number "
+        "of candidates (efSearch, k_factor) per search.",
+        &benzer_scan_rows, 100, 1, 100000, PGC_USERSET, 0, nullptr, nullptr, nullptr);
     DefineCustomIntVariable(
         "benzer.exact_filter_limit",
         "Filters allowing at most this many rows are answered by exact distances.", nullptr,

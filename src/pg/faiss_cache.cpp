@@ -84,6 +84,8 @@ void supersede(Relation index, uint32 generation) {
     }
 }
 
+void record_built_defaults(FaissLoadedIndex* entry);
+
 FaissLoadedIndex* new_entry(Relation index, uint32 generation, benzer::Engine* engine,
                             benzer::AttributeStore* attributes, ItemPointerData* labels,
                             int64 nlabels, Size bytes) {
@@ -102,7 +104,44 @@ FaissLoadedIndex* new_entry(Relation index, uint32 generation, benzer::Engine* e
     entry->bytes = bytes;
     entry->last_used = ++g_clock;
     g_entries[slot] = entry;
+    record_built_defaults(entry);
     return entry;
+}
+
+// Applies the index's WITH options to a loaded engine when they differ from
+// what it has (ALTER INDEX ... SET takes effect at the next scan).
+void apply_options(Relation index, FaissLoadedIndex* entry) {
+    FaissOptions* options = faiss_get_options(index);
+    if (entry->engine == nullptr ||
+        (options->nprobe == entry->option_nprobe && options->ef_search == entry->option_ef_search &&
+         options->k_factor == entry->option_k_factor))
+        return;
+    benzer::Engine* engine = entry->engine;
+    // An option of 0 (or RESET) means the value the index was built with.
+    int nprobe = options->nprobe > 0 ? options->nprobe : entry->built_nprobe;
+    int ef_search = options->ef_search > 0 ? options->ef_search : entry->built_ef_search;
+    float k_factor =
+        options->k_factor > 0 ? static_cast<float>(options->k_factor) : entry->built_k_factor;
+    benzer::GuardedError error;
+    if (!benzer::run_guarded(error,
+                             [&] { engine->set_defaults(nprobe, ef_search, 0, k_factor); }))
+        raise_guarded_error(error, "could not apply faiss index options");
+    entry->option_nprobe = options->nprobe;
+    entry->option_ef_search = options->ef_search;
+    entry->option_k_factor = options->k_factor;
+}
+
+// Remembers a freshly loaded engine's own defaults.
+void record_built_defaults(FaissLoadedIndex* entry) {
+    if (entry->engine == nullptr) return;
+    benzer::Engine* engine = entry->engine;
+    benzer::GuardedError error;
+    if (!benzer::run_guarded(error, [&] {
+            entry->built_nprobe = engine->default_nprobe();
+            entry->built_ef_search = engine->default_ef_search();
+            entry->built_k_factor = engine->default_k_factor();
+        }))
+        raise_guarded_error(error, "could not read faiss index defaults");
 }
 
 }  // namespace
@@ -112,6 +151,7 @@ FaissLoadedIndex* faiss_cache_acquire(Relation index, const FaissMeta& meta) {
         FaissLoadedIndex* e = g_entries[i];
         if (e != nullptr && !e->stale && e->relid == RelationGetRelid(index) &&
             e->generation == meta.generation && RelFileNodeEquals(e->node, index->rd_node)) {
+            apply_options(index, e);
             e->pins++;
             e->last_used = ++g_clock;
             return e;
@@ -183,6 +223,7 @@ FaissLoadedIndex* faiss_cache_acquire(Relation index, const FaissMeta& meta) {
         PG_RE_THROW();
     }
     PG_END_TRY();
+    apply_options(index, entry);
     entry->pins++;
     return entry;
 }

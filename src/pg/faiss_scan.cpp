@@ -7,7 +7,8 @@
 // fewer rows than the LIMIT when a filter discards many of them; this one
 // works in rounds instead:
 //
-//   round 1: search for k = 100 rows among the allowed labels;
+//   round 1: search for k = benzer.scan_rows (100) rows among the allowed
+//            labels;
 //   round n: search again, excluding every label already returned (the
 //            "allowed" bitmap loses a bit per returned row), with k doubled
 //            and, when the last round found fewer rows than asked, twice the
@@ -45,8 +46,6 @@ extern "C" {
 #include <cmath>
 
 namespace {
-
-constexpr int64 kFirstRoundRows = 100;
 
 struct FaissScanState {
     MemoryContext parent;   // where the state and the query vector live
@@ -247,7 +246,7 @@ void start_scan(IndexScanDesc scan, FaissScanState* state) {
         state->stats.pending_rows = pending.count;
 
         state->main_count = state->main_position = 0;
-        state->round_k = kFirstRoundRows;
+        state->round_k = benzer_scan_rows;
         state->nprobe = benzer_nprobe;
         state->ef_search = benzer_ef_search;
         state->widen = false;
