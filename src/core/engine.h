@@ -112,6 +112,12 @@ class Engine {
     std::int64_t search(const float* query, std::int64_t k, const SearchOptions& options,
                         const LabelFilter* filter, float* distances, Label* labels,
                         SearchStats* stats) const;
+    // search() for nq queries in Faiss's batched paths (engine_batch.cpp): row q of
+    // distances/labels (nq*k) holds counts[q] results, the rest -1; returns their sum.
+    std::int64_t search_batch(std::int64_t nq, const float* queries, std::int64_t k,
+                              const SearchOptions& options, const LabelFilter* filter,
+                              float* distances, Label* labels, std::int64_t* counts,
+                              SearchStats* stats) const;
 
     // True when search() with a filter runs it inside Faiss.
     bool filters_inside_faiss() const;
@@ -147,6 +153,8 @@ class Engine {
 
     // Default search knobs of this index (after create/deserialize).
     int default_nprobe() const;
+    int default_ef_search() const;  // 0 when not HNSW
+    float default_k_factor() const; // 0 without exact re-ranking
     int nlist() const;  // 0 when not IVF
 
   private:
