@@ -19,7 +19,9 @@ PG_OBJS = src/pg/module.o src/pg/vector_io.o src/pg/vector_ops.o src/pg/faiss_am
 	src/pg/faiss_pages.o src/pg/faiss_cache.o src/pg/faiss_build.o src/pg/faiss_insert.o \
 	src/pg/faiss_scan.o src/pg/faiss_vacuum.o src/pg/faiss_cost.o src/pg/faiss_info.o \
 	src/pg/faiss_plan.o
-OBJS = $(CORE_OBJS) $(PG_OBJS)
+WORKFLOW_OBJS = src/core/kmeans.o src/core/exact_batch.o src/core/engine_batch.o \
+	src/pg/kmeans.o src/pg/batch_search.o src/pg/feedback.o src/pg/index_list.o
+OBJS = $(CORE_OBJS) $(PG_OBJS) $(WORKFLOW_OBJS)
 
 # The install script is built from the parts in src/sql, one per concern
 # (the type, the index, filter columns, ...), concatenated in name order.
@@ -28,7 +30,8 @@ EXTRA_CLEAN = benzer--$(EXTVERSION).sql
 SQL_PARTS = $(sort $(wildcard $(srcdir)/src/sql/*.sql))
 
 REGRESS = vector_input vector_operators vector_functions vector_casts vector_aggregates \
-	faiss_build faiss_search faiss_recall faiss_errors faiss_filter
+	faiss_build faiss_search faiss_recall faiss_errors faiss_filter \
+	workflow_kmeans workflow_batch workflow_feedback
 REGRESS_OPTS = --load-extension=benzer
 
 PG_CONFIG ?= pg_config

@@ -53,6 +53,7 @@
 
 #include "distance.h"
 #include "error.h"
+#include "engine_internal.h"
 #include "faiss_kernels.h"
 
 namespace benzer {
@@ -170,16 +171,10 @@ void normalize_one(float* v, int dim) {
     }
 }
 
-// A bitmap-backed IDSelector over our labels.
-struct FilterSelector : faiss::IDSelector {
-    const LabelFilter* filter;
-    explicit FilterSelector(const LabelFilter* f) : filter(f) {}
-    bool is_member(faiss::IDSelector::idx_t id) const override { return filter->contains(id); }
-};
+}  // namespace
 
-// The IndexIVF inside index (through IndexRefine and IndexPreTransform),
-// if any. Faiss's own try_extract_index_ivf does not look inside
-// IndexRefine, which left the base of "IVF...,RFlat" at nprobe 1.
+namespace internal {
+
 faiss::IndexIVF* find_ivf(faiss::Index* index) {
     if (auto* refine = dynamic_cast<faiss::IndexRefine*>(index)) index = refine->base_index;
     return faiss::ivflib::try_extract_index_ivf(index);
@@ -189,13 +184,15 @@ const faiss::IndexIVF* find_ivf(const faiss::Index* index) {
     return find_ivf(const_cast<faiss::Index*>(index));
 }
 
-// The IndexHNSW at the top of index or below its IndexRefine, if any.
 faiss::IndexHNSW* find_hnsw(faiss::Index* index) {
     if (auto* refine = dynamic_cast<faiss::IndexRefine*>(index)) index = refine->base_index;
     return dynamic_cast<faiss::IndexHNSW*>(index);
 }
 
-// The product quantizer of an (IVF-)PQ index, if any.
+const faiss::IndexHNSW* find_hnsw(const faiss::Index* index) {
+    return find_hnsw(const_cast<faiss::Index*>(index));
+}
+
 faiss::ProductQuantizer* find_pq(faiss::Index* index) {
     if (auto* refine = dynamic_cast<faiss::IndexRefine*>(index)) index = refine->base_index;
     if (auto* pre = dynamic_cast<faiss::IndexPreTransform*>(index)) index = pre->index;
@@ -205,36 +202,6 @@ faiss::ProductQuantizer* find_pq(faiss::Index* index) {
     return nullptr;
 }
 
-// Sets an IVF index's nprobe for one search and restores it afterwards, so
-// a widened search never changes the cached index's default.
-struct NprobeOverride {
-    faiss::IndexIVF* ivf = nullptr;
-    size_t saved = 0;
-    void set(faiss::IndexIVF* target, size_t nprobe) {
-        ivf = target;
-        saved = target->nprobe;
-        target->nprobe = nprobe;
-    }
-    ~NprobeOverride() {
-        if (ivf != nullptr) ivf->nprobe = saved;
-    }
-};
-
-// The same for HNSW's efSearch.
-struct EfSearchOverride {
-    faiss::IndexHNSW* hnsw = nullptr;
-    int saved = 0;
-    void set(faiss::IndexHNSW* target, int ef) {
-        hnsw = target;
-        saved = target->hnsw.efSearch;
-        target->hnsw.efSearch = ef;
-    }
-    ~EfSearchOverride() {
-        if (hnsw != nullptr) hnsw->hnsw.efSearch = saved;
-    }
-};
-
-// Whether Faiss 1.7.3 applies SearchParameters::sel for this index.
 bool supports_selector(const faiss::Index* index) {
     if (dynamic_cast<const faiss::IndexFlat*>(index)) return true;
     if (dynamic_cast<const faiss::IndexHNSW*>(index)) return true;
@@ -246,7 +213,55 @@ bool supports_selector(const faiss::Index* index) {
     return false;
 }
 
-}  // namespace
+SearchSetup::SearchSetup(const faiss::Index* index, std::int64_t k, const SearchOptions& options,
+                         const LabelFilter* filter, SearchStats* stats)
+    : selector_(filter) {
+    std::int64_t total = index->ntotal;
+    const faiss::IndexIVF* ivf = find_ivf(index);
+    hnsw_ = dynamic_cast<const faiss::IndexHNSW*>(index);
+    use_selector = filter != nullptr && supports_selector(index);
+    filter_here = filter != nullptr && !use_selector;
+    if (filter != nullptr && filter->allowed < total && total > 0)
+        keep = std::max(static_cast<double>(filter->allowed) / static_cast<double>(total), 1e-6);
+    if (ivf != nullptr) {
+        int nprobe = options.nprobe > 0 ? options.nprobe : static_cast<int>(ivf->nprobe);
+        nprobe = static_cast<int>(
+            std::min<double>(std::ceil(nprobe / keep), static_cast<double>(ivf->nlist)));
+        stats->nprobe = std::max(stats->nprobe, nprobe);
+        ivf_params_.nprobe = static_cast<size_t>(nprobe);
+        if (supports_selector(index)) {
+            ivf_params_.sel = use_selector ? &selector_ : nullptr;
+            params = &ivf_params_;
+        } else {
+            nprobe_override_.set(const_cast<faiss::IndexIVF*>(ivf), static_cast<size_t>(nprobe));
+        }
+    }
+    if (hnsw_ != nullptr) {
+        int ef = options.ef_search > 0 ? options.ef_search : hnsw_->hnsw.efSearch;
+        ef = static_cast<int>(std::min<double>(std::ceil(ef / keep), std::max(ef, 2048)));
+        hnsw_params_.efSearch = ef;
+        hnsw_params_.sel = use_selector ? &selector_ : nullptr;
+        params = &hnsw_params_;
+        widen(k);
+    }
+    if (use_selector && params == nullptr) {
+        flat_params_.sel = &selector_;
+        params = &flat_params_;
+    }
+    stats->selector_used = stats->selector_used || use_selector;
+}
+
+void SearchSetup::widen(std::int64_t want) {
+    if (hnsw_ == nullptr) return;
+    hnsw_params_.efSearch = std::max<int>(hnsw_params_.efSearch, static_cast<int>(want));
+    // Faiss 1.7.3 sizes its candidate queue from the index's own efSearch
+    // and only stops by the parameter's, so the stored value is raised too.
+    ef_override_.set(const_cast<faiss::IndexHNSW*>(hnsw_), hnsw_params_.efSearch);
+}
+
+}  // namespace internal
+
+using namespace internal;
 
 Engine::Engine(faiss::Index* index, int dim, Metric metric)
     : index_(index), dim_(dim), metric_(metric) {
@@ -460,74 +475,22 @@ std::int64_t Engine::search_exact_subset(const float* query, std::int64_t k,
 std::int64_t Engine::search_base(const faiss::Index* index, const float* query, std::int64_t k,
                                  const SearchOptions& options, const LabelFilter* filter,
                                  float* distances, Label* labels, SearchStats* stats) const {
-    const faiss::IndexIVF* ivf = find_ivf(index);
-    const faiss::IndexHNSW* hnsw = dynamic_cast<const faiss::IndexHNSW*>(index);
     std::int64_t total = index->ntotal;
     if (total == 0 || k <= 0) return 0;
-
-    // Knobs go into SearchParameters where Faiss accepts them. FastScan
-    // indexes reject parameters, so their nprobe is set on the object for
-    // the duration of the call and restored afterwards (NprobeOverride).
-    faiss::SearchParametersIVF ivf_params;
-    faiss::SearchParametersHNSW hnsw_params;
-    FilterSelector selector(filter);
-    bool use_selector = filter != nullptr && supports_selector(index);
-    faiss::SearchParameters* params = nullptr;
-    // A filter keeping a fraction of the rows needs proportionally more of
-    // the structure searched to find as many good matches: the nearest
-    // allowed rows lie further out.
-    double keep = 1.0;
-    if (filter != nullptr && filter->allowed < total)
-        keep = std::max(static_cast<double>(filter->allowed) / static_cast<double>(total), 1e-6);
-    NprobeOverride nprobe_override;
-    EfSearchOverride ef_override;
-    if (ivf != nullptr) {
-        int nprobe = options.nprobe > 0 ? options.nprobe : static_cast<int>(ivf->nprobe);
-        nprobe = static_cast<int>(
-            std::min<double>(std::ceil(nprobe / keep), static_cast<double>(ivf->nlist)));
-        stats->nprobe = std::max(stats->nprobe, nprobe);
-        ivf_params.nprobe = static_cast<size_t>(nprobe);
-        if (supports_selector(index)) {
-            ivf_params.sel = use_selector ? &selector : nullptr;
-            params = &ivf_params;
-        } else {
-            nprobe_override.set(const_cast<faiss::IndexIVF*>(ivf), static_cast<size_t>(nprobe));
-        }
-    }
-    if (hnsw != nullptr) {
-        int ef = options.ef_search > 0 ? options.ef_search : hnsw->hnsw.efSearch;
-        ef = static_cast<int>(std::min<double>(std::ceil(ef / keep), std::max(ef, 2048)));
-        hnsw_params.efSearch = std::max<int>(ef, static_cast<int>(k));
-        hnsw_params.sel = use_selector ? &selector : nullptr;
-        params = &hnsw_params;
-        // Faiss 1.7.3 sizes its candidate queue from the index's own
-        // efSearch and only stops by the parameter's, so a wider search
-        // needs the stored value raised for the call too.
-        ef_override.set(const_cast<faiss::IndexHNSW*>(hnsw), hnsw_params.efSearch);
-    }
-    faiss::SearchParameters flat_params;
-    if (use_selector && params == nullptr) {
-        flat_params.sel = &selector;
-        params = &flat_params;
-    }
-    stats->selector_used = stats->selector_used || use_selector;
-
-    bool filter_here = filter != nullptr && !use_selector;
+    SearchSetup setup(index, k, options, filter, stats);
+    bool filter_here = setup.filter_here;
+    // Filtering here, expect to discard (1 - allowed/total) of the results.
     std::int64_t want = k;
-    if (filter_here && filter->allowed > 0) {
-        // Expect to discard (1 - allowed/total) of what Faiss returns.
-        double keep = static_cast<double>(filter->allowed) / static_cast<double>(total);
-        want = static_cast<std::int64_t>(std::ceil(static_cast<double>(k) / std::max(keep, 1e-6)));
-    }
+    if (filter_here && filter->allowed > 0)
+        want = static_cast<std::int64_t>(std::ceil(static_cast<double>(k) / setup.keep));
     std::vector<float> d;
     std::vector<FaissLabel> l;
     for (;;) {
         want = std::min(want, total);
         d.assign(static_cast<size_t>(want), 0.0f);
         l.assign(static_cast<size_t>(want), -1);
-        if (hnsw != nullptr)
-            hnsw_params.efSearch = std::max<int>(hnsw_params.efSearch, static_cast<int>(want));
-        index->search(1, query, want, d.data(), l.data(), params);
+        setup.widen(want);
+        index->search(1, query, want, d.data(), l.data(), setup.params);
         stats->rounds++;
         std::int64_t returned = 0;
         std::int64_t found = 0;

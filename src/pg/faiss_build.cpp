@@ -22,7 +22,9 @@
 #include "pg/faiss_attributes.h"
 #include "pg/faiss_cache.h"
 #include "pg/faiss_pages.h"
+#include "pg/context_owned.h"
 #include "pg/guard.h"
+#include "pg/guarded.h"
 #include "pg/vector.h"
 
 extern "C" {
@@ -67,71 +69,19 @@ struct RowSet {
     ItemPointerData* tids = nullptr;
 };
 
-// Owns an Engine until released; deleted when the memory context resets.
-struct EngineHolder {
-    benzer::Engine* engine = nullptr;
-};
-
-void delete_engine_callback(void* arg) {
-    auto* holder = static_cast<EngineHolder*>(arg);
-    delete holder->engine;
-    holder->engine = nullptr;
-}
-
-EngineHolder* new_engine_holder(MemoryContext context) {
-    auto* holder =
-        static_cast<EngineHolder*>(MemoryContextAllocZero(context, sizeof(EngineHolder)));
-    auto* callback = static_cast<MemoryContextCallback*>(
-        MemoryContextAllocZero(context, sizeof(MemoryContextCallback)));
-    callback->func = delete_engine_callback;
-    callback->arg = holder;
-    MemoryContextRegisterResetCallback(context, callback);
-    return holder;
-}
-
-// Returns the engine and stops owning it.
-benzer::Engine* release_engine(EngineHolder* holder) {
-    benzer::Engine* engine = holder->engine;
-    holder->engine = nullptr;
-    return engine;
-}
-
-// Owns an AttributeStore until released, like EngineHolder.
-struct AttributesHolder {
-    benzer::AttributeStore* store = nullptr;
-};
-
-void delete_attributes_callback(void* arg) {
-    auto* holder = static_cast<AttributesHolder*>(arg);
-    delete holder->store;
-    holder->store = nullptr;
-}
+using EngineHolder = ContextOwned<benzer::Engine>;
+using AttributesHolder = ContextOwned<benzer::AttributeStore>;
 
 // A holder with an empty store of the index's filter columns (or none).
 AttributesHolder* new_attributes_holder(MemoryContext context, const benzer::AttributeKind* kinds,
                                         int count) {
-    auto* holder =
-        static_cast<AttributesHolder*>(MemoryContextAllocZero(context, sizeof(AttributesHolder)));
-    auto* callback = static_cast<MemoryContextCallback*>(
-        MemoryContextAllocZero(context, sizeof(MemoryContextCallback)));
-    callback->func = delete_attributes_callback;
-    callback->arg = holder;
-    MemoryContextRegisterResetCallback(context, callback);
-    if (count > 0) {
-        benzer::GuardedError error;
-        if (!benzer::run_guarded(error, [&] {
-                holder->store = new benzer::AttributeStore(
-                    std::vector<benzer::AttributeKind>(kinds, kinds + count));
-            }))
-            raise_guarded_error(error, "could not prepare filter columns");
-    }
+    AttributesHolder* holder = AttributesHolder::create(context);
+    if (count > 0)
+        guarded("could not prepare filter columns", [&] {
+            holder->object = new benzer::AttributeStore(
+                std::vector<benzer::AttributeKind>(kinds, kinds + count));
+        });
     return holder;
-}
-
-benzer::AttributeStore* release_attributes(AttributesHolder* holder) {
-    benzer::AttributeStore* store = holder->store;
-    holder->store = nullptr;
-    return store;
 }
 
 // The memory a build of count vectors needs: the vectors and about as much
@@ -219,7 +169,7 @@ void build_callback(Relation index, ItemPointer tid, Datum* values, bool* isnull
     if (state->filter_columns > 0) {
         faiss_attribute_values(state->kinds, state->filter_columns, index, values, isnull,
                                state->values);
-        benzer::AttributeStore* store = state->attributes->store;
+        benzer::AttributeStore* store = state->attributes->object;
         const benzer::AttributeValue* row = state->values;
         benzer::GuardedError error;
         if (!benzer::run_guarded(error, [&] { store->append(row); }))
@@ -232,15 +182,6 @@ void build_callback(Relation index, ItemPointer tid, Datum* values, bool* isnull
         pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, state->rows.count);
 }
 
-// Runs fn guarded; on failure raises the error, as a cancel if one is pending.
-template <typename Fn>
-void guarded(const char* context, Fn&& fn) {
-    benzer::GuardedError error;
-    if (!benzer::run_guarded(error, fn)) {
-        CHECK_FOR_INTERRUPTS();  // a Faiss "interrupted" exception means cancel
-        raise_guarded_error(error, context);
-    }
-}
 
 // A training sample: every k-th row, deterministic.
 float* training_sample(const RowSet& rows, int64 wanted, int64* sample_count) {
@@ -276,12 +217,12 @@ void create_and_train(Relation index, const FaissOptions* options, benzer::Metri
         snprintf(factory, sizeof(factory), "%s", chosen.c_str());
     });
     guarded("invalid faiss index", [&] {
-        holder->engine = benzer::Engine::create(factory, rows.dim, metric);
-        holder->engine->set_defaults(options->nprobe, options->ef_search, options->ef_construction,
+        holder->object = benzer::Engine::create(factory, rows.dim, metric);
+        holder->object->set_defaults(options->nprobe, options->ef_search, options->ef_construction,
                                      static_cast<float>(options->k_factor));
     });
     int64 need = 0;
-    guarded("invalid faiss index", [&] { need = holder->engine->min_training_rows(); });
+    guarded("invalid faiss index", [&] { need = holder->object->min_training_rows(); });
     if (rows.count < need) {
         // An empty table is normal (the index is created before the data);
         // its rows wait as pending rows until a merge can train. Some rows,
@@ -296,7 +237,7 @@ void create_and_train(Relation index, const FaissOptions* options, benzer::Metri
                      errhint("Use fewer IVF lists (nlist of 4 to 16 times the square root of "
                              "the row count), fewer PQ bits, or a Flat index; or leave out "
                              "factory and let benzer choose.")));
-        delete release_engine(holder);
+        delete holder->release();
         factory_out[0] = '\0';
         return;
     }
@@ -308,7 +249,7 @@ void create_and_train(Relation index, const FaissOptions* options, benzer::Metri
     float* sample = training_sample(rows, wanted, &sample_count);
     pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, kPhaseTraining);
     faiss_use_threads(benzer_build_threads);
-    guarded("could not train faiss index", [&] { holder->engine->train(sample, sample_count); });
+    guarded("could not train faiss index", [&] { holder->object->train(sample, sample_count); });
     if (sample != rows.vectors) pfree(sample);
 }
 
@@ -383,7 +324,7 @@ IndexBuildResult* faiss_build(Relation heap, Relation index, IndexInfo* info) {
     MemoryContext build_context =
         AllocSetContextCreate(CurrentMemoryContext, "benzer faiss build", ALLOCSET_DEFAULT_SIZES);
     MemoryContext old = MemoryContextSwitchTo(build_context);
-    EngineHolder* holder = new_engine_holder(build_context);
+    EngineHolder* holder = EngineHolder::create(build_context);
 
     BuildState state;
     state.index = index;
@@ -424,12 +365,12 @@ IndexBuildResult* faiss_build(Relation heap, Relation index, IndexInfo* info) {
     // cannot happen here: create_and_train ERRORs unless the table is
     // empty.)
     faiss_write_new_meta(index, MAIN_FORKNUM, &meta, false);
-    if (holder->engine != nullptr) {
-        add_rows(holder->engine, rows.vectors, rows.count, rows.dim, 0);
-        write_generation(index, &meta, holder->engine, state.attributes->store, rows.tids,
+    if (holder->object != nullptr) {
+        add_rows(holder->object, rows.vectors, rows.count, rows.dim, 0);
+        write_generation(index, &meta, holder->object, state.attributes->object, rows.tids,
                          rows.count, nullptr, false);
     } else {
-        write_generation(index, &meta, nullptr, state.attributes->store, nullptr, 0, nullptr,
+        write_generation(index, &meta, nullptr, state.attributes->object, nullptr, 0, nullptr,
                          false);
     }
     faiss_update_meta(index, &meta);
@@ -438,9 +379,9 @@ IndexBuildResult* faiss_build(Relation heap, Relation index, IndexInfo* info) {
         log_newpage_range(index, MAIN_FORKNUM, 0, RelationGetNumberOfBlocks(index), true);
 
     // Keep what we built: the next query in this backend need not load it.
-    if (holder->engine != nullptr)
-        faiss_cache_insert(index, meta.generation, release_engine(holder),
-                           release_attributes(state.attributes), rows.tids, rows.count);
+    if (holder->object != nullptr)
+        faiss_cache_insert(index, meta.generation, holder->release(),
+                           state.attributes->release(), rows.tids, rows.count);
 
     MemoryContextSwitchTo(old);
     IndexBuildResult* result = static_cast<IndexBuildResult*>(palloc(sizeof(IndexBuildResult)));
@@ -492,7 +433,7 @@ bool faiss_merge(Relation index, bool compact, bool wait) {
     MemoryContext merge_context =
         AllocSetContextCreate(CurrentMemoryContext, "benzer faiss merge", ALLOCSET_DEFAULT_SIZES);
     MemoryContext old = MemoryContextSwitchTo(merge_context);
-    EngineHolder* holder = new_engine_holder(merge_context);
+    EngineHolder* holder = EngineHolder::create(merge_context);
 
     FaissPendingRows pending;
     if (!faiss_read_pending(index, meta, &pending))
@@ -552,21 +493,21 @@ bool faiss_merge(Relation index, bool compact, bool wait) {
     if (filter_columns > 0 && meta.attributes.head != InvalidBlockNumber) {
         char* data = read_chain_or_error(index, meta, meta.attributes, kFaissPageAttributes);
         guarded("could not load filter columns", [&] {
-            old_attributes->store = benzer::AttributeStore::deserialize(
+            old_attributes->object = benzer::AttributeStore::deserialize(
                 reinterpret_cast<const uint8*>(data), meta.attributes.bytes);
         });
         pfree(data);
     }
     // Appends the old values of label, or of pending row i, to the new store.
     auto keep_old_attributes = [&](int64 label) {
-        if (attributes->store == nullptr || old_attributes->store == nullptr) return;
-        benzer::AttributeStore* to = attributes->store;
-        benzer::AttributeStore* from = old_attributes->store;
+        if (attributes->object == nullptr || old_attributes->object == nullptr) return;
+        benzer::AttributeStore* to = attributes->object;
+        benzer::AttributeStore* from = old_attributes->object;
         guarded("could not merge filter columns", [&] { to->append_from(*from, label); });
     };
     auto add_pending_attributes = [&]() {
-        if (attributes->store == nullptr) return;
-        benzer::AttributeStore* to = attributes->store;
+        if (attributes->object == nullptr) return;
+        benzer::AttributeStore* to = attributes->object;
         for (int64 i = 0; i < pending.count; i++) {
             const uint8* bytes = pending.attributes + pending.attribute_offsets[i];
             Size length = pending.attribute_offsets[i + 1] - pending.attribute_offsets[i];
@@ -582,13 +523,13 @@ bool faiss_merge(Relation index, bool compact, bool wait) {
         rows.vectors = pending.vectors;
         rows.tids = pending.tids;
         create_and_train(index, options, metric, rows, holder, next.factory, true);
-        if (holder->engine == nullptr) {
+        if (holder->object == nullptr) {
             MemoryContextSwitchTo(old);
             MemoryContextDelete(merge_context);
             UnlockRelation(index, ExclusiveLock);
             return true;  // still too few rows; nothing changes
         }
-        add_rows(holder->engine, pending.vectors, pending.count, dim, 0);
+        add_rows(holder->object, pending.vectors, pending.count, dim, 0);
         labels = pending.tids;
         nlabels = pending.count;
         add_pending_attributes();
@@ -596,22 +537,22 @@ bool faiss_merge(Relation index, bool compact, bool wait) {
     } else {
         char* blob = read_chain_or_error(index, meta, meta.blob, kFaissPageBlob);
         guarded("could not load faiss index", [&] {
-            holder->engine = benzer::Engine::deserialize(reinterpret_cast<const uint8*>(blob),
+            holder->object = benzer::Engine::deserialize(reinterpret_cast<const uint8*>(blob),
                                                          meta.blob.bytes, metric);
         });
         pfree(blob);
         bool exact = false;
         guarded("could not merge faiss index",
-                [&] { exact = holder->engine->has_exact_vectors(); });
+                [&] { exact = holder->object->has_exact_vectors(); });
         if (drop_dead && !exact && compact)
             ereport(NOTICE, (errmsg("faiss index \"%s\" (%s) keeps no exact vectors: dead rows "
                                     "stay masked until REINDEX",
                                     RelationGetRelationName(index), meta.factory)));
         if (drop_dead && exact) {
             // Compaction: live rows into an empty copy that keeps the training.
-            EngineHolder* fresh = new_engine_holder(merge_context);
+            EngineHolder* fresh = EngineHolder::create(merge_context);
             guarded("could not compact faiss index",
-                    [&] { fresh->engine = holder->engine->clone_empty(); });
+                    [&] { fresh->object = holder->object->clone_empty(); });
             int64 live = 0;
             for (int64 label = 0; label < nold; label++)
                 if (!(old_tombstones[label >> 3] & (1 << (label & 7)))) live++;
@@ -623,7 +564,7 @@ bool faiss_merge(Relation index, bool compact, bool wait) {
             for (int64 label = 0; label < nold; label++) {
                 if (old_tombstones[label >> 3] & (1 << (label & 7))) continue;
                 guarded("could not compact faiss index",
-                        [&] { holder->engine->exact_vector(label, vectors + n * dim); });
+                        [&] { holder->object->exact_vector(label, vectors + n * dim); });
                 labels[n++] = old_labels[label];
                 keep_old_attributes(label);
             }
@@ -631,12 +572,12 @@ bool faiss_merge(Relation index, bool compact, bool wait) {
             memcpy(vectors + n * dim, pending.vectors, sizeof(float) * dim * pending.count);
             memcpy(labels + n, pending.tids, sizeof(ItemPointerData) * pending.count);
             nlabels = n + pending.count;
-            delete release_engine(holder);
-            holder->engine = release_engine(fresh);
-            add_rows(holder->engine, vectors, nlabels, dim, 0);
+            delete holder->release();
+            holder->object = fresh->release();
+            add_rows(holder->object, vectors, nlabels, dim, 0);
             next.dead_rows = 0;
         } else {
-            add_rows(holder->engine, pending.vectors, pending.count, dim, 0);
+            add_rows(holder->object, pending.vectors, pending.count, dim, 0);
             nlabels = nold + pending.count;
             labels = static_cast<ItemPointerData*>(MemoryContextAllocHuge(
                 CurrentMemoryContext, sizeof(ItemPointerData) * Max(nlabels, 1)));
@@ -650,7 +591,7 @@ bool faiss_merge(Relation index, bool compact, bool wait) {
         }
     }
 
-    write_generation(index, &next, holder->engine, attributes->store, labels, nlabels, tombstones,
+    write_generation(index, &next, holder->object, attributes->object, labels, nlabels, tombstones,
                      true);
     faiss_update_meta(index, &next);
 
@@ -665,8 +606,8 @@ bool faiss_merge(Relation index, bool compact, bool wait) {
     faiss_free_pending(index, meta.pending_head, meta.generation);
     IndexFreeSpaceMapVacuum(index);
 
-    faiss_cache_insert(index, next.generation, release_engine(holder),
-                       release_attributes(attributes), labels, nlabels);
+    faiss_cache_insert(index, next.generation, holder->release(),
+                       attributes->release(), labels, nlabels);
     MemoryContextSwitchTo(old);
     MemoryContextDelete(merge_context);
     UnlockRelation(index, ExclusiveLock);

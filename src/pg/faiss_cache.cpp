@@ -238,6 +238,20 @@ void faiss_cache_release(FaissLoadedIndex* entry) {
     }
 }
 
+void faiss_cache_release_on_reset(MemoryContext context, FaissLoadedIndex** slot) {
+    auto* callback = static_cast<MemoryContextCallback*>(
+        MemoryContextAllocZero(context, sizeof(MemoryContextCallback)));
+    callback->func = [](void* arg) {
+        auto** entry = static_cast<FaissLoadedIndex**>(arg);
+        if (*entry != nullptr) {
+            faiss_cache_release(*entry);
+            *entry = nullptr;
+        }
+    };
+    callback->arg = slot;
+    MemoryContextRegisterResetCallback(context, callback);
+}
+
 void faiss_cache_insert(Relation index, uint32 generation, benzer::Engine* engine,
                         benzer::AttributeStore* attributes, const ItemPointerData* labels,
                         int64 nlabels) {

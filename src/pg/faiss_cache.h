@@ -37,6 +37,11 @@ FaissLoadedIndex* faiss_cache_acquire(Relation index, const FaissMeta& meta);
 // Unpins an entry returned by faiss_cache_acquire.
 void faiss_cache_release(FaissLoadedIndex* entry);
 
+// Unpins *slot (if set) when context is reset or deleted, and clears it.
+// A scan registers this on its memory context, since amendscan is not
+// called when a query fails.
+void faiss_cache_release_on_reset(MemoryContext context, FaissLoadedIndex** slot);
+
 // Hands a freshly built or merged index to the cache (ownership of engine
 // and attributes passes to the cache; labels are copied).
 void faiss_cache_insert(Relation index, uint32 generation, benzer::Engine* engine,

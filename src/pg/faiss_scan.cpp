@@ -83,15 +83,6 @@ struct FaissScanState {
     FaissScanStats stats;
 };
 
-// Releases the cache pin when the scan context goes away (error or end).
-void release_pin_callback(void* arg) {
-    auto* state = static_cast<FaissScanState*>(arg);
-    if (state->entry != nullptr) {
-        faiss_cache_release(state->entry);
-        state->entry = nullptr;
-    }
-}
-
 // Exact distance in the operator's units, for pending rows.
 double exact_distance(benzer::Metric metric, const float* a, const float* b, int dim) {
     switch (metric) {
@@ -147,11 +138,7 @@ void start_scan(IndexScanDesc scan, FaissScanState* state) {
         faiss_read_meta(index, &state->meta);
         const FaissMeta& meta = state->meta;
         MemoryContext old = MemoryContextSwitchTo(state->context);
-        auto* callback =
-            static_cast<MemoryContextCallback*>(palloc0(sizeof(MemoryContextCallback)));
-        callback->func = release_pin_callback;
-        callback->arg = state;
-        MemoryContextRegisterResetCallback(state->context, callback);
+        faiss_cache_release_on_reset(state->context, &state->entry);
 
         bool ok = true;
         if (meta.generation > 0 && meta.labels.head != InvalidBlockNumber) {

@@ -9,6 +9,10 @@
 
 #include "core/vector_text.h"
 
+extern "C" {
+#include "utils/array.h"
+}
+
 struct Vector {
     int32 vl_len_;  // varlena header; use SET_VARSIZE
     int16 dim;      // number of elements
@@ -41,3 +45,8 @@ void check_same_dims(const Vector* a, const Vector* b);
 
 // ERRORs on NaN and infinite elements.
 void check_element(float value);
+
+// The elements of a one-dimensional vector[] argument; ERRORs (naming
+// `what`, e.g. "rocchio: liked") for a multi-dimensional array. Returns the
+// element count; NULL elements are flagged in *nulls.
+int vector_array_elements(ArrayType* array, const char* what, Datum** elements, bool** nulls);

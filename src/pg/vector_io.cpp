@@ -229,3 +229,17 @@ BENZER_FUNCTION(vector_to_float4) {
     pfree(elements);
     PG_RETURN_POINTER(result);
 }
+
+int vector_array_elements(ArrayType* array, const char* what, Datum** elements, bool** nulls) {
+    if (ARR_NDIM(array) > 1)
+        ereport(ERROR, (errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+                        errmsg("%s must be a one-dimensional array of vectors", what)));
+    int16 typlen;
+    bool typbyval;
+    char typalign;
+    get_typlenbyvalalign(ARR_ELEMTYPE(array), &typlen, &typbyval, &typalign);
+    int count;
+    deconstruct_array(array, ARR_ELEMTYPE(array), typlen, typbyval, typalign, elements, nulls,
+                      &count);
+    return count;
+}

@@ -112,7 +112,16 @@ INSERT INTO function_exceptions VALUES
     -- Reads the current state of an index.
     ('benzer_index_info(regclass)', '{s,v}', true, '{s,r}', 'reads an index'),
     -- Writes to an index.
-    ('benzer_index_merge(regclass,boolean)', '{v}', true, '{u}', 'modifies an index');
+    ('benzer_index_merge(regclass,boolean)', '{v}', true, '{u}', 'modifies an index'),
+    -- Run a query given as text (SPI).
+    ('benzer_kmeans(text,integer,integer,boolean,integer,integer)', '{v}', false, '{u}', 'runs a query given as text'),
+    ('benzer_kmeans_centroids(text,integer,integer,boolean,integer,integer)', '{v}', false, '{u}', 'runs a query given as text'),
+    -- Reads an index and its table under the statement's snapshot.
+    ('benzer_batch_search(regclass,vector[],integer,jsonb)', '{s}', false, '{r}', 'reads an index and its table'),
+    -- Reads every faiss index's metapage.
+    ('benzer_indexes()', '{s,v}', true, '{r}', 'reads every faiss index'),
+    -- NULL feedback arrays mean "no feedback", so it is not STRICT.
+    ('rocchio(vector,vector[],vector[],double precision,double precision,double precision)', '{i}', false, '{s}', 'NULL arrays mean no feedback');
 
 CREATE TEMP VIEW function_expectations AS
 SELECT f.signature, f.provolatile, f.proisstrict, f.proparallel,
