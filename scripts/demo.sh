@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # benzer demo: builds and installs the extension, starts a throwaway
 # PostgreSQL 15 cluster, loads Fashion-MNIST (70 000 images, 140 000 feature
-# vectors) and runs similarity queries with filters.
+# vectors), runs similarity queries with filters, and starts the
+# pattern-search web app (app/) in the background on http://127.0.0.1:8080/.
 #
 #   sudo bash scripts/demo.sh              # the whole demo
 #   sudo bash scripts/demo.sh --reload     # reload the data even if it is there
@@ -13,6 +14,8 @@
 #   BENZER_DEMO_PORT=5499                  port (of the unix socket; no TCP)
 #   BENZER_SKIP_BUILD=1                    do not run make / make install
 #   BENZER_SKIP_DEPS=1                     do not run scripts/install-deps.sh
+#   BENZER_APP_PORT=8080                   the web app's port (BENZER_APP_LISTEN=127.0.0.1)
+#   BENZER_SKIP_APP=1                      do not start the web app
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -78,7 +81,7 @@ while [ $# -gt 0 ]; do
         --reload) RELOAD=1 ;;
         --limit) [ $# -ge 2 ] || die "--limit needs a number"; LIMIT=$2; shift ;;
         --limit=*) LIMIT=${1#--limit=} ;;
-        -h|--help) sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown argument: $1 (try --help)" ;;
     esac
     shift
@@ -96,6 +99,17 @@ server_running() {
 # --- stop ---------------------------------------------------------------------
 
 if [ "$ACTION" = stop ]; then
+    # [benzer app: begin] the web app started by this script (pid file in $DEMO_DIR)
+    if [ -f "$DEMO_DIR/app.pid" ]; then
+        app_pid=$(cat "$DEMO_DIR/app.pid" 2>/dev/null || true)
+        if [ -n "$app_pid" ] && [ "$(cat "/proc/$app_pid/comm" 2>/dev/null)" = benzer-app ]; then
+            kill -TERM "$app_pid" 2>/dev/null || true
+            for _ in $(seq 1 50); do kill -0 "$app_pid" 2>/dev/null || break; sleep 0.1; done
+            info "stopped the web app (pid $app_pid)"
+        fi
+        rm -f "$DEMO_DIR/app.pid"
+    fi
+    # [benzer app: end]
     if server_running; then
         as_postgres "$PGBIN/pg_ctl" -D "$DATA" -m fast -w stop >/dev/null
         info "stopped the demo cluster in $DEMO_DIR"
@@ -105,7 +119,7 @@ if [ "$ACTION" = stop ]; then
         for entry in "$DEMO_DIR"/* "$DEMO_DIR"/.[!.]*; do
             [ -e "$entry" ] || continue
             case ${entry##*/} in
-                data|run|server.log|initdb.log) ;;
+                data|run|server.log|initdb.log|app.log|app.pid) ;;
                 *) die "$DEMO_DIR holds $entry, which the demo did not create: not removing it" ;;
             esac
         done
@@ -267,6 +281,52 @@ fi
 
 phase "Similarity queries (demo/queries.sql)"
 psql_demo -d "$DB" -q -f "$REPO/demo/queries.sql" 2>&1 | sed 's/^/    /'
+
+# --- (f2) the web app ([benzer app: begin]) -------------------------------------
+# demo/app.sql adds the app's tables (clusters, filled by k-means, and
+# feedback); then app/ is built and started in the background, with its pid
+# file and log in $DEMO_DIR. "scripts/demo.sh stop" stops it.
+
+APP_URL=''
+if [ "${BENZER_SKIP_APP:-0}" != 1 ]; then
+    APP_LISTEN=${BENZER_APP_LISTEN:-127.0.0.1}
+    APP_PORT=${BENZER_APP_PORT:-8080}
+    APP_PID=$DEMO_DIR/app.pid
+    APP_LOG=$DEMO_DIR/app.log
+
+    phase "App tables (demo/app.sql)"
+    psql_demo -d "$DB" -q -f "$REPO/demo/app.sql" 2>&1 | sed 's/^/    /'
+
+    phase "Starting the web app (app/)"
+    make -C "$REPO/app" -s
+    if [ -f "$APP_PID" ]; then      # a previous run's app: restart it
+        old=$(cat "$APP_PID" 2>/dev/null || true)
+        if [ -n "$old" ] && [ "$(cat "/proc/$old/comm" 2>/dev/null)" = benzer-app ]; then
+            kill -TERM "$old" 2>/dev/null || true
+            for _ in $(seq 1 50); do kill -0 "$old" 2>/dev/null || break; sleep 0.1; done
+            info "stopped the previous app (pid $old)"
+        fi
+        rm -f "$APP_PID"
+    fi
+    command -v curl >/dev/null || die "curl is missing (apt-get install curl)"
+    if curl -s -o /dev/null "http://$APP_LISTEN:$APP_PORT/" 2>/dev/null; then
+        die "port $APP_PORT is taken by another program: set BENZER_APP_PORT"
+    fi
+    setsid "$REPO/app/build/benzer-app" --db "host=$SOCK port=$PORT user=postgres dbname=$DB" \
+        --listen "$APP_LISTEN" --port "$APP_PORT" --static "$REPO/app/static" --pid-file "$APP_PID" \
+        >>"$APP_LOG" 2>&1 </dev/null &
+    app_started=$!
+    for _ in $(seq 1 300); do
+        curl -fsS -o /dev/null "http://$APP_LISTEN:$APP_PORT/healthz" 2>/dev/null && break
+        kill -0 "$app_started" 2>/dev/null || { tail -n 20 "$APP_LOG" >&2; die "the web app exited (log: $APP_LOG)"; }
+        sleep 0.1
+    done
+    curl -fsS -o /dev/null "http://$APP_LISTEN:$APP_PORT/healthz" 2>/dev/null ||
+        { tail -n 20 "$APP_LOG" >&2; die "the web app does not answer (log: $APP_LOG)"; }
+    APP_URL="http://$APP_LISTEN:$APP_PORT/"
+    info "the app is running: $APP_URL (pid $(cat "$APP_PID"), log $APP_LOG)"
+fi
+# [benzer app: end]
 phase_end
 
 # --- (g) summary ----------------------------------------------------------------
@@ -282,3 +342,14 @@ ${GREEN}The demo database is running.${RESET}
     queries:  psql -h $SOCK -p $PORT -U postgres $DB -f $REPO/demo/queries.sql
     stop:     sudo bash scripts/demo.sh stop    (stops the server and deletes $DEMO_DIR)
 EOF
+# [benzer app: begin]
+if [ -n "$APP_URL" ]; then
+    cat <<EOF
+
+${GREEN}The pattern-search app is running:${RESET} ${BOLD}$APP_URL${RESET}
+    (click an image on the left; log: $APP_LOG)
+    latency:  $([ "$APP_URL" = http://127.0.0.1:8080/ ] || echo "BENZER_APP_URL=$APP_URL ")bash bench/app_latency.sh
+    stop:     sudo bash scripts/demo.sh stop    (stops the app too)
+EOF
+fi
+# [benzer app: end]

@@ -22,6 +22,11 @@ packages=(
     libgtest-dev libbenchmark-dev clang-format
     # demo data and tooling
     dataset-fashion-mnist python3 python3-numpy python3-matplotlib
+    # [benzer app: begin] the web app (app/: cpp-httplib, libpq, zlib), its
+    # end-to-end test (headless Chromium driven by playwright-core on Node.js)
+    # and its latency benchmark (wrk)
+    libcpp-httplib-dev libpq-dev zlib1g-dev curl chromium nodejs wrk
+    # [benzer app: end]
 )
 
 export DEBIAN_FRONTEND=noninteractive
@@ -36,6 +41,23 @@ if [ ${#missing[@]} -gt 0 ]; then
 else
     echo "install-deps: all packages present"
 fi
+
+# [benzer app: begin]
+# npm: part of NodeSource's nodejs package, a separate Debian package
+# otherwise (installing Debian's npm next to NodeSource's nodejs conflicts).
+if ! command -v npm >/dev/null 2>&1; then
+    echo "install-deps: installing npm"
+    apt-get install -y -q --no-install-recommends npm
+fi
+# playwright-core (no browser download: the tests use Debian's chromium) into
+# test/e2e/node_modules, at the version package-lock.json pins.
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+if [ -f "$repo/test/e2e/package-lock.json" ] && [ ! -f "$repo/test/e2e/node_modules/playwright-core/package.json" ]; then
+    echo "install-deps: npm ci in test/e2e (playwright-core)"
+    (cd "$repo/test/e2e" && npm ci --no-audit --no-fund --loglevel=error) ||
+        echo "install-deps: warning: npm ci failed in test/e2e; the e2e suite will try again" >&2
+fi
+# [benzer app: end]
 
 # postgresql-common's default cluster is not needed: benzer's scripts start
 # their own throwaway clusters.

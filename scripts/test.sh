@@ -94,6 +94,12 @@ run_suite dump count_plain pg_virtualenv -t bash test/dump_restore.sh
 if [ -f test/t/run.sh ]; then
     run_suite tap count_prove bash test/t/run.sh
 fi
+# [benzer app: begin] the pattern-search app (app/) in headless Chromium and
+# its API's bad-input answers; prints "e2e: N passed, M failed"
+if [ -f test/e2e/run.sh ]; then
+    run_suite e2e count_plain bash test/e2e/run.sh
+fi
+# [benzer app: end]
 
 echo
 echo "== summary (logs in $logdir)"

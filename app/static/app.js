@@ -1,0 +1,423 @@
+// Benzer Desen: the page's logic (no framework, no build step).
+'use strict';
+
+const $ = (sel) => document.querySelector(sel);
+const el = (tag, attrs = {}, text) => {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === 'class') e.className = v;
+    else if (k.startsWith('data-') || k.startsWith('aria-') || k === 'title' || k === 'type') e.setAttribute(k, v);
+    else e[k] = v;
+  }
+  if (text !== undefined) e.textContent = text;
+  return e;
+};
+
+const state = {
+  meta: null,
+  queryId: null,
+  filters: { design: new Set(), season: new Set(), quality: new Set(), tags: new Set(), cluster: new Set() },
+  tagsMode: 'any',
+  feedback: { liked: 0, disliked: 0 },
+  searchSeq: 0,
+  searchAbort: null,
+  // left panel paging
+  browse: { offset: 0, hasMore: true, loading: false, seq: 0, total: null },
+};
+
+async function api(path, options) {
+  const res = await fetch(path, options);
+  let body = null;
+  try { body = await res.json(); } catch (e) { /* not JSON */ }
+  if (!res.ok) {
+    const msg = body && body.error ? body.error : `HTTP ${res.status}`;
+    const err = new Error(msg);
+    err.status = res.status;
+    throw err;
+  }
+  return body;
+}
+
+function showError(msg) {
+  const e = $('#error');
+  if (!msg) { e.hidden = true; e.textContent = ''; return; }
+  e.hidden = false;
+  e.textContent = msg;
+}
+
+// ---------------------------------------------------------------- controls
+
+function currentModel() { return $('#model').value; }
+function currentVersion() { return $('#version').value; }
+function versionInfo() {
+  const m = state.meta.models.find((x) => x.model === currentModel());
+  return m ? m.versions.find((v) => v.version === currentVersion()) : null;
+}
+
+function fillVersions(keepMetric) {
+  const m = state.meta.models.find((x) => x.model === currentModel());
+  const sel = $('#version');
+  sel.innerHTML = '';
+  for (const v of m.versions) sel.append(el('option', { value: v.version }, v.version));
+  sel.value = m.versions[m.versions.length - 1].version;
+  onVersionChange(keepMetric);
+}
+
+function onVersionChange(keepMetric) {
+  const vi = versionInfo();
+  const metricSel = $('#metric');
+  for (const opt of metricSel.options) {
+    const info = vi.metrics[opt.value];
+    opt.textContent = opt.value + (info.exact_scan ? ' (no index: exact scan)' : ' (faiss index)');
+  }
+  if (!keepMetric) metricSel.value = vi.default_metric;
+  buildClusterChips();
+}
+
+function chip(group, value, label) {
+  const b = el('button', { type: 'button', class: 'chip', 'data-filter': group, 'data-value': String(value), 'aria-pressed': 'false' }, label);
+  if (state.filters[group].has(String(value))) b.setAttribute('aria-pressed', 'true');
+  b.addEventListener('click', () => {
+    const set = state.filters[group];
+    const v = String(value);
+    if (set.has(v)) set.delete(v); else set.add(v);
+    b.setAttribute('aria-pressed', set.has(v) ? 'true' : 'false');
+    if (state.queryId) runSearch(false);
+  });
+  return b;
+}
+
+function buildFilters() {
+  const box = $('#filters');
+  box.innerHTML = '';
+  const groups = [
+    ['design', 'Design', state.meta.designs],
+    ['season', 'Season', state.meta.seasons],
+    ['quality', 'Quality', state.meta.qualities],
+    ['tags', 'Tags', state.meta.tags],
+  ];
+  for (const [key, label, values] of groups) {
+    const g = el('div', { class: 'fgroup', 'data-group': key });
+    g.append(el('span', { class: 'flabel' }, label));
+    for (const v of values) g.append(chip(key, v, v));
+    if (key === 'tags') {
+      const mode = el('button', { type: 'button', class: 'chip mode', 'data-testid': 'tags-mode', title: 'match any of the selected tags, or all of them' }, 'match: ' + state.tagsMode);
+      mode.addEventListener('click', () => {
+        state.tagsMode = state.tagsMode === 'any' ? 'all' : 'any';
+        mode.textContent = 'match: ' + state.tagsMode;
+        if (state.queryId && state.filters.tags.size) runSearch(false);
+      });
+      g.append(mode);
+    }
+    box.append(g);
+  }
+  const cg = el('div', { class: 'fgroup', id: 'cluster-group', 'data-group': 'cluster' });
+  box.append(cg);
+  buildClusterChips();
+}
+
+function buildClusterChips() {
+  const cg = $('#cluster-group');
+  if (!cg) return;
+  cg.innerHTML = '';
+  cg.append(el('span', { class: 'flabel' }, 'Cluster'));
+  const vi = versionInfo();
+  // Cluster numbers belong to a model version: drop the selection when it changes.
+  const k = vi && vi.clusters ? vi.clusters : 0;
+  for (const v of [...state.filters.cluster]) if (Number(v) >= k) state.filters.cluster.delete(v);
+  if (!k) {
+    cg.append(el('span', { class: 'flabel' }, state.meta.features.clusters ? '– (none for this model)' : '– (no clusters table)'));
+    return;
+  }
+  for (let i = 0; i < k; i++) cg.append(chip('cluster', i, String(i)));
+}
+
+function searchParams(refine) {
+  const p = new URLSearchParams();
+  p.set('id', state.queryId);
+  p.set('model', currentModel());
+  p.set('version', currentVersion());
+  p.set('metric', $('#metric').value);
+  let n = parseInt($('#n').value, 10);
+  if (!Number.isFinite(n)) n = 100;
+  n = Math.min(500, Math.max(1, n));
+  $('#n').value = n;
+  p.set('n', n);
+  for (const key of ['design', 'season', 'quality', 'tags', 'cluster']) {
+    if (state.filters[key].size) p.set(key, [...state.filters[key]].join(','));
+  }
+  if (state.filters.tags.size) p.set('tags_mode', state.tagsMode);
+  if (refine) p.set('refine', '1');
+  return p;
+}
+
+// ---------------------------------------------------------------- search
+
+function setLoading(on) {
+  $('#spinner').hidden = !on;
+  $('#status').dataset.state = on ? 'loading' : 'done';
+  $('#results').classList.toggle('loading', on);
+}
+
+function renderQuery(q) {
+  const card = $('#query-card');
+  card.innerHTML = '';
+  const img = el('img', { src: q.url, alt: q.filename, width: 64, height: 64 });
+  const info = el('div');
+  info.append(el('div', { class: 'qtitle', 'data-testid': 'query-filename' }, q.filename));
+  info.append(el('div', { class: 'qmeta' }, `${q.design} · ${q.season} · quality ${q.quality} · cluster ${q.cluster ?? '-'}`));
+  info.append(el('div', { class: 'qmeta' }, q.tags.join(', ')));
+  card.append(img, info);
+}
+
+function updateRefineButton() {
+  const f = state.feedback;
+  const btn = $('#refine-btn');
+  const available = state.meta.features.refine;
+  btn.disabled = !available || !state.queryId || (f.liked + f.disliked === 0);
+  btn.textContent = available ? `Refine with feedback (${f.liked} liked, ${f.disliked} disliked)` : 'Refine (not available)';
+}
+
+function renderResults(data) {
+  const box = $('#results');
+  box.innerHTML = '';
+  const tpl = $('#result-tpl');
+  for (const r of data.results) {
+    const node = tpl.content.firstElementChild.cloneNode(true);
+    node.dataset.id = r.id;
+    node.dataset.design = r.design;
+    node.dataset.season = r.season;
+    node.dataset.quality = r.quality;
+    node.dataset.tags = r.tags.join(',');
+    node.dataset.cluster = r.cluster ?? '';
+    const img = node.querySelector('img');
+    img.src = r.url;
+    img.alt = r.filename;
+    img.title = 'search from this image';
+    img.addEventListener('click', () => selectQuery(r.id));
+    node.querySelector('.rank').textContent = '#' + r.rank;
+    node.querySelector('.score').textContent = formatScore(r.score);
+    node.querySelector('.score').title = `similarity score (${data.metric === 'cosine' ? 'cosine similarity' : '1 / (1 + L2 distance)'}); distance ${r.distance}`;
+    node.querySelector('.fname').textContent = `${r.filename} · d ${r.distance === null ? '-' : Number(r.distance.toPrecision(4))}`;
+    node.querySelector('.design').textContent = r.design;
+    node.querySelector('.season').textContent = r.season;
+    node.querySelector('.quality').textContent = 'quality ' + r.quality;
+    node.querySelector('.cluster').textContent = 'cluster ' + (r.cluster ?? '-');
+    const tags = node.querySelector('.tags');
+    for (const t of r.tags) tags.append(el('span', { class: 'tag' }, t));
+    setVoteUI(node, r.vote);
+    node.querySelector('.vote.up').addEventListener('click', () => vote(node, r.id, 1));
+    node.querySelector('.vote.down').addEventListener('click', () => vote(node, r.id, -1));
+    if (!state.meta.features.feedback) node.querySelectorAll('.vote').forEach((b) => { b.disabled = true; });
+    box.append(node);
+  }
+  if (!data.results.length) box.append(el('div', { class: 'hint' }, 'No image matches these filters.'));
+}
+
+// Cosine scores are near 1; 1 / (1 + L2 distance) on raw pixel vectors is
+// tiny (distances are in the thousands): show 4 significant digits.
+function formatScore(x) {
+  if (x === null || x === undefined) return 'n/a';
+  return Math.abs(x) >= 0.1 ? x.toFixed(4) : x.toPrecision(4);
+}
+
+function setVoteUI(node, v) {
+  node.dataset.vote = v;
+  node.querySelector('.vote.up').setAttribute('aria-pressed', v > 0 ? 'true' : 'false');
+  node.querySelector('.vote.down').setAttribute('aria-pressed', v < 0 ? 'true' : 'false');
+  node.classList.toggle('liked', v > 0);
+  node.classList.toggle('disliked', v < 0);
+}
+
+async function vote(node, resultId, v) {
+  const current = Number(node.dataset.vote || 0);
+  const next = current === v ? 0 : v;  // clicking the same thumb again clears it
+  try {
+    const res = await api('/api/feedback', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ query_id: state.queryId, result_id: resultId, model: currentModel(), version: currentVersion(), vote: next }),
+    });
+    setVoteUI(node, res.vote);
+    state.feedback = { liked: res.liked, disliked: res.disliked };
+    updateRefineButton();
+    showError(null);
+  } catch (e) {
+    showError('Feedback not saved: ' + e.message);
+  }
+}
+
+async function runSearch(refine) {
+  if (!state.queryId) return;
+  const seq = ++state.searchSeq;
+  if (state.searchAbort) state.searchAbort.abort();
+  const abort = new AbortController();
+  state.searchAbort = abort;
+  const params = searchParams(refine);
+  setLoading(true);
+  $('#status-text').textContent = refine ? 'refining…' : 'searching…';
+  history.replaceState(null, '', '#' + params.toString());
+  const t0 = performance.now();
+  try {
+    const data = await api('/api/similar?' + params.toString(), { signal: abort.signal });
+    if (seq !== state.searchSeq) return;
+    const total = performance.now() - t0;
+    renderQuery(data.query);
+    renderResults(data);
+    if (data.feedback) state.feedback = { liked: data.feedback.liked, disliked: data.feedback.disliked };
+    updateRefineButton();
+    const st = $('#status-text');
+    st.innerHTML = '';
+    st.append(el('b', { 'data-testid': 'result-count' }, `${data.count} results`), ' in ');
+    st.append(el('b', { 'data-testid': 'query-time' }, `${data.query_ms.toFixed(1)} ms`));
+    st.append(` query (${total.toFixed(0)} ms round trip) · ${data.model}/${data.version} · ${data.metric}`);
+    if (data.refine) st.append(el('span', { 'data-testid': 'refined' }, ` · refined with ${data.feedback.liked} liked, ${data.feedback.disliked} disliked`));
+    if (data.exact_scan) st.append(' · ', el('span', { class: 'warn', 'data-testid': 'exact-scan' }, data.plan));
+    else st.append(' · ' + data.index);
+    $('#status').dataset.refine = data.refine ? '1' : '0';
+    showError(null);
+  } catch (e) {
+    if (e.name === 'AbortError') return;
+    if (seq !== state.searchSeq) return;
+    $('#status-text').textContent = '';
+    showError(e.message);
+  } finally {
+    if (seq === state.searchSeq) setLoading(false);
+  }
+}
+
+function selectQuery(id) {
+  state.queryId = id;
+  state.feedback = { liked: 0, disliked: 0 };
+  document.querySelectorAll('.thumb.selected').forEach((t) => t.classList.remove('selected'));
+  const t = document.querySelector(`.thumb[data-id="${id}"]`);
+  if (t) t.classList.add('selected');
+  $('#search-btn').disabled = false;
+  runSearch(false);
+}
+
+// ---------------------------------------------------------------- browser
+
+function browseParams() {
+  const p = new URLSearchParams();
+  const q = $('#search').value.trim();
+  if (q) p.set('q', q);
+  for (const [id, key] of [['#b-design', 'design'], ['#b-season', 'season'], ['#b-quality', 'quality'], ['#b-tag', 'tags']]) {
+    if ($(id).value) p.set(key, $(id).value);
+  }
+  return p;
+}
+
+function resetBrowser() {
+  const b = state.browse;
+  b.offset = 0; b.hasMore = true; b.seq++; b.loading = false; b.total = null;
+  document.querySelectorAll('#thumbs .thumb').forEach((t) => t.remove());
+  loadMore();
+}
+
+async function loadMore() {
+  const b = state.browse;
+  if (b.loading || !b.hasMore) return;
+  b.loading = true;
+  const seq = b.seq;
+  $('#browser-spinner').hidden = false;
+  const p = browseParams();
+  p.set('offset', b.offset);
+  p.set('limit', 60);
+  try {
+    const data = await api('/api/images?' + p.toString());
+    if (seq !== b.seq) return;
+    if (data.total !== null) b.total = data.total;
+    const box = $('#thumbs');
+    for (const im of data.images) {
+      const t = el('button', { type: 'button', class: 'thumb', 'data-testid': 'thumb', 'data-id': String(im.id), title: `${im.filename}\n${im.design} · ${im.season} · ${im.quality}\n${im.tags.join(', ')}` });
+      if (im.id === state.queryId) t.classList.add('selected');
+      t.append(el('img', { src: im.url, alt: im.filename, loading: 'lazy', width: 28, height: 28 }));
+      t.append(el('span', { class: 'id' }, String(im.id)));
+      t.addEventListener('click', () => selectQuery(im.id));
+      box.insertBefore(t, $('#sentinel'));
+    }
+    b.offset += data.images.length;
+    b.hasMore = data.has_more;
+    $('#browser-count').textContent = b.total === null ? '' :
+      `${b.total.toLocaleString('en')} images${b.total !== state.meta.images ? ' match' : ''} · showing ${b.offset.toLocaleString('en')}`;
+  } catch (e) {
+    if (seq === b.seq) $('#browser-count').textContent = 'error: ' + e.message;
+  } finally {
+    if (seq === b.seq) { b.loading = false; $('#browser-spinner').hidden = true; }
+  }
+  // Keep filling while the sentinel is still visible (tall screens).
+  if (seq === b.seq && b.hasMore && isVisible($('#sentinel'))) loadMore();
+}
+
+function isVisible(node) {
+  const r = node.getBoundingClientRect();
+  const box = $('#thumbs').getBoundingClientRect();
+  return r.top < box.bottom + 200;
+}
+
+// ---------------------------------------------------------------- start
+
+function restoreFromHash() {
+  if (!location.hash) return null;
+  const p = new URLSearchParams(location.hash.slice(1));
+  const m = p.get('model');
+  if (m && state.meta.models.some((x) => x.model === m)) { $('#model').value = m; fillVersions(false); }
+  const v = p.get('version');
+  if (v && [...$('#version').options].some((o) => o.value === v)) { $('#version').value = v; onVersionChange(false); }
+  const metric = p.get('metric');
+  if (metric === 'cosine' || metric === 'euclidean') $('#metric').value = metric;
+  if (p.get('n')) $('#n').value = p.get('n');
+  for (const key of ['design', 'season', 'quality', 'tags', 'cluster']) {
+    const val = p.get(key);
+    if (val) for (const x of val.split(',')) state.filters[key].add(x);
+  }
+  if (p.get('tags_mode') === 'all') state.tagsMode = 'all';
+  const id = parseInt(p.get('id'), 10);
+  return Number.isFinite(id) && id > 0 ? id : null;
+}
+
+async function init() {
+  try {
+    state.meta = await api('/api/meta');
+  } catch (e) {
+    showError('Cannot load /api/meta: ' + e.message);
+    return;
+  }
+  const meta = state.meta;
+  const modelSel = $('#model');
+  for (const m of meta.models) modelSel.append(el('option', { value: m.model }, m.model));
+  if (!meta.models.length) { showError('The features table holds no vectors.'); return; }
+  fillVersions(false);
+  for (const [id, values] of [['#b-design', meta.designs], ['#b-season', meta.seasons], ['#b-quality', meta.qualities], ['#b-tag', meta.tags]]) {
+    for (const v of values) $(id).append(el('option', { value: v }, v));
+  }
+  const restoredId = restoreFromHash();
+  buildFilters();
+  updateRefineButton();
+
+  modelSel.addEventListener('change', () => { fillVersions(false); runSearch(false); });
+  $('#version').addEventListener('change', () => { onVersionChange(true); runSearch(false); });
+  $('#metric').addEventListener('change', () => runSearch(false));
+  $('#n').addEventListener('change', () => runSearch(false));
+  $('#search-btn').addEventListener('click', () => runSearch(false));
+  $('#refine-btn').addEventListener('click', () => runSearch(true));
+  $('#clear-filters').addEventListener('click', () => {
+    for (const s of Object.values(state.filters)) s.clear();
+    document.querySelectorAll('.chip[data-filter]').forEach((c) => c.setAttribute('aria-pressed', 'false'));
+    runSearch(false);
+  });
+  $('#invert').addEventListener('change', (e) => document.body.classList.toggle('invert', e.target.checked));
+
+  let timer = null;
+  $('#search').addEventListener('input', () => { clearTimeout(timer); timer = setTimeout(resetBrowser, 250); });
+  for (const id of ['#b-design', '#b-season', '#b-quality', '#b-tag']) $(id).addEventListener('change', resetBrowser);
+  new IntersectionObserver((entries) => {
+    if (entries.some((e) => e.isIntersecting)) loadMore();
+  }, { root: $('#thumbs'), rootMargin: '300px' }).observe($('#sentinel'));
+
+  resetBrowser();
+  if (restoredId) selectQuery(restoredId);
+}
+
+init();
