@@ -526,8 +526,19 @@ std::int64_t Engine::search(const float* query_in, std::int64_t k, const SearchO
     // Small filters: exact distances to just the allowed rows.
     // ("Small": few rows, and a real restriction. The scan's own filter of
     // rows not yet returned allows almost everything and must not count.)
+    // For IVF the choice is also by cost: a filtered IVF search computes
+    // distances to about ntotal * nprobe / nlist allowed rows whatever the
+    // filter (nprobe grows as the filter narrows), so exact distances to all
+    // allowed rows pay only when there are at most about twice as many.
+    bool exact_pays = true;
+    if (const faiss::IndexIVF* ivf = find_ivf(index_); ivf != nullptr && filter != nullptr) {
+        int nprobe = options.nprobe > 0 ? options.nprobe : static_cast<int>(ivf->nprobe);
+        double ivf_work = static_cast<double>(index_->ntotal) * nprobe /
+                          static_cast<double>(std::max<size_t>(ivf->nlist, 1));
+        exact_pays = static_cast<double>(filter->allowed) <= 2.0 * ivf_work;
+    }
     if (filter != nullptr && has_exact_vectors() && options.exact_filter_limit > 0 &&
-        filter->allowed <= options.exact_filter_limit &&
+        filter->allowed <= options.exact_filter_limit && exact_pays &&
         static_cast<double>(filter->allowed) < 0.6 * static_cast<double>(index_->ntotal)) {
         stats->exact_scan = true;
         stats->candidates += filter->allowed;
