@@ -209,7 +209,10 @@ EOF
     fi
     mkdir -p "$SOCK"
     chown postgres: "$SOCK"
-    if ! as_postgres "$PGBIN/pg_ctl" -D "$DATA" -l "$LOGFILE" -w -t 60 \
+    # OMP_WAIT_POLICY=passive: OpenMP threads (Faiss) sleep instead of
+    # spinning while they wait, so extra threads do not slow builds down on
+    # a machine whose cores are busy (README, "Settings").
+    if ! as_postgres env OMP_WAIT_POLICY=passive "$PGBIN/pg_ctl" -D "$DATA" -l "$LOGFILE" -w -t 60 \
             -o "-p $PORT -k $SOCK" start >/dev/null; then
         tail -n 20 "$LOGFILE" >&2 || true
         die "the server did not start (port $PORT taken? set BENZER_DEMO_PORT)"
