@@ -11,8 +11,10 @@
 //            labels;
 //   round n: search again, excluding every label already returned (the
 //            "allowed" bitmap loses a bit per returned row), with k doubled
-//            and, when the last round found fewer rows than asked, twice the
-//            IVF lists or HNSW candidates;
+//            and twice the IVF lists or HNSW candidates (four times HNSW's
+//            when the last round found fewer rows than asked): a further
+//            round means rows are being discarded above the scan, and the
+//            nearest rows that survive lie further out;
 //   end:     when no allowed label is reachable any more, or when
 //            benzer.max_scan_tuples rows were returned.
 //
@@ -277,6 +279,26 @@ void next_round(FaissScanState* state) {
             }
             state->ef_search = ef * 4;
         }
+    } else if (state->stats.rounds > 0) {
+        // The executor asked for more rows than the last round gave: WHERE
+        // conditions above the scan are discarding them (or the LIMIT is
+        // large). The rows it still wants lie further out, so search
+        // further as well as for more rows, or a post-filtered query fills
+        // its LIMIT with rows that are not the nearest matches.
+        int nlist = 0;
+        int current = state->nprobe;
+        int ef = state->ef_search;
+        benzer::GuardedError error;
+        if (!benzer::run_guarded(error, [&] {
+                nlist = engine->nlist();
+                if (current == 0) current = engine->default_nprobe();
+                if (ef == 0) ef = engine->default_ef_search();
+            }))
+            raise_guarded_error(error, "faiss index scan");
+        if (nlist > 0)
+            state->nprobe = Min(Max(current, 1) * 2, nlist);
+        else if (ef > 0)
+            state->ef_search = Min(ef * 2, 1000000);
     }
     int64 k = Min(state->round_k, state->allowed_count);
     MemoryContext old = MemoryContextSwitchTo(state->context);
