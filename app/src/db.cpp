@@ -4,7 +4,7 @@ namespace benzer_app {
 
 namespace {
 
-std::string trim_message(const char *m) {
+std::string trim_message(const char* m) {
     std::string s = m ? m : "";
     while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
     return s;
@@ -30,39 +30,39 @@ void Connection::open() {
     // time can the planner match the partial faiss index of that model
     // (WHERE model = 'pixels' AND version = 'v1') and fold the optional
     // filters ($5 IS NULL OR design = ANY ($5)) into index conditions.
-    const char *setup =
+    const char* setup =
         "SET plan_cache_mode = force_custom_plan;"
         "SET statement_timeout = '30s';"
         "SET application_name = 'benzer-app';"
         "SET client_min_messages = warning";
     check(PQexec(pg_, setup));
     if (statements_) {
-        for (const auto &s : *statements_) {
+        for (const auto& s : *statements_) {
             check(PQprepare(pg_, s.name.c_str(), s.sql.c_str(), 0, nullptr));
         }
     }
 }
 
-Result Connection::check(PGresult *r) {
+Result Connection::check(PGresult* r) {
     ExecStatusType st = PQresultStatus(r);
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return Result(r);
     std::string msg = trim_message(r ? PQresultErrorMessage(r) : PQerrorMessage(pg_));
-    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
+    const char* state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
     std::string sqlstate = state ? state : "";
     if (r) PQclear(r);
     bool lost = PQstatus(pg_) != CONNECTION_OK;
     throw DbError(msg, sqlstate, lost);
 }
 
-Result Connection::exec(const std::string &name, const Params &params, int result_format) {
-    std::vector<const char *> values(params.size());
+Result Connection::exec(const std::string& name, const Params& params, int result_format) {
+    std::vector<const char*> values(params.size());
     for (size_t i = 0; i < params.size(); i++) values[i] = params[i] ? params[i]->c_str() : nullptr;
     for (int attempt = 0;; attempt++) {
         open();
         try {
             return check(PQexecPrepared(pg_, name.c_str(), static_cast<int>(params.size()),
                                         values.data(), nullptr, nullptr, result_format));
-        } catch (const DbError &e) {
+        } catch (const DbError& e) {
             if (!e.connection_failure() || attempt > 0) throw;
             // The server closed the connection (restart, terminated backend):
             // reconnect, prepare again and retry once.
@@ -70,8 +70,8 @@ Result Connection::exec(const std::string &name, const Params &params, int resul
     }
 }
 
-Result Connection::exec_params(const std::string &sql, const Params &params) {
-    std::vector<const char *> values(params.size());
+Result Connection::exec_params(const std::string& sql, const Params& params) {
+    std::vector<const char*> values(params.size());
     for (size_t i = 0; i < params.size(); i++) values[i] = params[i] ? params[i]->c_str() : nullptr;
     open();
     return check(PQexecParams(pg_, sql.c_str(), static_cast<int>(params.size()), nullptr,
@@ -82,8 +82,8 @@ Lease::~Lease() {
     if (c_) pool_->release(c_);
 }
 
-Pool::Pool(const std::string &conninfo, int size,
-           std::vector<Statement> (*build)(const Capabilities &)) {
+Pool::Pool(const std::string& conninfo, int size,
+           std::vector<Statement> (*build)(const Capabilities&)) {
     {
         Connection probe(conninfo, nullptr);
         Result r = probe.exec_params(
@@ -100,7 +100,8 @@ Pool::Pool(const std::string &conninfo, int size,
         if (r.is_null(0, 6))
             throw DbError("the benzer extension is not installed in this database", "", false);
         if (!r.boolean(0, 7))
-            throw DbError("the tables images and features are missing (demo/schema.sql)", "", false);
+            throw DbError("the tables images and features are missing (demo/schema.sql)", "",
+                          false);
         caps_.clusters = r.boolean(0, 0);
         caps_.feedback = r.boolean(0, 1);
         caps_.rocchio = r.boolean(0, 2);
@@ -121,12 +122,12 @@ Lease Pool::acquire(std::chrono::milliseconds timeout) {
     std::unique_lock<std::mutex> lock(mu_);
     if (!cv_.wait_for(lock, timeout, [this] { return !free_.empty(); }))
         throw DbError("all database connections are busy", "pool", false);
-    Connection *c = free_.back();
+    Connection* c = free_.back();
     free_.pop_back();
     return Lease(this, c);
 }
 
-void Pool::release(Connection *c) {
+void Pool::release(Connection* c) {
     {
         std::lock_guard<std::mutex> lock(mu_);
         free_.push_back(c);
@@ -134,7 +135,7 @@ void Pool::release(Connection *c) {
     cv_.notify_one();
 }
 
-std::string pg_text_array(const std::vector<std::string> &values) {
+std::string pg_text_array(const std::vector<std::string>& values) {
     std::string out = "{";
     for (size_t i = 0; i < values.size(); i++) {
         if (i) out.push_back(',');

@@ -11,15 +11,25 @@
 
 namespace benzer_app {
 
-inline void json_escape(std::string &out, const std::string &s) {
+inline void json_escape(std::string& out, const std::string& s) {
     out.push_back('"');
     for (unsigned char c : s) {
         switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
+            case '"':
+                out += "\\\"";
+                break;
+            case '\\':
+                out += "\\\\";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            case '\r':
+                out += "\\r";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
             default:
                 if (c < 0x20) {
                     char buf[8];
@@ -37,43 +47,87 @@ inline void json_escape(std::string &out, const std::string &s) {
 //   JsonWriter j; j.begin_object().key("a").value(1).end_object();
 class JsonWriter {
   public:
-    JsonWriter &begin_object() { sep(); out_.push_back('{'); first_.push_back(true); return *this; }
-    JsonWriter &end_object() { out_.push_back('}'); first_.pop_back(); return *this; }
-    JsonWriter &begin_array() { sep(); out_.push_back('['); first_.push_back(true); return *this; }
-    JsonWriter &end_array() { out_.push_back(']'); first_.pop_back(); return *this; }
-    JsonWriter &key(const std::string &k) {
+    JsonWriter& begin_object() {
+        sep();
+        out_.push_back('{');
+        first_.push_back(true);
+        return *this;
+    }
+    JsonWriter& end_object() {
+        out_.push_back('}');
+        first_.pop_back();
+        return *this;
+    }
+    JsonWriter& begin_array() {
+        sep();
+        out_.push_back('[');
+        first_.push_back(true);
+        return *this;
+    }
+    JsonWriter& end_array() {
+        out_.push_back(']');
+        first_.pop_back();
+        return *this;
+    }
+    JsonWriter& key(const std::string& k) {
         sep();
         json_escape(out_, k);
         out_.push_back(':');
         after_key_ = true;
         return *this;
     }
-    JsonWriter &value(const std::string &s) { sep(); json_escape(out_, s); return *this; }
-    JsonWriter &value(const char *s) { return value(std::string(s)); }
-    JsonWriter &value(bool b) { sep(); out_ += b ? "true" : "false"; return *this; }
-    JsonWriter &value(int v) { return value(static_cast<long long>(v)); }
-    JsonWriter &value(long v) { return value(static_cast<long long>(v)); }
-    JsonWriter &value(long long v) { sep(); out_ += std::to_string(v); return *this; }
-    JsonWriter &value(double v, const char *fmt = "%.6g") {
+    JsonWriter& value(const std::string& s) {
         sep();
-        if (!std::isfinite(v)) { out_ += "null"; return *this; }
+        json_escape(out_, s);
+        return *this;
+    }
+    JsonWriter& value(const char* s) { return value(std::string(s)); }
+    JsonWriter& value(bool b) {
+        sep();
+        out_ += b ? "true" : "false";
+        return *this;
+    }
+    JsonWriter& value(int v) { return value(static_cast<long long>(v)); }
+    JsonWriter& value(long v) { return value(static_cast<long long>(v)); }
+    JsonWriter& value(long long v) {
+        sep();
+        out_ += std::to_string(v);
+        return *this;
+    }
+    JsonWriter& value(double v, const char* fmt = "%.6g") {
+        sep();
+        if (!std::isfinite(v)) {
+            out_ += "null";
+            return *this;
+        }
         char buf[40];
         std::snprintf(buf, sizeof buf, fmt, v);
         out_ += buf;
         return *this;
     }
-    JsonWriter &null() { sep(); out_ += "null"; return *this; }
-    JsonWriter &raw(const std::string &json) { sep(); out_ += json; return *this; }
-    JsonWriter &value(const std::vector<std::string> &v) {
+    JsonWriter& null() {
+        sep();
+        out_ += "null";
+        return *this;
+    }
+    JsonWriter& raw(const std::string& json) {
+        sep();
+        out_ += json;
+        return *this;
+    }
+    JsonWriter& value(const std::vector<std::string>& v) {
         begin_array();
-        for (const auto &s : v) value(s);
+        for (const auto& s : v) value(s);
         return end_array();
     }
-    const std::string &str() const { return out_; }
+    const std::string& str() const { return out_; }
 
   private:
     void sep() {
-        if (after_key_) { after_key_ = false; return; }
+        if (after_key_) {
+            after_key_ = false;
+            return;
+        }
         if (!first_.empty()) {
             if (!first_.back()) out_.push_back(',');
             first_.back() = false;
@@ -92,12 +146,18 @@ struct JsonScalar {
 
 // Parses {"k": scalar, ...}. Returns false, with a message, on anything else
 // (nested values, trailing garbage, duplicate keys, bad escapes).
-inline bool parse_flat_json_object(const std::string &in, std::map<std::string, JsonScalar> &out,
-                                   std::string &error) {
+inline bool parse_flat_json_object(const std::string& in, std::map<std::string, JsonScalar>& out,
+                                   std::string& error) {
     size_t i = 0;
-    auto ws = [&] { while (i < in.size() && (in[i] == ' ' || in[i] == '\t' || in[i] == '\n' || in[i] == '\r')) i++; };
-    auto fail = [&](const std::string &m) { error = m + " at byte " + std::to_string(i); return false; };
-    auto parse_string = [&](std::string &s) -> bool {
+    auto ws = [&] {
+        while (i < in.size() && (in[i] == ' ' || in[i] == '\t' || in[i] == '\n' || in[i] == '\r'))
+            i++;
+    };
+    auto fail = [&](const std::string& m) {
+        error = m + " at byte " + std::to_string(i);
+        return false;
+    };
+    auto parse_string = [&](std::string& s) -> bool {
         if (i >= in.size() || in[i] != '"') return fail("expected a string");
         i++;
         while (i < in.size() && in[i] != '"') {
@@ -107,27 +167,48 @@ inline bool parse_flat_json_object(const std::string &in, std::map<std::string, 
                 if (++i >= in.size()) return fail("bad escape");
                 char e = in[i];
                 switch (e) {
-                    case '"': s.push_back('"'); break;
-                    case '\\': s.push_back('\\'); break;
-                    case '/': s.push_back('/'); break;
-                    case 'b': s.push_back('\b'); break;
-                    case 'f': s.push_back('\f'); break;
-                    case 'n': s.push_back('\n'); break;
-                    case 'r': s.push_back('\r'); break;
-                    case 't': s.push_back('\t'); break;
+                    case '"':
+                        s.push_back('"');
+                        break;
+                    case '\\':
+                        s.push_back('\\');
+                        break;
+                    case '/':
+                        s.push_back('/');
+                        break;
+                    case 'b':
+                        s.push_back('\b');
+                        break;
+                    case 'f':
+                        s.push_back('\f');
+                        break;
+                    case 'n':
+                        s.push_back('\n');
+                        break;
+                    case 'r':
+                        s.push_back('\r');
+                        break;
+                    case 't':
+                        s.push_back('\t');
+                        break;
                     case 'u': {
                         if (i + 4 >= in.size()) return fail("bad \\u escape");
                         unsigned cp = 0;
                         for (int k = 1; k <= 4; k++) {
                             char h = in[i + k];
                             cp <<= 4;
-                            if (h >= '0' && h <= '9') cp |= h - '0';
-                            else if (h >= 'a' && h <= 'f') cp |= h - 'a' + 10;
-                            else if (h >= 'A' && h <= 'F') cp |= h - 'A' + 10;
-                            else return fail("bad \\u escape");
+                            if (h >= '0' && h <= '9')
+                                cp |= h - '0';
+                            else if (h >= 'a' && h <= 'f')
+                                cp |= h - 'a' + 10;
+                            else if (h >= 'A' && h <= 'F')
+                                cp |= h - 'A' + 10;
+                            else
+                                return fail("bad \\u escape");
                         }
                         i += 4;
-                        if (cp >= 0xd800 && cp <= 0xdfff) return fail("surrogates are not supported");
+                        if (cp >= 0xd800 && cp <= 0xdfff)
+                            return fail("surrogates are not supported");
                         if (cp < 0x80) {
                             s.push_back(static_cast<char>(cp));
                         } else if (cp < 0x800) {
@@ -140,7 +221,8 @@ inline bool parse_flat_json_object(const std::string &in, std::map<std::string, 
                         }
                         break;
                     }
-                    default: return fail("bad escape");
+                    default:
+                        return fail("bad escape");
                 }
                 i++;
             } else {
@@ -177,17 +259,23 @@ inline bool parse_flat_json_object(const std::string &in, std::map<std::string, 
             } else if (c == '-' || (c >= '0' && c <= '9')) {
                 size_t start = i;
                 if (in[i] == '-') i++;
-                while (i < in.size() && ((in[i] >= '0' && in[i] <= '9') || in[i] == '.' || in[i] == 'e' ||
-                                         in[i] == 'E' || in[i] == '+' || in[i] == '-'))
+                while (i < in.size() &&
+                       ((in[i] >= '0' && in[i] <= '9') || in[i] == '.' || in[i] == 'e' ||
+                        in[i] == 'E' || in[i] == '+' || in[i] == '-'))
                     i++;
                 v.kind = JsonScalar::Number;
                 v.text = in.substr(start, i - start);
             } else if (in.compare(i, 4, "true") == 0) {
-                v.kind = JsonScalar::Bool; v.text = "true"; i += 4;
+                v.kind = JsonScalar::Bool;
+                v.text = "true";
+                i += 4;
             } else if (in.compare(i, 5, "false") == 0) {
-                v.kind = JsonScalar::Bool; v.text = "false"; i += 5;
+                v.kind = JsonScalar::Bool;
+                v.text = "false";
+                i += 5;
             } else if (in.compare(i, 4, "null") == 0) {
-                v.kind = JsonScalar::Null; i += 4;
+                v.kind = JsonScalar::Null;
+                i += 4;
             } else if (c == '{' || c == '[') {
                 return fail("nested objects and arrays are not accepted");
             } else {
@@ -195,8 +283,14 @@ inline bool parse_flat_json_object(const std::string &in, std::map<std::string, 
             }
             out.emplace(std::move(k), std::move(v));
             ws();
-            if (i < in.size() && in[i] == ',') { i++; continue; }
-            if (i < in.size() && in[i] == '}') { i++; break; }
+            if (i < in.size() && in[i] == ',') {
+                i++;
+                continue;
+            }
+            if (i < in.size() && in[i] == '}') {
+                i++;
+                break;
+            }
             return fail("expected ',' or '}'");
         }
     }

@@ -54,10 +54,10 @@ struct ApiError {
     std::string message;
 };
 
-[[noreturn]] void bad_request(const std::string &m) { throw ApiError{400, m}; }
-[[noreturn]] void not_found(const std::string &m) { throw ApiError{404, m}; }
+[[noreturn]] void bad_request(const std::string& m) { throw ApiError{400, m}; }
+[[noreturn]] void not_found(const std::string& m) { throw ApiError{404, m}; }
 
-std::string error_json(int status, const std::string &message) {
+std::string error_json(int status, const std::string& message) {
     JsonWriter j;
     j.begin_object().key("error").value(message).key("status").value(status).end_object();
     return j.str();
@@ -77,7 +77,8 @@ std::string utc_now() {
     auto now = std::chrono::system_clock::now();
     std::time_t t = std::chrono::system_clock::to_time_t(now);
     long ms = static_cast<long>(
-        std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000);
+        std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() %
+        1000);
     std::tm tm;
     gmtime_r(&t, &tm);
     char buf[64];
@@ -86,7 +87,7 @@ std::string utc_now() {
     return buf;
 }
 
-void log_line(const std::string &line) {
+void log_line(const std::string& line) {
     std::lock_guard<std::mutex> lock(log_mu);
     std::fwrite(line.data(), 1, line.size(), stdout);
     std::fputc('\n', stdout);
@@ -106,7 +107,7 @@ std::string fmt_ms(double ms) {
 // ---------------------------------------------------------------------------
 // PostgreSQL text arrays ({a,"b c"}) into strings (NULL elements dropped).
 
-std::vector<std::string> parse_pg_array(const std::string &s) {
+std::vector<std::string> parse_pg_array(const std::string& s) {
     std::vector<std::string> out;
     size_t i = 0;
     if (s.empty() || s[0] != '{') return out;
@@ -135,13 +136,15 @@ std::vector<std::string> parse_pg_array(const std::string &s) {
 // Statements. Only these fixed texts are ever sent; request values travel as
 // parameters.
 
-const char *kMetrics[] = {"cosine", "euclidean"};
+const char* kMetrics[] = {"cosine", "euclidean"};
 
 // Rows a cluster-filtered index scan may read before the app switches to
 // reading the selected clusters (handle_similar).
 constexpr int kClusterScanBudget = 2000;
 
-const char *metric_operator(const std::string &metric) { return metric == "cosine" ? "<=>" : "<->"; }
+const char* metric_operator(const std::string& metric) {
+    return metric == "cosine" ? "<=>" : "<->";
+}
 
 // The query vector, as a scalar subquery so that the planner computes it
 // once before the scan and can hand it to a faiss index (ORDER BY
@@ -160,24 +163,30 @@ std::string query_vector_sql(bool refine) {
 // vector stays on the scale of the query vector: for L2 a longer vector
 // would otherwise favour bright images. The CTEs are computed once, and the
 // scalar subqueries (SELECT v FROM qv) are still parameters for the index.
-std::string refine_cte(const Capabilities &caps, const std::string &metric) {
+std::string refine_cte(const Capabilities& caps, const std::string& metric) {
     bool norm = metric == "cosine" && caps.l2_normalize;
-    auto n = [&](const std::string &e) { return norm ? "l2_normalize(" + e + ")" : e; };
+    auto n = [&](const std::string& e) { return norm ? "l2_normalize(" + e + ")" : e; };
     return "WITH fb AS MATERIALIZED ("
-           "SELECT array_agg(" + n("e.embedding") + " ORDER BY fb.result_id) FILTER (WHERE fb.vote > 0) AS liked,"
-           " array_agg(" + n("e.embedding") + " ORDER BY fb.result_id) FILTER (WHERE fb.vote < 0) AS disliked"
+           "SELECT array_agg(" +
+           n("e.embedding") +
+           " ORDER BY fb.result_id) FILTER (WHERE fb.vote > 0) AS liked,"
+           " array_agg(" +
+           n("e.embedding") +
+           " ORDER BY fb.result_id) FILTER (WHERE fb.vote < 0) AS disliked"
            " FROM feedback fb JOIN features e"
            " ON e.image_id = fb.result_id AND e.model = fb.model AND e.version = fb.version"
            " WHERE fb.query_id = $1::int AND fb.model = $2::text AND fb.version = $3::text),"
            " qv AS MATERIALIZED ("
-           "SELECT rocchio(" + n("q.embedding") + ", fb.liked, fb.disliked, 1.0 / w.s, 0.75 / w.s, 0.15 / w.s) AS v"
+           "SELECT rocchio(" +
+           n("q.embedding") +
+           ", fb.liked, fb.disliked, 1.0 / w.s, 0.75 / w.s, 0.15 / w.s) AS v"
            " FROM features q, fb,"
            " LATERAL (SELECT (1 + CASE WHEN fb.liked IS NULL THEN 0 ELSE 0.75 END"
            " - CASE WHEN fb.disliked IS NULL THEN 0 ELSE 0.15 END)::float8 AS s) w"
            " WHERE q.image_id = $1::int AND q.model = $2::text AND q.version = $3::text) ";
 }
 
-std::string similar_sql(const Capabilities &caps, const std::string &metric, bool refine) {
+std::string similar_sql(const Capabilities& caps, const std::string& metric, bool refine) {
     const std::string op = metric_operator(metric);
     const std::string qv = query_vector_sql(refine);
     std::string score;
@@ -192,11 +201,13 @@ std::string similar_sql(const Capabilities &caps, const std::string &metric, boo
         "SELECT f.image_id, i.filename, f.design, f.season, f.quality,"
         " array_to_json(f.tags)::text, ";
     sql += caps.clusters ? "c.cluster" : "NULL::int";
-    sql += ", f.embedding " + op + " " + qv + " AS distance, " + score + " AS score"
+    sql += ", f.embedding " + op + " " + qv + " AS distance, " + score +
+           " AS score"
            " FROM features f JOIN images i ON i.image_id = f.image_id";
     if (caps.clusters)
-        sql += " LEFT JOIN clusters c"
-               " ON c.image_id = f.image_id AND c.model = f.model AND c.version = f.version";
+        sql +=
+            " LEFT JOIN clusters c"
+            " ON c.image_id = f.image_id AND c.model = f.model AND c.version = f.version";
     // The filters are on features' own copies of the metadata, which the
     // faiss index carries as filter columns: with a custom plan, a NULL
     // parameter folds the condition away and a value makes it an index
@@ -208,13 +219,15 @@ std::string similar_sql(const Capabilities &caps, const std::string &metric, boo
         " AND ($7::text[] IS NULL OR f.quality = ANY ($7::text[]))"
         " AND ($8::text[] IS NULL OR f.tags && $8::text[])"
         " AND ($9::text[] IS NULL OR f.tags @> $9::text[])";
-    if (caps.clusters) sql += " AND ($10::int[] IS NULL OR c.cluster = ANY ($10::int[]))";
-    else sql += " AND ($10::int[] IS NULL)";
+    if (caps.clusters)
+        sql += " AND ($10::int[] IS NULL OR c.cluster = ANY ($10::int[]))";
+    else
+        sql += " AND ($10::int[] IS NULL)";
     sql += " ORDER BY distance LIMIT $4::int";
     return sql;
 }
 
-std::string similar_name(const std::string &metric, bool refine, bool by_cluster = false) {
+std::string similar_name(const std::string& metric, bool refine, bool by_cluster = false) {
     return "similar_" + metric + (refine ? "_refine" : "") + (by_cluster ? "_by_cluster" : "");
 }
 
@@ -227,40 +240,48 @@ std::string similar_name(const std::string &metric, bool refine, bool by_cluster
 // instead (clusters_model_version_cluster, demo/app.sql) and computes their
 // exact distances: about 60 ms for a 9 000-image cluster, and exact. Ordering
 // by a column of a subquery keeps the planner from using the faiss index.
-std::string similar_by_cluster_sql(const Capabilities &caps, const std::string &metric, bool refine) {
+std::string similar_by_cluster_sql(const Capabilities& caps, const std::string& metric,
+                                   bool refine) {
     const std::string op = metric_operator(metric);
     const std::string qv = query_vector_sql(refine);
-    std::string score = metric == "cosine"
-                            ? (caps.cosine_similarity ? "cosine_similarity(f.embedding, " + qv + ")"
-                                                      : "1 - (f.embedding <=> " + qv + ")")
-                            : (caps.euclidean_similarity ? "euclidean_similarity(f.embedding, " + qv + ")"
-                                                         : "1 / (1 + (f.embedding <-> " + qv + "))");
+    std::string score =
+        metric == "cosine"
+            ? (caps.cosine_similarity ? "cosine_similarity(f.embedding, " + qv + ")"
+                                      : "1 - (f.embedding <=> " + qv + ")")
+            : (caps.euclidean_similarity ? "euclidean_similarity(f.embedding, " + qv + ")"
+                                         : "1 / (1 + (f.embedding <-> " + qv + "))");
     std::string sql = refine ? refine_cte(caps, metric) : "";
     // Innermost: the members' distances and scores, each computed once
     // (OFFSET 0 keeps the subquery as it is), without the vectors; then the
     // top N; only those N are joined with images.
-    sql += "SELECT s.image_id, i.filename, s.design, s.season, s.quality, array_to_json(s.tags)::text, s.cluster,"
-           " s.distance, s.score"
-           " FROM (SELECT x.* FROM (SELECT f.image_id, f.design, f.season, f.quality, f.tags, c.cluster,"
-           " f.embedding " + op + " " + qv + " AS distance, " + score + " AS score"
-           " FROM clusters c"
-           " JOIN features f ON f.image_id = c.image_id AND f.model = c.model AND f.version = c.version"
-           " WHERE c.model = $2::text AND c.version = $3::text AND c.cluster = ANY ($10::int[])"
-           " AND f.image_id <> $1::int"
-           " AND ($5::text[] IS NULL OR f.design = ANY ($5::text[]))"
-           " AND ($6::text[] IS NULL OR f.season = ANY ($6::text[]))"
-           " AND ($7::text[] IS NULL OR f.quality = ANY ($7::text[]))"
-           " AND ($8::text[] IS NULL OR f.tags && $8::text[])"
-           " AND ($9::text[] IS NULL OR f.tags @> $9::text[])"
-           " OFFSET 0) x ORDER BY x.distance, x.image_id LIMIT $4::int) s"
-           " JOIN images i ON i.image_id = s.image_id"
-           " ORDER BY s.distance, s.image_id";
+    sql +=
+        "SELECT s.image_id, i.filename, s.design, s.season, s.quality, "
+        "array_to_json(s.tags)::text, s.cluster,"
+        " s.distance, s.score"
+        " FROM (SELECT x.* FROM (SELECT f.image_id, f.design, f.season, f.quality, f.tags, "
+        "c.cluster,"
+        " f.embedding " +
+        op + " " + qv + " AS distance, " + score +
+        " AS score"
+        " FROM clusters c"
+        " JOIN features f ON f.image_id = c.image_id AND f.model = c.model AND f.version = "
+        "c.version"
+        " WHERE c.model = $2::text AND c.version = $3::text AND c.cluster = ANY ($10::int[])"
+        " AND f.image_id <> $1::int"
+        " AND ($5::text[] IS NULL OR f.design = ANY ($5::text[]))"
+        " AND ($6::text[] IS NULL OR f.season = ANY ($6::text[]))"
+        " AND ($7::text[] IS NULL OR f.quality = ANY ($7::text[]))"
+        " AND ($8::text[] IS NULL OR f.tags && $8::text[])"
+        " AND ($9::text[] IS NULL OR f.tags @> $9::text[])"
+        " OFFSET 0) x ORDER BY x.distance, x.image_id LIMIT $4::int) s"
+        " JOIN images i ON i.image_id = s.image_id"
+        " ORDER BY s.distance, s.image_id";
     return sql;
 }
 
 std::map<std::string, std::string> g_statement_sql;  // name -> text (for EXPLAIN)
 
-std::vector<Statement> build_statements(const Capabilities &caps) {
+std::vector<Statement> build_statements(const Capabilities& caps) {
     std::vector<Statement> s;
     s.push_back({"meta_models",
                  "SELECT m.model, m.version, m.n,"
@@ -278,44 +299,47 @@ std::vector<Statement> build_statements(const Capabilities &caps) {
                  "       count(*)"
                  " FROM images"});
     s.push_back({"meta_clusters",
-                 caps.clusters ? "SELECT model, version, max(cluster) + 1, count(*) FROM clusters"
-                                 " GROUP BY model, version"
-                               : "SELECT NULL::text, NULL::text, NULL::int, NULL::bigint WHERE false"});
+                 caps.clusters
+                     ? "SELECT model, version, max(cluster) + 1, count(*) FROM clusters"
+                       " GROUP BY model, version"
+                     : "SELECT NULL::text, NULL::text, NULL::int, NULL::bigint WHERE false"});
     s.push_back({"faiss_indexes",
                  "SELECT c.relname FROM pg_class c JOIN pg_am a ON a.oid = c.relam"
                  " WHERE a.amname = 'faiss'"});
-    const char *image_where =
+    const char* image_where =
         " WHERE ($1::text IS NULL OR strpos(lower(filename), lower($1::text)) > 0)"
         " AND ($2::text[] IS NULL OR design = ANY ($2::text[]))"
         " AND ($3::text[] IS NULL OR season = ANY ($3::text[]))"
         " AND ($4::text[] IS NULL OR quality = ANY ($4::text[]))"
         " AND ($5::text[] IS NULL OR tags && $5::text[])"
         " AND ($6::text[] IS NULL OR tags @> $6::text[])";
-    s.push_back({"images_page",
-                 std::string("SELECT image_id, filename, design, season, quality,"
-                             " array_to_json(tags)::text FROM images") +
-                     image_where + " ORDER BY image_id LIMIT $7::int OFFSET $8::int"});
+    s.push_back({"images_page", std::string("SELECT image_id, filename, design, season, quality,"
+                                            " array_to_json(tags)::text FROM images") +
+                                    image_where +
+                                    " ORDER BY image_id LIMIT $7::int OFFSET $8::int"});
     s.push_back({"images_count", std::string("SELECT count(*) FROM images") + image_where});
     s.push_back({"image_pixels", "SELECT pixels FROM images WHERE image_id = $1::int"});
     s.push_back({"begin", "BEGIN"});
     s.push_back({"commit", "COMMIT"});
     s.push_back({"rollback", "ROLLBACK"});
     s.push_back({"scan_budget", "SELECT set_config('benzer.max_scan_tuples', $1::text, true)"});
-    s.push_back({"query_image",
-                 std::string("SELECT i.image_id, i.filename, i.design, i.season, i.quality,"
-                             " array_to_json(i.tags)::text, ") +
-                     (caps.clusters ? "(SELECT c.cluster FROM clusters c WHERE c.image_id = i.image_id"
-                                      " AND c.model = $2::text AND c.version = $3::text)"
-                                    : "NULL::int") +
-                     ", EXISTS (SELECT FROM features f WHERE f.image_id = i.image_id"
-                     " AND f.model = $2::text AND f.version = $3::text)"
-                     " FROM images i WHERE i.image_id = $1::int"});
-    for (const char *m : kMetrics) {
+    s.push_back(
+        {"query_image",
+         std::string("SELECT i.image_id, i.filename, i.design, i.season, i.quality,"
+                     " array_to_json(i.tags)::text, ") +
+             (caps.clusters ? "(SELECT c.cluster FROM clusters c WHERE c.image_id = i.image_id"
+                              " AND c.model = $2::text AND c.version = $3::text)"
+                            : "NULL::int") +
+             ", EXISTS (SELECT FROM features f WHERE f.image_id = i.image_id"
+             " AND f.model = $2::text AND f.version = $3::text)"
+             " FROM images i WHERE i.image_id = $1::int"});
+    for (const char* m : kMetrics) {
         for (bool refine : {false, true}) {
             if (refine && !(caps.rocchio && caps.feedback)) continue;
             s.push_back({similar_name(m, refine), similar_sql(caps, m, refine)});
             if (caps.clusters)
-                s.push_back({similar_name(m, refine, true), similar_by_cluster_sql(caps, m, refine)});
+                s.push_back(
+                    {similar_name(m, refine, true), similar_by_cluster_sql(caps, m, refine)});
         }
     }
     if (caps.feedback) {
@@ -334,7 +358,7 @@ std::vector<Statement> build_statements(const Capabilities &caps) {
                      "DELETE FROM feedback WHERE query_id = $1::int AND result_id = $2::int"
                      " AND model = $3::text AND version = $4::text"});
     }
-    for (const auto &st : s) g_statement_sql[st.name] = st.sql;
+    for (const auto& st : s) g_statement_sql[st.name] = st.sql;
     return s;
 }
 
@@ -349,8 +373,8 @@ struct Meta {
     std::map<ModelVersion, long long> rows;
     std::map<ModelVersion, int> dims;
     std::map<ModelVersion, long long> first_id;  // an image with a vector (for warm-up)
-    std::map<ModelVersion, int> cluster_k;  // clusters 0..k-1
-    std::vector<std::string> models;        // in order
+    std::map<ModelVersion, int> cluster_k;       // clusters 0..k-1
+    std::vector<std::string> models;             // in order
     std::map<std::string, std::vector<std::string>> versions;
     std::vector<std::string> designs, seasons, qualities, tags;
     long long images = 0;
@@ -396,11 +420,12 @@ std::shared_ptr<const Meta> load_meta() {
         m->images = r.integer(0, 4);
         // Seasons in calendar order when they are the demo's four.
         static const std::vector<std::string> order = {"winter", "spring", "summer", "autumn"};
-        std::stable_sort(m->seasons.begin(), m->seasons.end(), [](const std::string &a, const std::string &b) {
-            auto pa = std::find(order.begin(), order.end(), a) - order.begin();
-            auto pb = std::find(order.begin(), order.end(), b) - order.begin();
-            return pa < pb;
-        });
+        std::stable_sort(m->seasons.begin(), m->seasons.end(),
+                         [](const std::string& a, const std::string& b) {
+                             auto pa = std::find(order.begin(), order.end(), a) - order.begin();
+                             auto pb = std::find(order.begin(), order.end(), b) - order.begin();
+                             return pa < pb;
+                         });
     }
     {
         Result r = c->exec("meta_clusters", {});
@@ -415,21 +440,23 @@ std::shared_ptr<const Meta> load_meta() {
     // Which index the planner uses, per model, version and metric: EXPLAIN of
     // the app's own statement with those values (the query image does not
     // matter to the plan).
-    for (const auto &mv : m->model_versions) {
-        for (const char *metric : kMetrics) {
+    for (const auto& mv : m->model_versions) {
+        for (const char* metric : kMetrics) {
             std::string idx;
-            Result r = c->exec_params("EXPLAIN (COSTS OFF) " + g_statement_sql.at(similar_name(metric, false)),
-                                      {std::string("1"), mv.first, mv.second, std::string("100"),
-                                       std::nullopt, std::nullopt, std::nullopt, std::nullopt,
-                                       std::nullopt, std::nullopt});
+            Result r = c->exec_params(
+                "EXPLAIN (COSTS OFF) " + g_statement_sql.at(similar_name(metric, false)),
+                {std::string("1"), mv.first, mv.second, std::string("100"), std::nullopt,
+                 std::nullopt, std::nullopt, std::nullopt, std::nullopt, std::nullopt});
             for (int i = 0; i < r.rows() && idx.empty(); i++) {
                 std::string line = r.text(i, 0);
                 size_t at = line.find("Index Scan using ");
                 if (at == std::string::npos) continue;
                 at += std::strlen("Index Scan using ");
                 size_t end = line.find(' ', at);
-                std::string name = line.substr(at, end == std::string::npos ? std::string::npos : end - at);
-                if (faiss.count(name) && line.find(" on features f") != std::string::npos) idx = name;
+                std::string name =
+                    line.substr(at, end == std::string::npos ? std::string::npos : end - at);
+                if (faiss.count(name) && line.find(" on features f") != std::string::npos)
+                    idx = name;
             }
             m->index_for[{mv.first, mv.second, metric}] = idx;
         }
@@ -442,48 +469,53 @@ std::shared_ptr<const Meta> load_meta() {
 void reload_meta() {
     auto m = load_meta();
     std::string summary;
-    for (const auto &e : m->index_for) {
-        summary += " " + std::get<0>(e.first) + "/" + std::get<1>(e.first) + "/" + std::get<2>(e.first) +
-                   "=" + (e.second.empty() ? "exact-scan" : e.second);
+    for (const auto& e : m->index_for) {
+        summary += " " + std::get<0>(e.first) + "/" + std::get<1>(e.first) + "/" +
+                   std::get<2>(e.first) + "=" + (e.second.empty() ? "exact-scan" : e.second);
     }
     {
         std::lock_guard<std::mutex> lock(g_meta_mu);
         g_meta = m;
     }
-    log_line(utc_now() + " meta loaded in " + fmt_ms(m->load_ms) + ": " + std::to_string(m->images) +
-             " images, " + std::to_string(m->model_versions.size()) + " model versions;" + summary);
+    log_line(utc_now() + " meta loaded in " + fmt_ms(m->load_ms) + ": " +
+             std::to_string(m->images) + " images, " + std::to_string(m->model_versions.size()) +
+             " model versions;" + summary);
 }
 
 // ---------------------------------------------------------------------------
 // Parameter parsing. Every parameter is checked; anything unexpected is a
 // 400 with a message naming it.
 
-void check_known_params(const httplib::Request &req, std::initializer_list<const char *> known) {
-    for (const auto &p : req.params) {
+void check_known_params(const httplib::Request& req, std::initializer_list<const char*> known) {
+    for (const auto& p : req.params) {
         bool ok = false;
-        for (const char *k : known) ok = ok || p.first == k;
+        for (const char* k : known) ok = ok || p.first == k;
         if (!ok) bad_request("unknown parameter '" + p.first + "'");
     }
 }
 
 // The single value of a parameter, or nullopt if absent; a repeated
 // parameter is an error.
-std::optional<std::string> single(const httplib::Request &req, const std::string &name) {
+std::optional<std::string> single(const httplib::Request& req, const std::string& name) {
     size_t n = req.get_param_value_count(name);
     if (n == 0) return std::nullopt;
     if (n > 1) bad_request("parameter '" + name + "' given more than once");
     return req.get_param_value(name);
 }
 
-long long parse_int(const std::string &name, const std::string &v, long long lo, long long hi) {
+long long parse_int(const std::string& name, const std::string& v, long long lo, long long hi) {
     if (v.empty() || v.size() > 12) bad_request("parameter '" + name + "' must be an integer");
     size_t i = 0;
     bool neg = false;
-    if (v[0] == '-') { neg = true; i = 1; }
+    if (v[0] == '-') {
+        neg = true;
+        i = 1;
+    }
     if (i >= v.size()) bad_request("parameter '" + name + "' must be an integer");
     long long x = 0;
     for (; i < v.size(); i++) {
-        if (v[i] < '0' || v[i] > '9') bad_request("parameter '" + name + "' must be an integer, not '" + v + "'");
+        if (v[i] < '0' || v[i] > '9')
+            bad_request("parameter '" + name + "' must be an integer, not '" + v + "'");
         x = x * 10 + (v[i] - '0');
     }
     if (neg) x = -x;
@@ -493,26 +525,29 @@ long long parse_int(const std::string &name, const std::string &v, long long lo,
     return x;
 }
 
-long long int_param(const httplib::Request &req, const std::string &name, long long def, long long lo,
-                    long long hi) {
+long long int_param(const httplib::Request& req, const std::string& name, long long def,
+                    long long lo, long long hi) {
     auto v = single(req, name);
     if (!v) return def;
     return parse_int(name, *v, lo, hi);
 }
 
-bool bool_param(const httplib::Request &req, const std::string &name) {
+bool bool_param(const httplib::Request& req, const std::string& name) {
     auto v = single(req, name);
     if (!v || *v == "0" || *v == "false") return false;
     if (*v == "1" || *v == "true") return true;
     bad_request("parameter '" + name + "' must be 0 or 1");
 }
 
-std::string truncate_for_message(const std::string &s) { return s.size() > 40 ? s.substr(0, 40) + "..." : s; }
+std::string truncate_for_message(const std::string& s) {
+    return s.size() > 40 ? s.substr(0, 40) + "..." : s;
+}
 
 // A list filter: name=a,b or name=a&name=b. Every value must be one of
 // `allowed`. An empty parameter (name=) means no filter.
-std::optional<std::vector<std::string>> list_param(const httplib::Request &req, const std::string &name,
-                                                   const std::vector<std::string> &allowed) {
+std::optional<std::vector<std::string>> list_param(const httplib::Request& req,
+                                                   const std::string& name,
+                                                   const std::vector<std::string>& allowed) {
     size_t n = req.get_param_value_count(name);
     if (n == 0) return std::nullopt;
     std::vector<std::string> out;
@@ -522,12 +557,17 @@ std::optional<std::vector<std::string>> list_param(const httplib::Request &req, 
         size_t start = 0;
         for (;;) {
             size_t comma = v.find(',', start);
-            std::string item = v.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-            if (item.empty()) bad_request("malformed filter '" + name + "': empty value in '" + truncate_for_message(v) + "'");
+            std::string item =
+                v.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+            if (item.empty())
+                bad_request("malformed filter '" + name + "': empty value in '" +
+                            truncate_for_message(v) + "'");
             if (std::find(allowed.begin(), allowed.end(), item) == allowed.end()) {
                 std::string opts;
-                for (size_t i = 0; i < allowed.size() && i < 20; i++) opts += (i ? ", " : "") + allowed[i];
-                bad_request("unknown " + name + " '" + truncate_for_message(item) + "' (one of: " + opts + ")");
+                for (size_t i = 0; i < allowed.size() && i < 20; i++)
+                    opts += (i ? ", " : "") + allowed[i];
+                bad_request("unknown " + name + " '" + truncate_for_message(item) +
+                            "' (one of: " + opts + ")");
             }
             if (std::find(out.begin(), out.end(), item) == out.end()) out.push_back(item);
             if (out.size() > 100) bad_request("too many values for '" + name + "'");
@@ -538,7 +578,7 @@ std::optional<std::vector<std::string>> list_param(const httplib::Request &req, 
     return out;
 }
 
-Param to_param(const std::optional<std::vector<std::string>> &v) {
+Param to_param(const std::optional<std::vector<std::string>>& v) {
     if (!v) return std::nullopt;
     return pg_text_array(*v);
 }
@@ -547,27 +587,28 @@ struct ModelChoice {
     std::string model, version;
 };
 
-ModelChoice model_params(const httplib::Request &req, const Meta &m) {
+ModelChoice model_params(const httplib::Request& req, const Meta& m) {
     if (m.models.empty()) bad_request("the features table holds no vectors");
     std::string model = single(req, "model").value_or(m.models.front());
     if (!m.versions.count(model)) {
         std::string opts;
-        for (const auto &x : m.models) opts += (opts.empty() ? "" : ", ") + x;
+        for (const auto& x : m.models) opts += (opts.empty() ? "" : ", ") + x;
         bad_request("unknown model '" + truncate_for_message(model) + "' (one of: " + opts + ")");
     }
-    const auto &vs = m.versions.at(model);
+    const auto& vs = m.versions.at(model);
     std::string version = single(req, "version").value_or(vs.back());
     if (std::find(vs.begin(), vs.end(), version) == vs.end()) {
         std::string opts;
-        for (const auto &x : vs) opts += (opts.empty() ? "" : ", ") + x;
-        bad_request("unknown version '" + truncate_for_message(version) + "' of model " + model + " (one of: " + opts + ")");
+        for (const auto& x : vs) opts += (opts.empty() ? "" : ", ") + x;
+        bad_request("unknown version '" + truncate_for_message(version) + "' of model " + model +
+                    " (one of: " + opts + ")");
     }
     return {model, version};
 }
 
 // The metric with an index for this model version (cosine first), else cosine.
-std::string default_metric(const Meta &m, const ModelChoice &mc) {
-    for (const char *metric : kMetrics) {
+std::string default_metric(const Meta& m, const ModelChoice& mc) {
+    for (const char* metric : kMetrics) {
         auto it = m.index_for.find({mc.model, mc.version, metric});
         if (it != m.index_for.end() && !it->second.empty()) return metric;
     }
@@ -577,13 +618,15 @@ std::string default_metric(const Meta &m, const ModelChoice &mc) {
 // ---------------------------------------------------------------------------
 // Responses.
 
-void send_json(httplib::Response &res, const std::string &body, int status = 200) {
+void send_json(httplib::Response& res, const std::string& body, int status = 200) {
     res.status = status;
     res.set_header("Cache-Control", "no-store");
-    res.set_content(body, "application/json");  // exactly this type: httplib gzips it for clients that accept gzip
+    res.set_content(
+        body,
+        "application/json");  // exactly this type: httplib gzips it for clients that accept gzip
 }
 
-void send_error(httplib::Response &res, int status, const std::string &message) {
+void send_error(httplib::Response& res, int status, const std::string& message) {
     send_json(res, error_json(status, message), status);
     t_note = "error: " + message;
 }
@@ -591,17 +634,19 @@ void send_error(httplib::Response &res, int status, const std::string &message) 
 // Runs a handler, turning ApiError and database errors into JSON.
 template <typename F>
 httplib::Server::Handler api(F f) {
-    return [f](const httplib::Request &req, httplib::Response &res) {
+    return [f](const httplib::Request& req, httplib::Response& res) {
         try {
             f(req, res);
-        } catch (const ApiError &e) {
+        } catch (const ApiError& e) {
             send_error(res, e.status, e.message);
-        } catch (const DbError &e) {
+        } catch (const DbError& e) {
             int status = 500;
-            if (e.sqlstate() == "pool" || e.connection_failure()) status = 503;
-            else if (e.sqlstate() == "57014") status = 504;  // statement_timeout
+            if (e.sqlstate() == "pool" || e.connection_failure())
+                status = 503;
+            else if (e.sqlstate() == "57014")
+                status = 504;  // statement_timeout
             send_error(res, status, std::string("database: ") + e.what());
-        } catch (const std::exception &e) {
+        } catch (const std::exception& e) {
             send_error(res, 500, std::string("internal error: ") + e.what());
         }
     };
@@ -612,28 +657,34 @@ Lease connection() { return g_pool->acquire(std::chrono::seconds(10)); }
 // ---------------------------------------------------------------------------
 // Handlers.
 
-void handle_meta(const httplib::Request &req, httplib::Response &res) {
+void handle_meta(const httplib::Request& req, httplib::Response& res) {
     check_known_params(req, {"refresh"});
     if (bool_param(req, "refresh")) reload_meta();
     auto m = meta();
-    const Capabilities &caps = g_pool->capabilities();
+    const Capabilities& caps = g_pool->capabilities();
     JsonWriter j;
     j.begin_object();
     j.key("models").begin_array();
-    for (const auto &model : m->models) {
+    for (const auto& model : m->models) {
         j.begin_object().key("model").value(model).key("versions").begin_array();
-        for (const auto &v : m->versions.at(model)) {
+        for (const auto& v : m->versions.at(model)) {
             ModelVersion mv{model, v};
             j.begin_object().key("version").value(v).key("rows").value(m->rows.at(mv));
             j.key("dimensions").value(m->dims.at(mv));
             auto ck = m->cluster_k.find(mv);
             j.key("clusters");
-            if (ck != m->cluster_k.end()) j.value(ck->second); else j.null();
+            if (ck != m->cluster_k.end())
+                j.value(ck->second);
+            else
+                j.null();
             j.key("metrics").begin_object();
-            for (const char *metric : kMetrics) {
-                const std::string &idx = m->index_for.at({model, v, metric});
+            for (const char* metric : kMetrics) {
+                const std::string& idx = m->index_for.at({model, v, metric});
                 j.key(metric).begin_object().key("index");
-                if (idx.empty()) j.null(); else j.value(idx);
+                if (idx.empty())
+                    j.null();
+                else
+                    j.value(idx);
                 j.key("exact_scan").value(idx.empty()).end_object();
             }
             j.end_object();
@@ -648,11 +699,16 @@ void handle_meta(const httplib::Request &req, httplib::Response &res) {
     j.key("qualities").value(m->qualities);
     j.key("tags").value(m->tags);
     j.key("images").value(m->images);
-    j.key("features").begin_object()
-        .key("clusters").value(caps.clusters)
-        .key("feedback").value(caps.feedback)
-        .key("refine").value(caps.feedback && caps.rocchio)
-        .key("similarity_functions").value(caps.cosine_similarity && caps.euclidean_similarity)
+    j.key("features")
+        .begin_object()
+        .key("clusters")
+        .value(caps.clusters)
+        .key("feedback")
+        .value(caps.feedback)
+        .key("refine")
+        .value(caps.feedback && caps.rocchio)
+        .key("similarity_functions")
+        .value(caps.cosine_similarity && caps.euclidean_similarity)
         .end_object();
     j.key("benzer_version").value(caps.extension_version);
     j.key("n_default").value(100).key("n_max").value(500);
@@ -661,8 +717,9 @@ void handle_meta(const httplib::Request &req, httplib::Response &res) {
     send_json(res, j.str());
 }
 
-void handle_images(const httplib::Request &req, httplib::Response &res) {
-    check_known_params(req, {"q", "design", "season", "quality", "tags", "tags_mode", "offset", "limit"});
+void handle_images(const httplib::Request& req, httplib::Response& res) {
+    check_known_params(
+        req, {"q", "design", "season", "quality", "tags", "tags_mode", "offset", "limit"});
     auto m = meta();
     long long offset = int_param(req, "offset", 0, 0, 10000000);
     long long limit = int_param(req, "limit", 60, 1, 500);
@@ -676,11 +733,16 @@ void handle_images(const httplib::Request &req, httplib::Response &res) {
     auto quality = list_param(req, "quality", m->qualities);
     auto tags = list_param(req, "tags", m->tags);
     std::string tags_mode = single(req, "tags_mode").value_or("any");
-    if (tags_mode != "any" && tags_mode != "all") bad_request("parameter 'tags_mode' must be any or all");
-    Params p = {q, to_param(design), to_param(season), to_param(quality),
+    if (tags_mode != "any" && tags_mode != "all")
+        bad_request("parameter 'tags_mode' must be any or all");
+    Params p = {q,
+                to_param(design),
+                to_param(season),
+                to_param(quality),
                 tags_mode == "any" ? to_param(tags) : std::nullopt,
                 tags_mode == "all" ? to_param(tags) : std::nullopt,
-                std::to_string(limit + 1), std::to_string(offset)};
+                std::to_string(limit + 1),
+                std::to_string(offset)};
     auto t0 = Clock::now();
     Lease c = connection();
     Result r = c->exec("images_page", p);
@@ -700,12 +762,20 @@ void handle_images(const httplib::Request &req, httplib::Response &res) {
     j.begin_object().key("offset").value(offset).key("limit").value(limit);
     j.key("has_more").value(r.rows() > limit);
     j.key("total");
-    if (total >= 0) j.value(total); else j.null();
+    if (total >= 0)
+        j.value(total);
+    else
+        j.null();
     j.key("query_ms").value(q_ms, "%.3f");
     j.key("images").begin_array();
     for (int i = 0; i < n; i++) {
         j.begin_object().key("id").value(r.integer(i, 0)).key("filename").value(r.text(i, 1));
-        j.key("design").value(r.text(i, 2)).key("season").value(r.text(i, 3)).key("quality").value(r.text(i, 4));
+        j.key("design")
+            .value(r.text(i, 2))
+            .key("season")
+            .value(r.text(i, 3))
+            .key("quality")
+            .value(r.text(i, 4));
         j.key("tags").raw(r.text(i, 5));
         j.key("url").value("/img/" + r.text(i, 0) + ".png");
         j.end_object();
@@ -714,30 +784,32 @@ void handle_images(const httplib::Request &req, httplib::Response &res) {
     send_json(res, j.str());
 }
 
-long long id_param(const httplib::Request &req, const std::string &name) {
+long long id_param(const httplib::Request& req, const std::string& name) {
     auto v = single(req, name);
     if (!v) bad_request("parameter '" + name + "' is required");
     return parse_int(name, *v, 1, INT_MAX);
 }
 
-void handle_similar(const httplib::Request &req, httplib::Response &res) {
+void handle_similar(const httplib::Request& req, httplib::Response& res) {
     auto t_start = Clock::now();
-    check_known_params(req, {"id", "model", "version", "metric", "n", "design", "season", "quality", "tags",
-                             "tags_mode", "cluster", "refine"});
+    check_known_params(req, {"id", "model", "version", "metric", "n", "design", "season", "quality",
+                             "tags", "tags_mode", "cluster", "refine"});
     auto m = meta();
-    const Capabilities &caps = g_pool->capabilities();
+    const Capabilities& caps = g_pool->capabilities();
     long long id = id_param(req, "id");
     ModelChoice mc = model_params(req, *m);
     std::string metric = single(req, "metric").value_or(default_metric(*m, mc));
     if (metric != "cosine" && metric != "euclidean")
-        bad_request("parameter 'metric' must be cosine or euclidean, not '" + truncate_for_message(metric) + "'");
+        bad_request("parameter 'metric' must be cosine or euclidean, not '" +
+                    truncate_for_message(metric) + "'");
     long long n = int_param(req, "n", 100, 1, 500);
     auto design = list_param(req, "design", m->designs);
     auto season = list_param(req, "season", m->seasons);
     auto quality = list_param(req, "quality", m->qualities);
     auto tags = list_param(req, "tags", m->tags);
     std::string tags_mode = single(req, "tags_mode").value_or("any");
-    if (tags_mode != "any" && tags_mode != "all") bad_request("parameter 'tags_mode' must be any or all");
+    if (tags_mode != "any" && tags_mode != "all")
+        bad_request("parameter 'tags_mode' must be any or all");
     Param cluster;
     std::vector<std::string> cluster_values;
     if (req.get_param_value_count("cluster") > 0) {
@@ -745,8 +817,10 @@ void handle_similar(const httplib::Request &req, httplib::Response &res) {
         std::vector<std::string> allowed;
         if (ck != m->cluster_k.end())
             for (int k = 0; k < ck->second; k++) allowed.push_back(std::to_string(k));
-        if (allowed.empty() && !(req.get_param_value_count("cluster") == 1 && req.get_param_value("cluster").empty()))
-            bad_request("no clusters for " + mc.model + "/" + mc.version + " (clusters table empty or missing)");
+        if (allowed.empty() &&
+            !(req.get_param_value_count("cluster") == 1 && req.get_param_value("cluster").empty()))
+            bad_request("no clusters for " + mc.model + "/" + mc.version +
+                        " (clusters table empty or missing)");
         auto cl = list_param(req, "cluster", allowed);
         if (cl) {
             cluster_values = *cl;
@@ -757,9 +831,10 @@ void handle_similar(const httplib::Request &req, httplib::Response &res) {
     }
     bool refine = bool_param(req, "refine");
     if (refine && !(caps.rocchio && caps.feedback))
-        bad_request("refine is not available: it needs the feedback table (demo/app.sql) and rocchio()");
+        bad_request(
+            "refine is not available: it needs the feedback table (demo/app.sql) and rocchio()");
 
-    const std::string &index = m->index_for.at({mc.model, mc.version, metric});
+    const std::string& index = m->index_for.at({mc.model, mc.version, metric});
     Lease c = connection();
     JsonWriter j;
     j.begin_object();
@@ -769,18 +844,27 @@ void handle_similar(const httplib::Request &req, httplib::Response &res) {
         Result r = c->exec("query_image", {std::to_string(id), mc.model, mc.version});
         if (r.rows() == 0) not_found("no image with id " + std::to_string(id));
         if (!r.boolean(0, 7))
-            not_found("image " + std::to_string(id) + " has no " + mc.model + "/" + mc.version + " features");
+            not_found("image " + std::to_string(id) + " has no " + mc.model + "/" + mc.version +
+                      " features");
         j.key("query").begin_object().key("id").value(id).key("filename").value(r.text(0, 1));
-        j.key("design").value(r.text(0, 2)).key("season").value(r.text(0, 3)).key("quality").value(r.text(0, 4));
+        j.key("design")
+            .value(r.text(0, 2))
+            .key("season")
+            .value(r.text(0, 3))
+            .key("quality")
+            .value(r.text(0, 4));
         j.key("tags").raw(r.text(0, 5)).key("cluster");
-        if (r.is_null(0, 6)) j.null(); else j.value(r.integer(0, 6));
+        if (r.is_null(0, 6))
+            j.null();
+        else
+            j.value(r.integer(0, 6));
         j.key("url").value("/img/" + std::to_string(id) + ".png").end_object();
         if (!r.is_null(0, 6)) query_cluster = r.text(0, 6);
     }
     // A cluster filter that leaves out the query image's own cluster: read
     // the selected clusters instead of the index (see similar_by_cluster_sql).
-    bool by_cluster = cluster.has_value() &&
-                      std::find(cluster_values.begin(), cluster_values.end(), query_cluster) == cluster_values.end();
+    bool by_cluster = cluster.has_value() && std::find(cluster_values.begin(), cluster_values.end(),
+                                                       query_cluster) == cluster_values.end();
     std::map<long long, int> votes;
     int liked = 0, disliked = 0;
     if (caps.feedback) {
@@ -791,10 +875,16 @@ void handle_similar(const httplib::Request &req, httplib::Response &res) {
             (v > 0 ? liked : disliked)++;
         }
     }
-    Params p = {std::to_string(id), mc.model, mc.version, std::to_string(n), to_param(design),
-                to_param(season), to_param(quality),
+    Params p = {std::to_string(id),
+                mc.model,
+                mc.version,
+                std::to_string(n),
+                to_param(design),
+                to_param(season),
+                to_param(quality),
                 tags_mode == "any" ? to_param(tags) : std::nullopt,
-                tags_mode == "all" ? to_param(tags) : std::nullopt, cluster};
+                tags_mode == "all" ? to_param(tags) : std::nullopt,
+                cluster};
     auto t0 = Clock::now();
     Result r;
     bool fell_back = false;
@@ -831,26 +921,41 @@ void handle_similar(const httplib::Request &req, httplib::Response &res) {
     j.key("n").value(n).key("refine").value(refine);
     // This query image's feedback (all of it, not only on these results);
     // a refine search used exactly these votes.
-    j.key("feedback").begin_object().key("liked").value(liked).key("disliked").value(disliked).end_object();
+    j.key("feedback")
+        .begin_object()
+        .key("liked")
+        .value(liked)
+        .key("disliked")
+        .value(disliked)
+        .end_object();
     j.key("index");
-    if (index.empty() || by_cluster) j.null(); else j.value(index);
+    if (index.empty() || by_cluster)
+        j.null();
+    else
+        j.value(index);
     j.key("exact_scan").value(index.empty() || by_cluster);
-    j.key("plan").value(fell_back ? "exact distances over the selected clusters (the index found fewer than n matches within " +
+    j.key("plan").value(fell_back ? "exact distances over the selected clusters (the index found "
+                                    "fewer than n matches within " +
                                         std::to_string(kClusterScanBudget) + " rows)"
-                        : by_cluster ? std::string("exact distances over the selected clusters (the query image is in another cluster)")
-                        : index.empty() ? "exact scan: no faiss index for " + mc.model + "/" + mc.version + " with " + metric + " distance"
+                        : by_cluster    ? std::string("exact distances over the selected clusters "
+                                                         "(the query image is in another cluster)")
+                        : index.empty() ? "exact scan: no faiss index for " + mc.model + "/" +
+                                              mc.version + " with " + metric + " distance"
                                         : "faiss index " + index);
     j.key("filters").begin_object();
-    auto put_list = [&](const char *k, const std::optional<std::vector<std::string>> &v) {
+    auto put_list = [&](const char* k, const std::optional<std::vector<std::string>>& v) {
         if (v) j.key(k).value(*v);
     };
     put_list("design", design);
     put_list("season", season);
     put_list("quality", quality);
-    if (tags) { j.key("tags").value(*tags); j.key("tags_mode").value(tags_mode); }
+    if (tags) {
+        j.key("tags").value(*tags);
+        j.key("tags_mode").value(tags_mode);
+    }
     if (cluster) {
         j.key("cluster").begin_array();
-        for (const auto &v : cluster_values) j.value(std::stoll(v));
+        for (const auto& v : cluster_values) j.value(std::stoll(v));
         j.end_array();
     }
     j.end_object();
@@ -859,14 +964,34 @@ void handle_similar(const httplib::Request &req, httplib::Response &res) {
     j.key("results").begin_array();
     for (int i = 0; i < r.rows(); i++) {
         long long rid = r.integer(i, 0);
-        j.begin_object().key("rank").value(i + 1).key("id").value(rid).key("filename").value(r.text(i, 1));
-        j.key("design").value(r.text(i, 2)).key("season").value(r.text(i, 3)).key("quality").value(r.text(i, 4));
+        j.begin_object()
+            .key("rank")
+            .value(i + 1)
+            .key("id")
+            .value(rid)
+            .key("filename")
+            .value(r.text(i, 1));
+        j.key("design")
+            .value(r.text(i, 2))
+            .key("season")
+            .value(r.text(i, 3))
+            .key("quality")
+            .value(r.text(i, 4));
         j.key("tags").raw(r.text(i, 5)).key("cluster");
-        if (r.is_null(i, 6)) j.null(); else j.value(r.integer(i, 6));
+        if (r.is_null(i, 6))
+            j.null();
+        else
+            j.value(r.integer(i, 6));
         j.key("distance");
-        if (r.is_null(i, 7)) j.null(); else j.value(r.number(i, 7), "%.6g");
+        if (r.is_null(i, 7))
+            j.null();
+        else
+            j.value(r.number(i, 7), "%.6g");
         j.key("score");
-        if (r.is_null(i, 8)) j.null(); else j.value(r.number(i, 8), "%.6g");
+        if (r.is_null(i, 8))
+            j.null();
+        else
+            j.value(r.number(i, 8), "%.6g");
         auto vt = votes.find(rid);
         j.key("vote").value(vt == votes.end() ? 0 : vt->second);
         j.key("url").value("/img/" + std::to_string(rid) + ".png");
@@ -876,33 +1001,42 @@ void handle_similar(const httplib::Request &req, httplib::Response &res) {
     j.key("server_ms").value(ms_since(t_start), "%.3f");
     j.end_object();
     res.set_header("Server-Timing", "db;dur=" + std::to_string(query_ms));
-    t_note = mc.model + "/" + mc.version + " " + metric + (refine ? " refine" : "") + " n=" + std::to_string(n) +
-             " rows=" + std::to_string(r.rows()) + " query=" + fmt_ms(query_ms) + " " +
-             (fell_back ? "index then exact over the selected clusters (fewer than n within the scan budget)"
-              : by_cluster ? "exact over the selected clusters (query image in cluster " + query_cluster + ")"
-              : index.empty() ? "EXACT-SCAN (no faiss index for this metric)" : "index=" + index);
+    t_note =
+        mc.model + "/" + mc.version + " " + metric + (refine ? " refine" : "") +
+        " n=" + std::to_string(n) + " rows=" + std::to_string(r.rows()) +
+        " query=" + fmt_ms(query_ms) + " " +
+        (fell_back
+             ? "index then exact over the selected clusters (fewer than n within the scan budget)"
+         : by_cluster
+             ? "exact over the selected clusters (query image in cluster " + query_cluster + ")"
+         : index.empty() ? "EXACT-SCAN (no faiss index for this metric)"
+                         : "index=" + index);
     send_json(res, j.str());
 }
 
-void handle_feedback(const httplib::Request &req, httplib::Response &res) {
+void handle_feedback(const httplib::Request& req, httplib::Response& res) {
     // Only the JSON body counts (a body sent as a form is read as JSON too).
-    const Capabilities &caps = g_pool->capabilities();
-    if (!caps.feedback) bad_request("feedback is not available: no feedback table (run demo/app.sql)");
+    const Capabilities& caps = g_pool->capabilities();
+    if (!caps.feedback)
+        bad_request("feedback is not available: no feedback table (run demo/app.sql)");
     if (req.body.size() > 4096) bad_request("request body too large");
     std::map<std::string, JsonScalar> body;
     std::string err;
     if (!parse_flat_json_object(req.body, body, err)) bad_request("malformed JSON body: " + err);
-    for (const auto &kv : body) {
-        static const std::set<std::string> known = {"query_id", "result_id", "model", "version", "vote"};
-        if (!known.count(kv.first)) bad_request("unknown field '" + truncate_for_message(kv.first) + "'");
+    for (const auto& kv : body) {
+        static const std::set<std::string> known = {"query_id", "result_id", "model", "version",
+                                                    "vote"};
+        if (!known.count(kv.first))
+            bad_request("unknown field '" + truncate_for_message(kv.first) + "'");
     }
-    auto field = [&](const char *name) -> const JsonScalar & {
+    auto field = [&](const char* name) -> const JsonScalar& {
         auto it = body.find(name);
-        if (it == body.end() || it->second.kind == JsonScalar::Null) bad_request(std::string("field '") + name + "' is required");
+        if (it == body.end() || it->second.kind == JsonScalar::Null)
+            bad_request(std::string("field '") + name + "' is required");
         return it->second;
     };
-    auto id_field = [&](const char *name) {
-        const JsonScalar &v = field(name);
+    auto id_field = [&](const char* name) {
+        const JsonScalar& v = field(name);
         if (v.kind != JsonScalar::Number && v.kind != JsonScalar::String)
             bad_request(std::string("field '") + name + "' must be an image id");
         return parse_int(name, v.text, 1, INT_MAX);
@@ -911,27 +1045,33 @@ void handle_feedback(const httplib::Request &req, httplib::Response &res) {
     long long rid = id_field("result_id");
     if (qid == rid) bad_request("query_id and result_id must differ");
     auto m = meta();
-    const JsonScalar &model = field("model");
-    const JsonScalar &version = field("version");
+    const JsonScalar& model = field("model");
+    const JsonScalar& version = field("version");
     if (model.kind != JsonScalar::String || version.kind != JsonScalar::String)
         bad_request("fields 'model' and 'version' must be strings");
     auto vs = m->versions.find(model.text);
-    if (vs == m->versions.end()) bad_request("unknown model '" + truncate_for_message(model.text) + "'");
+    if (vs == m->versions.end())
+        bad_request("unknown model '" + truncate_for_message(model.text) + "'");
     if (std::find(vs->second.begin(), vs->second.end(), version.text) == vs->second.end())
-        bad_request("unknown version '" + truncate_for_message(version.text) + "' of model " + model.text);
-    const JsonScalar &vote_v = field("vote");
+        bad_request("unknown version '" + truncate_for_message(version.text) + "' of model " +
+                    model.text);
+    const JsonScalar& vote_v = field("vote");
     int vote;
-    if (vote_v.text == "up" || vote_v.text == "1") vote = 1;
-    else if (vote_v.text == "down" || vote_v.text == "-1") vote = -1;
-    else if (vote_v.text == "clear" || vote_v.text == "0") vote = 0;
-    else bad_request("field 'vote' must be up, down or clear (or 1, -1, 0)");
+    if (vote_v.text == "up" || vote_v.text == "1")
+        vote = 1;
+    else if (vote_v.text == "down" || vote_v.text == "-1")
+        vote = -1;
+    else if (vote_v.text == "clear" || vote_v.text == "0")
+        vote = 0;
+    else
+        bad_request("field 'vote' must be up, down or clear (or 1, -1, 0)");
 
     Lease c = connection();
     Params ids = {std::to_string(qid), std::to_string(rid), model.text, version.text};
     Result chk = c->exec("feedback_check", ids);
     if (chk.integer(0, 0) != 2)
-        not_found("image " + std::to_string(qid) + " or " + std::to_string(rid) + " has no " + model.text + "/" +
-                  version.text + " features");
+        not_found("image " + std::to_string(qid) + " or " + std::to_string(rid) + " has no " +
+                  model.text + "/" + version.text + " features");
     if (vote == 0) {
         c->exec("feedback_delete", ids);
     } else {
@@ -946,11 +1086,12 @@ void handle_feedback(const httplib::Request &req, httplib::Response &res) {
     j.begin_object().key("ok").value(true).key("query_id").value(qid).key("result_id").value(rid);
     j.key("model").value(model.text).key("version").value(version.text).key("vote").value(vote);
     j.key("liked").value(liked).key("disliked").value(disliked).end_object();
-    t_note = "vote " + std::to_string(vote) + " " + std::to_string(qid) + "->" + std::to_string(rid);
+    t_note =
+        "vote " + std::to_string(vote) + " " + std::to_string(qid) + "->" + std::to_string(rid);
     send_json(res, j.str());
 }
 
-void handle_image(const httplib::Request &req, httplib::Response &res) {
+void handle_image(const httplib::Request& req, httplib::Response& res) {
     std::string ids = req.matches[1];
     if (ids.size() > 10) bad_request("bad image id");
     long long id = parse_int("id", ids, 1, INT_MAX);
@@ -965,16 +1106,17 @@ void handle_image(const httplib::Request &req, httplib::Response &res) {
         r = c->exec("image_pixels", {std::to_string(id)}, 1);
     }
     if (r.rows() == 0) not_found("no image with id " + std::to_string(id));
-    const uint8_t *px = reinterpret_cast<const uint8_t *>(r.raw(0, 0));
+    const uint8_t* px = reinterpret_cast<const uint8_t*>(r.raw(0, 0));
     size_t len = static_cast<size_t>(r.length(0, 0));
     size_t side = 0;
     while ((side + 1) * (side + 1) <= len) side++;
-    if (side == 0 || side * side != len) throw std::runtime_error("image " + std::to_string(id) + " is not square");
+    if (side == 0 || side * side != len)
+        throw std::runtime_error("image " + std::to_string(id) + " is not square");
     uLong crc = crc32(0L, Z_NULL, 0);
     crc = crc32(crc, px, static_cast<uInt>(len));
     char etag[64];
-    std::snprintf(etag, sizeof etag, "\"%lld-%08lx-%d%s\"", id, static_cast<unsigned long>(crc), scale,
-                  invert ? "i" : "");
+    std::snprintf(etag, sizeof etag, "\"%lld-%08lx-%d%s\"", id, static_cast<unsigned long>(crc),
+                  scale, invert ? "i" : "");
     res.set_header("ETag", etag);
     res.set_header("Cache-Control", "public, max-age=31536000, immutable");
     if (req.get_header_value("If-None-Match") == etag) {
@@ -991,31 +1133,33 @@ void warm_up() {
     auto t0 = Clock::now();
     auto m = meta();
     std::vector<Lease> leases;
-    for (int i = 0; i < g_pool->size(); i++) leases.push_back(g_pool->acquire(std::chrono::seconds(60)));
+    for (int i = 0; i < g_pool->size(); i++)
+        leases.push_back(g_pool->acquire(std::chrono::seconds(60)));
     std::vector<std::thread> threads;
     std::atomic<int> searches{0};
-    for (auto &lease : leases) {
+    for (auto& lease : leases) {
         threads.emplace_back([&lease, &m, &searches] {
-            for (const auto &e : m->index_for) {
+            for (const auto& e : m->index_for) {
                 if (e.second.empty()) continue;
-                const auto &[model, version, metric] = e.first;
+                const auto& [model, version, metric] = e.first;
                 try {
                     lease->exec(similar_name(metric, false),
-                                {std::to_string(m->first_id.at({model, version})), model, version, std::string("1"),
-                                 std::nullopt, std::nullopt, std::nullopt, std::nullopt, std::nullopt, std::nullopt});
+                                {std::to_string(m->first_id.at({model, version})), model, version,
+                                 std::string("1"), std::nullopt, std::nullopt, std::nullopt,
+                                 std::nullopt, std::nullopt, std::nullopt});
                     searches++;
-                } catch (const std::exception &ex) {
+                } catch (const std::exception& ex) {
                     log_line(utc_now() + " warm-up search failed: " + ex.what());
                 }
             }
         });
     }
-    for (auto &t : threads) t.join();
+    for (auto& t : threads) t.join();
     log_line(utc_now() + " warm-up: " + std::to_string(searches.load()) + " searches on " +
              std::to_string(leases.size()) + " connections in " + fmt_ms(ms_since(t0)));
 }
 
-std::string read_file(const std::string &path) {
+std::string read_file(const std::string& path) {
     std::ifstream f(path, std::ios::binary);
     std::ostringstream ss;
     ss << f.rdbuf();
@@ -1035,17 +1179,18 @@ struct Options {
     bool print_sql = false;
 };
 
-[[noreturn]] void usage(const char *argv0, int code) {
-    std::fprintf(code ? stderr : stdout,
-                 "usage: %s --db CONNINFO [--listen ADDR] [--port N] [--static DIR] [--pool N]\n"
-                 "          [--threads N (64)] [--pid-file FILE] [--print-sql]\n"
-                 "CONNINFO is a libpq connection string; empty means the PG* environment variables.\n"
-                 "--print-sql prints the prepared statements for this database and exits.\n",
-                 argv0);
+[[noreturn]] void usage(const char* argv0, int code) {
+    std::fprintf(
+        code ? stderr : stdout,
+        "usage: %s --db CONNINFO [--listen ADDR] [--port N] [--static DIR] [--pool N]\n"
+        "          [--threads N (64)] [--pid-file FILE] [--print-sql]\n"
+        "CONNINFO is a libpq connection string; empty means the PG* environment variables.\n"
+        "--print-sql prints the prepared statements for this database and exits.\n",
+        argv0);
     std::exit(code);
 }
 
-Options parse_args(int argc, char **argv) {
+Options parse_args(int argc, char** argv) {
     Options o;
     // Default static dir: ../static next to the binary's build dir, or ./app/static.
     std::string exe = argv[0];
@@ -1061,7 +1206,7 @@ Options parse_args(int argc, char **argv) {
         };
         auto num = [&](int lo, int hi) {
             std::string v = next();
-            char *end = nullptr;
+            char* end = nullptr;
             long x = std::strtol(v.c_str(), &end, 10);
             if (v.empty() || *end || x < lo || x > hi) {
                 std::fprintf(stderr, "%s: bad value for %s: %s\n", argv[0], a.c_str(), v.c_str());
@@ -1069,16 +1214,29 @@ Options parse_args(int argc, char **argv) {
             }
             return static_cast<int>(x);
         };
-        if (a == "--listen") o.listen = next();
-        else if (a == "--port") o.port = num(1, 65535);
-        else if (a == "--db") { o.db = next(); have_db = true; }
-        else if (a == "--static") o.static_dir = next();
-        else if (a == "--pool") o.pool = num(1, 64);
-        else if (a == "--threads") o.threads = num(2, 256);
-        else if (a == "--pid-file") o.pid_file = next();
-        else if (a == "--print-sql") o.print_sql = true;
-        else if (a == "-h" || a == "--help") usage(argv[0], 0);
-        else { std::fprintf(stderr, "%s: unknown argument %s\n", argv[0], a.c_str()); usage(argv[0], 2); }
+        if (a == "--listen")
+            o.listen = next();
+        else if (a == "--port")
+            o.port = num(1, 65535);
+        else if (a == "--db") {
+            o.db = next();
+            have_db = true;
+        } else if (a == "--static")
+            o.static_dir = next();
+        else if (a == "--pool")
+            o.pool = num(1, 64);
+        else if (a == "--threads")
+            o.threads = num(2, 256);
+        else if (a == "--pid-file")
+            o.pid_file = next();
+        else if (a == "--print-sql")
+            o.print_sql = true;
+        else if (a == "-h" || a == "--help")
+            usage(argv[0], 0);
+        else {
+            std::fprintf(stderr, "%s: unknown argument %s\n", argv[0], a.c_str());
+            usage(argv[0], 2);
+        }
     }
     if (!have_db) usage(argv[0], 2);
     return o;
@@ -1086,7 +1244,7 @@ Options parse_args(int argc, char **argv) {
 
 }  // namespace
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
     Options opt = parse_args(argc, argv);
     std::signal(SIGPIPE, SIG_IGN);
 
@@ -1100,45 +1258,51 @@ int main(int argc, char **argv) {
     pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
 
     if (access((opt.static_dir + "/index.html").c_str(), R_OK) != 0) {
-        std::fprintf(stderr, "benzer-app: %s/index.html not found (use --static DIR)\n", opt.static_dir.c_str());
+        std::fprintf(stderr, "benzer-app: %s/index.html not found (use --static DIR)\n",
+                     opt.static_dir.c_str());
         return 1;
     }
     try {
         g_pool = std::make_unique<Pool>(opt.db, opt.print_sql ? 1 : opt.pool, build_statements);
         if (opt.print_sql) {
-            for (const auto &st : g_statement_sql) std::printf("-- %s\n%s;\n\n", st.first.c_str(), st.second.c_str());
+            for (const auto& st : g_statement_sql)
+                std::printf("-- %s\n%s;\n\n", st.first.c_str(), st.second.c_str());
             return 0;
         }
         reload_meta();
-    } catch (const std::exception &e) {
+    } catch (const std::exception& e) {
         std::fprintf(stderr, "benzer-app: %s\n", e.what());
         return 1;
     }
-    const Capabilities &caps = g_pool->capabilities();
-    log_line(utc_now() + " benzer " + caps.extension_version + "; clusters " + (caps.clusters ? "yes" : "no") +
-             ", feedback " + (caps.feedback ? "yes" : "no") + ", rocchio " + (caps.rocchio ? "yes" : "no") +
-             ", similarity functions " + (caps.cosine_similarity && caps.euclidean_similarity ? "yes" : "no") +
-             "; pool of " + std::to_string(g_pool->size()) + " connections");
+    const Capabilities& caps = g_pool->capabilities();
+    log_line(utc_now() + " benzer " + caps.extension_version + "; clusters " +
+             (caps.clusters ? "yes" : "no") + ", feedback " + (caps.feedback ? "yes" : "no") +
+             ", rocchio " + (caps.rocchio ? "yes" : "no") + ", similarity functions " +
+             (caps.cosine_similarity && caps.euclidean_similarity ? "yes" : "no") + "; pool of " +
+             std::to_string(g_pool->size()) + " connections");
 
     httplib::Server svr;
     int threads = opt.threads;
-    svr.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
+    svr.new_task_queue = [threads] {
+        return new httplib::ThreadPool(static_cast<size_t>(threads));
+    };
     svr.set_keep_alive_max_count(1000);
     svr.set_tcp_nodelay(true);  // headers and body are separate writes: no Nagle delay
     svr.set_keep_alive_timeout(5);
     svr.set_payload_max_length(64 * 1024);
 
-    svr.set_pre_routing_handler([](const httplib::Request &, httplib::Response &) {
+    svr.set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
         t_request_start = Clock::now();
         t_request_started = true;
         t_note.clear();
         return httplib::Server::HandlerResponse::Unhandled;
     });
-    svr.set_logger([](const httplib::Request &req, const httplib::Response &res) {
-        std::string line = utc_now() + " " + req.remote_addr + " " + req.method + " " +
-                           (req.target.empty() ? req.path : req.target) + " " + std::to_string(res.status) + " " +
-                           (t_request_started ? fmt_ms(ms_since(t_request_start)) : std::string("-")) + " " +
-                           std::to_string(res.body.size()) + "B";
+    svr.set_logger([](const httplib::Request& req, const httplib::Response& res) {
+        std::string line =
+            utc_now() + " " + req.remote_addr + " " + req.method + " " +
+            (req.target.empty() ? req.path : req.target) + " " + std::to_string(res.status) + " " +
+            (t_request_started ? fmt_ms(ms_since(t_request_start)) : std::string("-")) + " " +
+            std::to_string(res.body.size()) + "B";
         if (!t_note.empty()) line += " " + t_note;
         log_line(line);
         t_request_started = false;
@@ -1148,7 +1312,7 @@ int main(int argc, char **argv) {
     // The page: index.html at /, the other files under /static/ (no-cache, so
     // edits show up on reload; ETags are httplib's Last-Modified checks).
     std::string static_dir = opt.static_dir;
-    svr.Get("/", [static_dir](const httplib::Request &, httplib::Response &res) {
+    svr.Get("/", [static_dir](const httplib::Request&, httplib::Response& res) {
         res.set_header("Cache-Control", "no-cache");
         res.set_content(read_file(static_dir + "/index.html"), "text/html; charset=utf-8");
     });
@@ -1159,29 +1323,32 @@ int main(int argc, char **argv) {
     svr.Get("/api/similar", api(handle_similar));
     svr.Post("/api/feedback", api(handle_feedback));
     svr.Get(R"(/img/([0-9]+)\.png)", api(handle_image));
-    svr.Get("/healthz", [](const httplib::Request &, httplib::Response &res) { send_json(res, "{\"ok\":true}"); });
+    svr.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
+        send_json(res, "{\"ok\":true}");
+    });
 
-    svr.set_error_handler([](const httplib::Request &req, httplib::Response &res) {
+    svr.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
         if (!res.body.empty()) return;  // a handler already wrote a JSON error
-        std::string msg = res.status == 404 ? "no such resource: " + req.path
+        std::string msg = res.status == 404   ? "no such resource: " + req.path
                           : res.status == 405 ? "method not allowed"
                                               : "request failed";
         send_json(res, error_json(res.status, msg), res.status);
     });
-    svr.set_exception_handler([](const httplib::Request &, httplib::Response &res, std::exception_ptr ep) {
-        std::string what = "unknown";
-        try {
-            if (ep) std::rethrow_exception(ep);
-        } catch (const std::exception &e) {
-            what = e.what();
-        } catch (...) {
-        }
-        send_json(res, error_json(500, "internal error: " + what), 500);
-    });
+    svr.set_exception_handler(
+        [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+            std::string what = "unknown";
+            try {
+                if (ep) std::rethrow_exception(ep);
+            } catch (const std::exception& e) {
+                what = e.what();
+            } catch (...) {
+            }
+            send_json(res, error_json(500, "internal error: " + what), 500);
+        });
 
     if (!svr.bind_to_port(opt.listen, opt.port)) {
-        std::fprintf(stderr, "benzer-app: cannot listen on %s:%d: %s\n", opt.listen.c_str(), opt.port,
-                     std::strerror(errno));
+        std::fprintf(stderr, "benzer-app: cannot listen on %s:%d: %s\n", opt.listen.c_str(),
+                     opt.port, std::strerror(errno));
         return 1;
     }
     if (!opt.pid_file.empty()) {
@@ -1197,7 +1364,7 @@ int main(int argc, char **argv) {
             if (sig == SIGHUP) {
                 try {
                     reload_meta();
-                } catch (const std::exception &e) {
+                } catch (const std::exception& e) {
                     log_line(utc_now() + " meta reload failed: " + e.what());
                 }
                 continue;
@@ -1213,13 +1380,13 @@ int main(int argc, char **argv) {
     std::thread([] {
         try {
             warm_up();
-        } catch (const std::exception &e) {
+        } catch (const std::exception& e) {
             log_line(utc_now() + " warm-up failed: " + e.what());
         }
     }).detach();
 
-    log_line(utc_now() + " listening on http://" + opt.listen + ":" + std::to_string(opt.port) + "/ (static " +
-             opt.static_dir + ")");
+    log_line(utc_now() + " listening on http://" + opt.listen + ":" + std::to_string(opt.port) +
+             "/ (static " + opt.static_dir + ")");
     bool ok = svr.listen_after_bind();
     if (!opt.pid_file.empty()) unlink(opt.pid_file.c_str());
     log_line(utc_now() + " stopped");

@@ -13,7 +13,7 @@ namespace benzer_app {
 // every pixel scale x scale times (nearest neighbour). `invert` stores
 // 255 - value. Throws std::invalid_argument on bad sizes and
 // std::runtime_error if zlib fails.
-std::string encode_png_gray8(const uint8_t *pixels, size_t width, size_t height, int scale = 1,
+std::string encode_png_gray8(const uint8_t* pixels, size_t width, size_t height, int scale = 1,
                              bool invert = false);
 
 }  // namespace benzer_app

@@ -455,7 +455,9 @@ AttributeStore* AttributeStore::deserialize(const std::uint8_t* data, std::size_
     // data cannot hold is corrupt (and must not size an allocation).
     if (ncols > 64 || rows < 0 || static_cast<std::uint64_t>(rows) / 8 > size)
         throw Error(ErrorKind::kDataException, "filter column data has a bad header");
-    auto corrupt = [] { throw Error(ErrorKind::kDataException, "filter column data is inconsistent"); };
+    auto corrupt = [] {
+        throw Error(ErrorKind::kDataException, "filter column data is inconsistent");
+    };
     auto store = std::make_unique<AttributeStore>(std::vector<AttributeKind>{});
     store->rows_ = rows;
     std::size_t null_bytes = static_cast<std::size_t>((rows + 7) / 8);

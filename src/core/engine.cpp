@@ -52,8 +52,8 @@
 #include <faiss/invlists/DirectMap.h>
 
 #include "distance.h"
-#include "error.h"
 #include "engine_internal.h"
+#include "error.h"
 #include "faiss_kernels.h"
 
 namespace benzer {
@@ -739,6 +739,18 @@ std::string choose_factory(std::int64_t rows, int dim, Metric /*metric*/) {
 
 void set_interrupt_check(bool (*check)()) {
     faiss::InterruptCallback::instance.reset(check ? new InterruptBridge(check) : nullptr);
+}
+
+double operator_distance(Metric metric, const float* a, const float* b, std::size_t n) noexcept {
+    switch (metric) {
+        case Metric::kL2:
+            return std::sqrt(static_cast<double>(l2_squared(a, b, n)));
+        case Metric::kInnerProduct:
+            return -static_cast<double>(inner_product(a, b, n));
+        case Metric::kCosine:
+            return cosine_distance(a, b, n);
+    }
+    return 0.0;
 }
 
 void normalize_vectors(float* vectors, std::int64_t n, int dim) {

@@ -33,7 +33,7 @@ namespace faiss {
 struct Index;
 struct IndexFlat;
 struct IndexIVFFlat;
-}
+}  // namespace faiss
 
 namespace benzer {
 
@@ -153,26 +153,25 @@ class Engine {
 
     // Default search knobs of this index (after create/deserialize).
     int default_nprobe() const;
-    int default_ef_search() const;  // 0 when not HNSW
-    float default_k_factor() const; // 0 without exact re-ranking
-    int nlist() const;  // 0 when not IVF
+    int default_ef_search() const;   // 0 when not HNSW
+    float default_k_factor() const;  // 0 without exact re-ranking
+    int nlist() const;               // 0 when not IVF
 
   private:
     Engine(faiss::Index* index, int dim, Metric metric);
     void analyse();
-    std::int64_t search_exact_subset(const float* query, std::int64_t k,
-                                     const LabelFilter& filter, float* distances,
-                                     Label* labels) const;
+    std::int64_t search_exact_subset(const float* query, std::int64_t k, const LabelFilter& filter,
+                                     float* distances, Label* labels) const;
     std::int64_t search_base(const faiss::Index* index, const float* query, std::int64_t k,
                              const SearchOptions& options, const LabelFilter* filter,
                              float* distances, Label* labels, SearchStats* stats) const;
     float to_operator_distance(float faiss_distance) const;
 
-    faiss::Index* index_;            // owned
-    const faiss::Index* base_ = nullptr;   // index_ or the base of an IndexRefine
+    faiss::Index* index_;                 // owned
+    const faiss::Index* base_ = nullptr;  // index_ or the base of an IndexRefine
     const float* vector_of(Label label) const;
 
-    const faiss::IndexFlat* flat_ = nullptr;  // exact vectors, if the index keeps them
+    const faiss::IndexFlat* flat_ = nullptr;         // exact vectors, if the index keeps them
     const faiss::IndexIVFFlat* ivf_flat_ = nullptr;  // or IVF-Flat lists with a direct map
     bool refine_ = false;
     float default_k_factor_ = 1.0f;
@@ -188,6 +187,11 @@ std::string choose_factory(std::int64_t rows, int dim, Metric metric);
 // kCanceled error when it returns true. check() may be called from any
 // thread, so it must only read a flag.
 void set_interrupt_check(bool (*check)());
+
+// The SQL operator's value for two vectors, computed exactly: L2 distance
+// (<->), negative inner product (<#>) or cosine distance (<=>, NaN for a
+// zero vector), as the scans compute it for pending rows.
+double operator_distance(Metric metric, const float* a, const float* b, std::size_t n) noexcept;
 
 // L2-normalises n vectors of dim floats in place (zero vectors stay zero).
 void normalize_vectors(float* vectors, std::int64_t n, int dim);

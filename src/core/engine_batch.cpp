@@ -128,7 +128,6 @@ void base_batch(const faiss::Index* index, const float* queries, std::int64_t nq
     }
 }
 
-
 using Heap = faiss::CMax<float, std::int64_t>;
 
 // The list-major IVF-Flat batch (see the comment at the top). Queries are

@@ -13,7 +13,6 @@
 #include "blas.h"
 #include "distance.h"
 
-
 namespace benzer {
 
 namespace {

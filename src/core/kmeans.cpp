@@ -17,7 +17,6 @@
 #include "distance.h"
 #include "error.h"
 
-
 namespace benzer {
 
 namespace {

@@ -110,21 +110,6 @@ struct BatchState {
     int64 invisible;
 };
 
-
-
-// Exact distance in the operator's units (pending rows), as scans compute it.
-double exact_distance(benzer::Metric metric, const float* a, const float* b, int dim) {
-    switch (metric) {
-        case benzer::Metric::kL2:
-            return std::sqrt(static_cast<double>(benzer::l2_squared(a, b, dim)));
-        case benzer::Metric::kInnerProduct:
-            return -static_cast<double>(benzer::inner_product(a, b, dim));
-        case benzer::Metric::kCosine:
-            return benzer::cosine_distance(a, b, dim);
-    }
-    return 0.0;
-}
-
 // The access method of a relation (PostgreSQL 15 has no lsyscache helper).
 Oid relation_am(Oid relid) {
     HeapTuple tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
@@ -606,8 +591,8 @@ void search_batch(BatchState* state, const float* vectors, const int32* position
                     for (int64 j = 0; j < pending_n[i]; j++) {
                         int64 p = pending_l[i * want_pending + j];
                         c[j].position = p;
-                        c[j].distance = exact_distance(state->metric, x + i * dim,
-                                                       state->pending.vectors + p * dim, dim);
+                        c[j].distance = benzer::operator_distance(
+                            state->metric, x + i * dim, state->pending.vectors + p * dim, dim);
                     }
                     qsort(c, pending_n[i], sizeof(PendingCandidate), compare_pending);
                 }

@@ -30,14 +30,14 @@ extern "C" {
 
 // Reloptions of a faiss index (WITH (...)).
 struct FaissOptions {
-    int32 vl_len_;           // varlena header (do not touch)
-    int factory_offset;      // factory string; empty: benzer chooses
-    int nprobe;              // default IVF lists to visit (0: benzer's choice)
-    int ef_search;           // default HNSW efSearch (0: benzer's choice)
-    double k_factor;         // default re-ranking factor (0: 4)
-    int training_sample;     // rows used for training (0: all, up to a cap)
-    int merge_threshold;     // pending rows that make VACUUM merge (0: auto)
-    int ef_construction;     // HNSW efConstruction (0: Faiss's default)
+    int32 vl_len_;        // varlena header (do not touch)
+    int factory_offset;   // factory string; empty: benzer chooses
+    int nprobe;           // default IVF lists to visit (0: benzer's choice)
+    int ef_search;        // default HNSW efSearch (0: benzer's choice)
+    double k_factor;      // default re-ranking factor (0: 4)
+    int training_sample;  // rows used for training (0: all, up to a cap)
+    int merge_threshold;  // pending rows that make VACUUM merge (0: auto)
+    int ef_construction;  // HNSW efConstruction (0: Faiss's default)
 };
 
 // Settings (GUCs), defined in faiss_am.cpp.
@@ -72,16 +72,14 @@ int faiss_max_dimensions(void);
 // Access method callbacks (each in its own file).
 IndexBuildResult* faiss_build(Relation heap, Relation index, IndexInfo* info);
 void faiss_build_empty(Relation index);
-bool faiss_insert(Relation index, Datum* values, bool* isnull, ItemPointer heap_tid,
-                  Relation heap, IndexUniqueCheck check_unique, bool index_unchanged,
-                  IndexInfo* info);
+bool faiss_insert(Relation index, Datum* values, bool* isnull, ItemPointer heap_tid, Relation heap,
+                  IndexUniqueCheck check_unique, bool index_unchanged, IndexInfo* info);
 IndexBulkDeleteResult* faiss_bulk_delete(IndexVacuumInfo* info, IndexBulkDeleteResult* stats,
                                          IndexBulkDeleteCallback callback, void* callback_state);
-IndexBulkDeleteResult* faiss_vacuum_cleanup(IndexVacuumInfo* info,
-                                            IndexBulkDeleteResult* stats);
-void faiss_cost_estimate(PlannerInfo* root, IndexPath* path, double loop_count,
-                         Cost* startup_cost, Cost* total_cost, Selectivity* selectivity,
-                         double* correlation, double* pages);
+IndexBulkDeleteResult* faiss_vacuum_cleanup(IndexVacuumInfo* info, IndexBulkDeleteResult* stats);
+void faiss_cost_estimate(PlannerInfo* root, IndexPath* path, double loop_count, Cost* startup_cost,
+                         Cost* total_cost, Selectivity* selectivity, double* correlation,
+                         double* pages);
 IndexScanDesc faiss_begin_scan(Relation index, int nkeys, int norderbys);
 void faiss_rescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int norderbys);
 bool faiss_get_tuple(IndexScanDesc scan, ScanDirection direction);

@@ -19,10 +19,10 @@
 // ERROR (cancel, out of memory) between steps frees it.
 #include "pg/faiss.h"
 
+#include "pg/context_owned.h"
 #include "pg/faiss_attributes.h"
 #include "pg/faiss_cache.h"
 #include "pg/faiss_pages.h"
-#include "pg/context_owned.h"
 #include "pg/guard.h"
 #include "pg/guarded.h"
 #include "pg/vector.h"
@@ -181,7 +181,6 @@ void build_callback(Relation index, ItemPointer tid, Datum* values, bool* isnull
     if ((state->rows.count & 1023) == 0)
         pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, state->rows.count);
 }
-
 
 // A training sample: every k-th row, deterministic.
 float* training_sample(const RowSet& rows, int64 wanted, int64* sample_count) {
@@ -380,8 +379,8 @@ IndexBuildResult* faiss_build(Relation heap, Relation index, IndexInfo* info) {
 
     // Keep what we built: the next query in this backend need not load it.
     if (holder->object != nullptr)
-        faiss_cache_insert(index, meta.generation, holder->release(),
-                           state.attributes->release(), rows.tids, rows.count);
+        faiss_cache_insert(index, meta.generation, holder->release(), state.attributes->release(),
+                           rows.tids, rows.count);
 
     MemoryContextSwitchTo(old);
     IndexBuildResult* result = static_cast<IndexBuildResult*>(palloc(sizeof(IndexBuildResult)));
@@ -606,8 +605,8 @@ bool faiss_merge(Relation index, bool compact, bool wait) {
     faiss_free_pending(index, meta.pending_head, meta.generation);
     IndexFreeSpaceMapVacuum(index);
 
-    faiss_cache_insert(index, next.generation, holder->release(),
-                       attributes->release(), labels, nlabels);
+    faiss_cache_insert(index, next.generation, holder->release(), attributes->release(), labels,
+                       nlabels);
     MemoryContextSwitchTo(old);
     MemoryContextDelete(merge_context);
     UnlockRelation(index, ExclusiveLock);

@@ -123,8 +123,7 @@ void apply_options(Relation index, FaissLoadedIndex* entry) {
     float k_factor =
         options->k_factor > 0 ? static_cast<float>(options->k_factor) : entry->built_k_factor;
     benzer::GuardedError error;
-    if (!benzer::run_guarded(error,
-                             [&] { engine->set_defaults(nprobe, ef_search, 0, k_factor); }))
+    if (!benzer::run_guarded(error, [&] { engine->set_defaults(nprobe, ef_search, 0, k_factor); }))
         raise_guarded_error(error, "could not apply faiss index options");
     entry->option_nprobe = options->nprobe;
     entry->option_ef_search = options->ef_search;

@@ -20,10 +20,10 @@ struct FaissLoadedIndex {
     benzer::AttributeStore* attributes;  // filter column values; null if none
     Size bytes;                          // memory held (approximate)
     int pins;
-    int option_nprobe;        // index options applied to engine
+    int option_nprobe;  // index options applied to engine
     int option_ef_search;
     double option_k_factor;
-    int built_nprobe;         // the engine's own defaults, for RESET
+    int built_nprobe;  // the engine's own defaults, for RESET
     int built_ef_search;
     float built_k_factor;
     uint64 last_used;

@@ -300,6 +300,17 @@ static void append_on_new_page(Relation index, Buffer meta_buffer, Buffer tail_b
     UnlockReleaseBuffer(buffer);
 }
 
+// Adds a pending row to a locked pending page with room for it, in one
+// GenericXLog record.
+static void add_pending_item(Relation index, Buffer buffer, FaissPendingTuple* tuple, Size size) {
+    GenericXLogState* state = GenericXLogStart(index);
+    Page page = GenericXLogRegisterBuffer(state, buffer, 0);
+    if (PageAddItem(page, reinterpret_cast<Item>(tuple), size, InvalidOffsetNumber, false, false) ==
+        InvalidOffsetNumber)
+        elog(ERROR, "could not add a pending row to faiss page %u", BufferGetBlockNumber(buffer));
+    GenericXLogFinish(state);
+}
+
 Size faiss_max_pending_tuple_size(void) {
     return MAXALIGN_DOWN(BLCKSZ - MAXALIGN(SizeOfPageHeaderData) -
                          MAXALIGN(sizeof(FaissPageOpaque)) - sizeof(ItemIdData));
@@ -332,12 +343,7 @@ void faiss_append_pending(Relation index, ItemPointer tid, const float* vector, 
         Page page = BufferGetPage(buffer);
         if (faiss_page_opaque(page)->kind == kFaissPagePending &&
             faiss_page_opaque(page)->next == InvalidBlockNumber && PageGetFreeSpace(page) >= size) {
-            GenericXLogState* state = GenericXLogStart(index);
-            page = GenericXLogRegisterBuffer(state, buffer, 0);
-            if (PageAddItem(page, reinterpret_cast<Item>(tuple), size, InvalidOffsetNumber, false,
-                            false) == InvalidOffsetNumber)
-                elog(ERROR, "could not add a pending row to faiss page %u", tail);
-            GenericXLogFinish(state);
+            add_pending_item(index, buffer, tuple, size);
             UnlockReleaseBuffer(buffer);
             ReleaseBuffer(meta_buffer);
             pfree(tuple);
@@ -356,12 +362,7 @@ void faiss_append_pending(Relation index, ItemPointer tid, const float* vector, 
         LockBuffer(tail_buffer, BUFFER_LOCK_EXCLUSIVE);
         Page page = BufferGetPage(tail_buffer);
         if (PageGetFreeSpace(page) >= size) {
-            GenericXLogState* state = GenericXLogStart(index);
-            page = GenericXLogRegisterBuffer(state, tail_buffer, 0);
-            if (PageAddItem(page, reinterpret_cast<Item>(tuple), size, InvalidOffsetNumber, false,
-                            false) == InvalidOffsetNumber)
-                elog(ERROR, "could not add a pending row to faiss page %u", tail);
-            GenericXLogFinish(state);
+            add_pending_item(index, tail_buffer, tuple, size);
             UnlockReleaseBuffer(tail_buffer);
             UnlockReleaseBuffer(meta_buffer);
             pfree(tuple);

@@ -85,19 +85,6 @@ struct FaissScanState {
     FaissScanStats stats;
 };
 
-// Exact distance in the operator's units, for pending rows.
-double exact_distance(benzer::Metric metric, const float* a, const float* b, int dim) {
-    switch (metric) {
-        case benzer::Metric::kL2:
-            return std::sqrt(static_cast<double>(benzer::l2_squared(a, b, dim)));
-        case benzer::Metric::kInnerProduct:
-            return -static_cast<double>(benzer::inner_product(a, b, dim));
-        case benzer::Metric::kCosine:
-            return benzer::cosine_distance(a, b, dim);
-    }
-    return 0.0;
-}
-
 // Keeps only the pending rows whose filter values satisfy the conditions.
 void filter_pending(const benzer::AttributeKind* kinds, int nkinds,
                     const benzer::Condition* conditions, int nconditions, FaissPendingRows* pending,
@@ -211,8 +198,9 @@ void start_scan(IndexScanDesc scan, FaissScanState* state) {
         for (int64 i = 0; i < pending.count; i++) {
             state->pending_distances[i] =
                 state->dim == meta.dimensions
-                    ? exact_distance(metric, state->query, pending.vectors + i * meta.dimensions,
-                                     meta.dimensions)
+                    ? benzer::operator_distance(metric, state->query,
+                                                pending.vectors + i * meta.dimensions,
+                                                meta.dimensions)
                     : 0.0;
             order[i] = i;
         }

@@ -49,7 +49,6 @@ namespace {
 constexpr int kIterationStep = 10;  // iterations between progress lines
 constexpr long kFetchRows = 1000;   // rows per SPI cursor fetch
 
-
 // The arguments common to benzer_kmeans and benzer_kmeans_centroids.
 struct KMeansArguments {
     const char* function;

@@ -30,10 +30,6 @@ using benzer::ErrorKind;
 
 using Bytes = std::vector<std::uint8_t>;
 
-
-
-
-
 const std::vector<AttributeKind> kAllKinds = {AttributeKind::kInteger, AttributeKind::kText,
                                               AttributeKind::kIntegerArray,
                                               AttributeKind::kTextArray};
