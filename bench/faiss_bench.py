@@ -97,6 +97,35 @@ def backend_cpu(pid):
         return None
 
 
+def pg_connect(dsn, options=None):
+    """An autocommit connection."""
+    conn = psycopg2.connect(dsn, options=options) if options else psycopg2.connect(dsn)
+    conn.autocommit = True
+    return conn
+
+
+def pg_sql(conn, query, params=None):
+    """Runs query; its rows, or None for a command."""
+    with conn.cursor() as cur:
+        cur.execute(query, params)
+        return cur.fetchall() if cur.description else None
+
+
+def pg_sql1(conn, query, params=None):
+    """The first column of the first row."""
+    return pg_sql(conn, query, params)[0][0]
+
+
+def pg_backend_pid(conn):
+    """The server process of conn, if it runs on this machine (for its CPU time)."""
+    pid = pg_sql1(conn, "SELECT pg_backend_pid()")
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return pid if f.read().startswith("postgres") else None
+    except OSError:
+        return None
+
+
 def log(msg):
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
@@ -119,25 +148,11 @@ class Bench:
     # --- connections -------------------------------------------------------
 
     def connect(self, options=None):
-        conn = psycopg2.connect(self.dsn, options=options) if options else psycopg2.connect(self.dsn)
-        conn.autocommit = True
-        return conn
+        return pg_connect(self.dsn, options)
 
-    def sql(self, conn, query, params=None):
-        with conn.cursor() as cur:
-            cur.execute(query, params)
-            return cur.fetchall() if cur.description else None
-
-    def sql1(self, conn, query, params=None):
-        return self.sql(conn, query, params)[0][0]
-
-    def backend_pid(self, conn):
-        pid = self.sql1(conn, "SELECT pg_backend_pid()")
-        try:
-            with open(f"/proc/{pid}/comm") as f:
-                return pid if f.read().startswith("postgres") else None
-        except OSError:
-            return None
+    sql = staticmethod(pg_sql)
+    sql1 = staticmethod(pg_sql1)
+    backend_pid = staticmethod(pg_backend_pid)
 
     def search_conn(self, options=None):
         """A fresh backend for index scans: seqscan off, knn prepared."""

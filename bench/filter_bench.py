@@ -55,7 +55,8 @@ from psycopg2.extensions import make_dsn, parse_dsn  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from faiss_bench import backend_cpu, library_digest, log  # noqa: E402
+from faiss_bench import (backend_cpu, library_digest, log, pg_backend_pid, pg_connect,  # noqa: E402
+                         pg_sql, pg_sql1)
 
 DEFAULT_DSN = "host=/var/tmp/benzer-demo/run port=5499 user=postgres dbname=benzer_demo"
 K = 10
@@ -143,27 +144,10 @@ class FilterBench:
 
     # --- connections -------------------------------------------------------
 
-    def connect(self, dsn, options=None):
-        conn = psycopg2.connect(dsn, options=options) if options else psycopg2.connect(dsn)
-        conn.autocommit = True
-        return conn
-
-    @staticmethod
-    def sql(conn, query, params=None):
-        with conn.cursor() as cur:
-            cur.execute(query, params)
-            return cur.fetchall() if cur.description else None
-
-    def sql1(self, conn, query, params=None):
-        return self.sql(conn, query, params)[0][0]
-
-    def backend_pid(self, conn):
-        pid = self.sql1(conn, "SELECT pg_backend_pid()")
-        try:
-            with open(f"/proc/{pid}/comm") as f:
-                return pid if f.read().startswith("postgres") else None
-        except OSError:
-            return None
+    connect = staticmethod(pg_connect)
+    sql = staticmethod(pg_sql)
+    sql1 = staticmethod(pg_sql1)
+    backend_pid = staticmethod(pg_backend_pid)
 
     # --- setup -------------------------------------------------------------
 

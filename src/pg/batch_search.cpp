@@ -39,6 +39,7 @@
 #include "pg/faiss_attributes.h"
 #include "pg/faiss_cache.h"
 #include "pg/faiss_pages.h"
+#include "pg/faiss_view.h"
 #include "pg/guard.h"
 #include "pg/guarded.h"
 #include "pg/vector.h"
@@ -334,76 +335,15 @@ void load_index(BatchState* state, MemoryContext context, Jsonb* filter) {
         }
         faiss_read_meta(index, &state->meta);
         const FaissMeta& meta = state->meta;
-        bool ok = true;
-        if (meta.generation > 0 && meta.labels.head != InvalidBlockNumber) {
-            state->entry = faiss_cache_acquire(index, meta);
-            ok = state->entry != nullptr;
-        }
-        char* tombstones = nullptr;
-        if (ok && meta.tombstones.head != InvalidBlockNumber)
-            ok = faiss_read_chain(index, meta.tombstones, kFaissPageTombstones, meta.generation,
-                                  &tombstones);
-        FaissPendingRows pending = {0, nullptr, nullptr, nullptr, nullptr};
-        if (ok) ok = faiss_read_pending(index, meta, &pending);
-        if (!ok) continue;
-
-        // Allowed = live labels that match the conditions.
-        state->nlabels = state->entry != nullptr ? state->entry->nlabels : 0;
-        Size bytes = static_cast<Size>((state->nlabels + 7) / 8) + 1;
-        state->allowed = static_cast<uint8*>(MemoryContextAllocHuge(context, bytes));
-        for (Size i = 0; i < bytes; i++) {
-            uint8 dead = tombstones != nullptr && i < meta.tombstones.bytes
-                             ? static_cast<uint8>(tombstones[i])
-                             : 0;
-            state->allowed[i] = static_cast<uint8>(~dead);
-        }
-        for (int64 label = state->nlabels; label < static_cast<int64>(bytes) * 8; label++)
-            state->allowed[label >> 3] &= static_cast<uint8>(~(1u << (label & 7)));
-        if (tombstones != nullptr) pfree(tombstones);
-        if (nconditions > 0 && state->nlabels > 0) {
-            benzer::AttributeStore* store = state->entry->attributes;
-            if (store == nullptr)
-                ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
-                                errmsg("faiss index \"%s\" has no filter column data",
-                                       RelationGetRelationName(index))));
-            uint8* allowed = state->allowed;
-            int64 nlabels = state->nlabels;
-            guarded("could not apply the filter",
-                    [&] { store->filter(conditions, nconditions, allowed, nlabels); });
-        }
-        state->allowed_count = 0;
-        for (Size i = 0; i < bytes; i++)
-            state->allowed_count += __builtin_popcount(state->allowed[i]);
-
-        // Pending rows that fail the conditions are dropped right away.
+        FaissView view;
+        if (!faiss_load_view(index, meta, columns.kinds, columns.count, conditions, nconditions,
+                             &state->entry, &view))
+            continue;
+        state->allowed = view.allowed;
+        state->nlabels = view.nlabels;
+        state->allowed_count = view.allowed_count;
+        FaissPendingRows& pending = view.pending;
         int dim = meta.dimensions;
-        if (nconditions > 0 && pending.count > 0) {
-            int64 n = pending.count;
-            Size match_bytes = static_cast<Size>((n + 7) / 8) + 1;
-            uint8* match = static_cast<uint8*>(palloc(match_bytes));
-            memset(match, 0xff, match_bytes);
-            const benzer::AttributeKind* kinds = columns.kinds;
-            int nkinds = columns.count;
-            guarded("could not apply the filter to pending rows", [&] {
-                benzer::AttributeStore store(
-                    std::vector<benzer::AttributeKind>(kinds, kinds + nkinds));
-                for (int64 i = 0; i < n; i++)
-                    store.append_encoded(
-                        pending.attributes + pending.attribute_offsets[i],
-                        pending.attribute_offsets[i + 1] - pending.attribute_offsets[i]);
-                store.filter(conditions, nconditions, match, n);
-            });
-            int64 kept = 0;
-            for (int64 i = 0; i < n; i++) {
-                if (!((match[i >> 3] >> (i & 7)) & 1)) continue;
-                pending.tids[kept] = pending.tids[i];
-                memmove(pending.vectors + kept * dim, pending.vectors + i * dim,
-                        sizeof(float) * dim);
-                kept++;
-            }
-            pending.count = kept;
-            pfree(match);
-        }
         state->pending = pending;
         state->pending_search = pending.vectors;
         if (state->metric == benzer::Metric::kCosine && pending.count > 0) {

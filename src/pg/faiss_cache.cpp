@@ -293,14 +293,3 @@ Size faiss_cache_bytes(Relation index) {
     }
     return total;
 }
-
-void faiss_cache_forget(Oid relid) {
-    for (int i = 0; i < kMaxEntries; i++) {
-        FaissLoadedIndex* e = g_entries[i];
-        if (e == nullptr || e->relid != relid) continue;
-        if (e->pins == 0)
-            free_entry(i);
-        else
-            e->stale = true;
-    }
-}

@@ -51,5 +51,3 @@ void faiss_cache_insert(Relation index, uint32 generation, benzer::Engine* engin
 // Bytes this backend holds for the index (0 if not loaded).
 Size faiss_cache_bytes(Relation index);
 
-// Drops every unpinned entry of the relation (after REINDEX, DROP).
-void faiss_cache_forget(Oid relid);

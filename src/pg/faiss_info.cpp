@@ -83,10 +83,6 @@ void faiss_scan_unregister(FaissScanStats* stats) {
     }
 }
 
-int faiss_scan_finished_count(void) { return g_finished_count; }
-
-const FaissScanStats* faiss_scan_finished(int i) { return &g_finished[i]; }
-
 void faiss_scan_reset_finished(void) { g_finished_count = 0; }
 
 // --- benzer_index_info ---------------------------------------------------------

@@ -34,6 +34,7 @@
 #include "pg/faiss_cache.h"
 #include "pg/faiss_pages.h"
 #include "pg/faiss_scan.h"
+#include "pg/faiss_view.h"
 #include "pg/guard.h"
 #include "pg/vector.h"
 
@@ -85,36 +86,8 @@ struct FaissScanState {
     FaissScanStats stats;
 };
 
-// Keeps only the pending rows whose filter values satisfy the conditions.
-void filter_pending(const benzer::AttributeKind* kinds, int nkinds,
-                    const benzer::Condition* conditions, int nconditions, FaissPendingRows* pending,
-                    int dim) {
-    int64 count = pending->count;
-    uint8* match = static_cast<uint8*>(palloc((count + 7) / 8 + 1));
-    memset(match, 0xff, (count + 7) / 8 + 1);
-    benzer::GuardedError error;
-    // The temporary store lives inside the guarded call only.
-    bool ok = benzer::run_guarded(error, [&] {
-        benzer::AttributeStore store(std::vector<benzer::AttributeKind>(kinds, kinds + nkinds));
-        for (int64 i = 0; i < count; i++)
-            store.append_encoded(pending->attributes + pending->attribute_offsets[i],
-                                 pending->attribute_offsets[i + 1] - pending->attribute_offsets[i]);
-        store.filter(conditions, nconditions, match, count);
-    });
-    if (!ok) raise_guarded_error(error, "could not apply filter columns to pending rows");
-    int64 kept = 0;
-    for (int64 i = 0; i < count; i++) {
-        if (!((match[i >> 3] >> (i & 7)) & 1)) continue;
-        pending->tids[kept] = pending->tids[i];
-        memmove(pending->vectors + kept * dim, pending->vectors + i * dim, sizeof(float) * dim);
-        kept++;
-    }
-    pending->count = kept;
-    pfree(match);
-}
-
 // Loads the index (retrying if a merge races us), the allowed bitmap and
-// the pending rows.
+// the pending rows. state->meta holds a fresh copy of the metapage.
 void start_scan(IndexScanDesc scan, FaissScanState* state) {
     Relation index = scan->indexRelation;
     for (int attempt = 0;; attempt++) {
@@ -124,26 +97,12 @@ void start_scan(IndexScanDesc scan, FaissScanState* state) {
                                    RelationGetRelationName(index))));
         MemoryContextReset(state->context);
         state->entry = nullptr;
-        faiss_read_meta(index, &state->meta);
+        // The caller read the metapage; a retry (a merge raced us) reads it
+        // again.
+        if (attempt > 0) faiss_read_meta(index, &state->meta);
         const FaissMeta& meta = state->meta;
         MemoryContext old = MemoryContextSwitchTo(state->context);
         faiss_cache_release_on_reset(state->context, &state->entry);
-
-        bool ok = true;
-        if (meta.generation > 0 && meta.labels.head != InvalidBlockNumber) {
-            state->entry = faiss_cache_acquire(index, meta);
-            ok = state->entry != nullptr;
-        }
-        char* tombstones = nullptr;
-        if (ok && meta.tombstones.head != InvalidBlockNumber)
-            ok = faiss_read_chain(index, meta.tombstones, kFaissPageTombstones, meta.generation,
-                                  &tombstones);
-        FaissPendingRows pending = {0, nullptr, nullptr};
-        if (ok) ok = faiss_read_pending(index, meta, &pending);
-        if (!ok) {
-            MemoryContextSwitchTo(old);
-            continue;
-        }
 
         // WHERE conditions on filter columns (scan keys).
         benzer::AttributeKind kinds[kFaissMaxFilterColumns];
@@ -153,40 +112,17 @@ void start_scan(IndexScanDesc scan, FaissScanState* state) {
         int nconditions = faiss_scan_conditions(scan, kinds, conditions);
         state->stats.conditions = nconditions;
 
-        // Allowed = live labels that match the conditions.
-        state->nlabels = state->entry != nullptr ? state->entry->nlabels : 0;
-        Size bytes = static_cast<Size>((state->nlabels + 7) / 8) + 1;
-        state->allowed = static_cast<uint8*>(MemoryContextAllocHuge(state->context, bytes));
-        state->allowed_count = 0;
-        for (Size i = 0; i < bytes; i++) {
-            uint8 dead = tombstones != nullptr && i < meta.tombstones.bytes
-                             ? static_cast<uint8>(tombstones[i])
-                             : 0;
-            state->allowed[i] = static_cast<uint8>(~dead);
+        FaissView view;
+        if (!faiss_load_view(index, meta, kinds, nkinds, conditions, nconditions, &state->entry,
+                             &view)) {
+            MemoryContextSwitchTo(old);
+            continue;
         }
-        // Clear the bits past the last label.
-        for (int64 label = state->nlabels; label < static_cast<int64>(bytes) * 8; label++)
-            state->allowed[label >> 3] &= static_cast<uint8>(~(1u << (label & 7)));
-        if (nconditions > 0 && state->nlabels > 0) {
-            benzer::AttributeStore* store = state->entry->attributes;
-            if (store == nullptr)
-                ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
-                                errmsg("faiss index \"%s\" has no filter column data",
-                                       RelationGetRelationName(index))));
-            uint8* allowed = state->allowed;
-            int64 nlabels = state->nlabels;
-            benzer::GuardedError error;
-            if (!benzer::run_guarded(
-                    error, [&] { store->filter(conditions, nconditions, allowed, nlabels); }))
-                raise_guarded_error(error, "could not apply filter columns");
-        }
-        for (Size i = 0; i < bytes; i++)
-            state->allowed_count += __builtin_popcount(state->allowed[i]);
-        state->stats.allowed_rows = state->allowed_count;
-
-        // Pending rows that fail the conditions are dropped right away.
-        if (nconditions > 0 && pending.count > 0)
-            filter_pending(kinds, nkinds, conditions, nconditions, &pending, meta.dimensions);
+        state->allowed = view.allowed;
+        state->nlabels = view.nlabels;
+        state->allowed_count = view.allowed_count;
+        state->stats.allowed_rows = view.allowed_count;
+        FaissPendingRows& pending = view.pending;
 
         // Pending rows, exact distances, nearest first (NaN last).
         benzer::Metric metric = static_cast<benzer::Metric>(meta.metric);
@@ -372,8 +308,9 @@ bool faiss_get_tuple(IndexScanDesc scan, ScanDirection) {
         if (scan->numberOfOrderBys == 0 || scan->orderByData[0].sk_attno != 1)
             ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
                             errmsg("a faiss index can only be scanned with ORDER BY a distance")));
-        FaissMeta meta;
-        faiss_read_meta(scan->indexRelation, &meta);
+        // start_scan uses this read of the metapage for its first attempt.
+        faiss_read_meta(scan->indexRelation, &state->meta);
+        const FaissMeta& meta = state->meta;
         // A NULL query orders nothing: every row is returned, in any order.
         ScanKey order = &scan->orderByData[0];
         // The query lives in the parent context: it must survive the resets

@@ -27,7 +27,5 @@ struct FaissScanStats {
 void faiss_scan_register(MemoryContext context, FaissScanStats* stats, Relation index);
 void faiss_scan_unregister(FaissScanStats* stats);
 
-// Figures of the scans of the current statement (copied at unregister).
-int faiss_scan_finished_count(void);
-const FaissScanStats* faiss_scan_finished(int i);
+// Forgets the figures of finished scans (at the start of an EXPLAIN).
 void faiss_scan_reset_finished(void);
