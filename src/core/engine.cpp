@@ -25,12 +25,14 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <queue>
 #include <sstream>
 #include <vector>
 
 #include <faiss/IVFlib.h>
+#include <faiss/IndexFastScan.h>
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexHNSW.h>
 #include <faiss/IndexIVF.h>
@@ -39,9 +41,11 @@
 #include <faiss/IndexIVFPQ.h>
 #include <faiss/IndexIVFPQFastScan.h>
 #include <faiss/IndexPQ.h>
+#include <faiss/IndexPQFastScan.h>
 #include <faiss/IndexPreTransform.h>
 #include <faiss/IndexRefine.h>
 #include <faiss/IndexScalarQuantizer.h>
+#include <faiss/VectorTransform.h>
 #include <faiss/clone_index.h>
 #include <faiss/impl/AuxIndexStructures.h>
 #include <faiss/impl/FaissException.h>
@@ -54,6 +58,7 @@
 #include "distance.h"
 #include "engine_internal.h"
 #include "error.h"
+#include "factory.h"
 #include "faiss_kernels.h"
 
 namespace benzer {
@@ -82,78 +87,6 @@ faiss::MetricType faiss_metric(Metric metric) {
     throw Error(ErrorKind::kInvalidParameter, message);
 }
 
-// Splits "IVF256,PQ8x4fs,RFlat" into its components.
-std::vector<std::string> split_components(const std::string& factory) {
-    std::vector<std::string> parts;
-    std::string current;
-    int depth = 0;
-    for (char c : factory) {
-        if (c == '(') depth++;
-        if (c == ')') depth--;
-        if (c == ',' && depth == 0) {
-            parts.push_back(current);
-            current.clear();
-        } else if (c != ' ') {
-            current += c;
-        }
-    }
-    parts.push_back(current);
-    return parts;
-}
-
-bool starts_with(const std::string& s, const char* prefix) {
-    return s.compare(0, std::strlen(prefix), prefix) == 0;
-}
-
-// Rejects factory strings benzer cannot use before Faiss sees them: some
-// Faiss components abort() the server on misuse instead of throwing.
-void check_factory(const std::string& factory, int dim) {
-    if (factory.empty()) invalid("the factory string is empty");
-    if (factory.size() > 200) invalid("the factory string is longer than 200 characters");
-    std::vector<std::string> parts = split_components(factory);
-    for (size_t i = 0; i < parts.size(); i++) {
-        const std::string& p = parts[i];
-        if (p.empty()) invalid("empty component in factory string \"" + factory + "\"");
-        if (starts_with(p, "IDMap"))
-            invalid("\"" + p +
-                    "\" is not supported: benzer maps rows to heap tuples itself; remove it");
-        if (p.front() == 'B' &&
-            (starts_with(p, "BFlat") || starts_with(p, "BHNSW") || starts_with(p, "BIVF")))
-            invalid("binary indexes (\"" + p + "\") do not apply to float vectors");
-        if (starts_with(p, "Refine(") || (p == "RFlat" && i + 1 != parts.size()))
-            invalid("only \"RFlat\" re-ranking, as the last component, is supported");
-        if (starts_with(p, "IVF") && p.find("_HNSW") != std::string::npos)
-            invalid("IVF with an HNSW coarse quantizer is not supported; use IVF<nlist>");
-        static const char* const known[] = {"Flat", "IVF",   "HNSW",   "PQ", "SQ", "OPQ",
-                                            "PCA",  "RFlat", "L2norm", "RR", "NSG"};
-        bool ok = false;
-        for (const char* k : known)
-            if (starts_with(p, k)) ok = true;
-        if (!ok)
-            invalid("unsupported component \"" + p + "\" in factory string \"" + factory +
-                    "\" (supported: Flat, IVF<n>, HNSW<M>, PQ<m>[x<bits>][fs|np], SQ<bits>, "
-                    "OPQ<m>, PCA<d>, RFlat)");
-        // PQ<m>: m must divide the dimension, or Faiss asserts later.
-        if (starts_with(p, "PQ") || starts_with(p, "OPQ")) {
-            const char* digits = p.c_str() + (p[0] == 'O' ? 3 : 2);
-            char* end = nullptr;
-            long m = std::strtol(digits, &end, 10);
-            if (end == digits || m <= 0) invalid("\"" + p + "\" needs a number of sub-quantizers");
-            bool is_last_transform = p[0] == 'O';
-            if (!is_last_transform && dim % m != 0)
-                invalid("\"" + p + "\": the number of sub-quantizers (" + std::to_string(m) +
-                        ") must divide the dimension (" + std::to_string(dim) + ")");
-            if (m > dim)
-                invalid("\"" + p + "\": more sub-quantizers than dimensions (" +
-                        std::to_string(dim) + ")");
-        }
-        if (starts_with(p, "IVF")) {
-            long nlist = std::strtol(p.c_str() + 3, nullptr, 10);
-            if (nlist <= 0) invalid("\"" + p + "\" needs a number of lists, e.g. IVF256");
-        }
-    }
-}
-
 // The InterruptCallback Faiss consults in its long loops.
 struct InterruptBridge : faiss::InterruptCallback {
     bool (*check)();
@@ -175,6 +108,24 @@ void normalize_one(float* v, int dim) {
 
 namespace internal {
 
+bool is_zero(const float* v, int dim) {
+    for (int i = 0; i < dim; i++)
+        if (v[i] != 0.0f) return false;
+    return true;
+}
+
+// The first k allowed labels, in label order, at distance NaN.
+std::int64_t first_allowed(std::int64_t total, const LabelFilter* filter, std::int64_t k,
+                           float* distances, Label* labels) {
+    std::int64_t found = 0;
+    for (Label label = 0; label < total && found < k; label++) {
+        if (filter != nullptr && !filter->contains(label)) continue;
+        distances[found] = std::numeric_limits<float>::quiet_NaN();
+        labels[found++] = label;
+    }
+    return found;
+}
+
 faiss::IndexIVF* find_ivf(faiss::Index* index) {
     if (auto* refine = dynamic_cast<faiss::IndexRefine*>(index)) index = refine->base_index;
     return faiss::ivflib::try_extract_index_ivf(index);
@@ -184,9 +135,15 @@ const faiss::IndexIVF* find_ivf(const faiss::Index* index) {
     return find_ivf(const_cast<faiss::Index*>(index));
 }
 
-faiss::IndexHNSW* find_hnsw(faiss::Index* index) {
+// The index under an IndexRefine and IndexPreTransform wrappers.
+faiss::Index* unwrap(faiss::Index* index) {
     if (auto* refine = dynamic_cast<faiss::IndexRefine*>(index)) index = refine->base_index;
-    return dynamic_cast<faiss::IndexHNSW*>(index);
+    if (auto* pre = dynamic_cast<faiss::IndexPreTransform*>(index)) index = pre->index;
+    return index;
+}
+
+faiss::IndexHNSW* find_hnsw(faiss::Index* index) {
+    return dynamic_cast<faiss::IndexHNSW*>(unwrap(index));
 }
 
 const faiss::IndexHNSW* find_hnsw(const faiss::Index* index) {
@@ -194,11 +151,12 @@ const faiss::IndexHNSW* find_hnsw(const faiss::Index* index) {
 }
 
 faiss::ProductQuantizer* find_pq(faiss::Index* index) {
-    if (auto* refine = dynamic_cast<faiss::IndexRefine*>(index)) index = refine->base_index;
-    if (auto* pre = dynamic_cast<faiss::IndexPreTransform*>(index)) index = pre->index;
+    index = unwrap(index);
+    if (auto* hnsw = dynamic_cast<faiss::IndexHNSW*>(index)) index = hnsw->storage;
     if (auto* p = dynamic_cast<faiss::IndexIVFPQ*>(index)) return &p->pq;
     if (auto* p = dynamic_cast<faiss::IndexIVFPQFastScan*>(index)) return &p->pq;
     if (auto* p = dynamic_cast<faiss::IndexPQ*>(index)) return &p->pq;
+    if (auto* p = dynamic_cast<faiss::IndexPQFastScan*>(index)) return &p->pq;
     return nullptr;
 }
 
@@ -259,6 +217,71 @@ void SearchSetup::widen(std::int64_t want) {
     ef_override_.set(const_cast<faiss::IndexHNSW*>(hnsw_), hnsw_params_.efSearch);
 }
 
+std::int64_t complete_graph_search(const faiss::Index* index, const float* query, std::int64_t k,
+                                   const LabelFilter* filter, float* distances, Label* labels,
+                                   std::int64_t found) {
+    std::int64_t total = index->ntotal;
+    if (found >= k || found >= total) return found;
+    const faiss::IndexHNSW* hnsw = find_hnsw(index);
+    if (hnsw == nullptr) return found;
+    // The query as the graph's storage sees it (after PCA, OPQ, ...).
+    std::unique_ptr<const float[]> transformed;
+    const float* q = query;
+    if (auto* pre = dynamic_cast<const faiss::IndexPreTransform*>(index)) {
+        const float* t = pre->apply_chain(1, query);
+        if (t != query) transformed.reset(t);
+        q = t;
+    }
+    std::unique_ptr<faiss::DistanceComputer> dc(hnsw->storage->get_distance_computer());
+    dc->set_query(q);
+    bool larger_is_better = hnsw->metric_type == faiss::METRIC_INNER_PRODUCT;
+    std::vector<bool> have(static_cast<size_t>(total), false);
+    for (std::int64_t i = 0; i < found; i++)
+        if (labels[i] >= 0 && labels[i] < total) have[static_cast<size_t>(labels[i])] = true;
+    // "Badness" (smaller is better) of the k - found best missing rows.
+    using Entry = std::pair<float, Label>;
+    std::priority_queue<Entry> heap;
+    std::int64_t want = k - found;
+    for (Label label = 0; label < total; label++) {
+        if (have[static_cast<size_t>(label)]) continue;
+        if (filter != nullptr && !filter->contains(label)) continue;
+        if ((label & 65535) == 65535) faiss::InterruptCallback::check();
+        float d = (*dc)(label);
+        float badness = larger_is_better ? -d : d;
+        if (static_cast<std::int64_t>(heap.size()) < want) {
+            heap.emplace(badness, label);
+        } else if (badness < heap.top().first) {
+            heap.pop();
+            heap.emplace(badness, label);
+        }
+    }
+    std::int64_t extra = static_cast<std::int64_t>(heap.size());
+    std::vector<Entry> more(static_cast<size_t>(extra));
+    for (std::int64_t i = extra - 1; i >= 0; i--) {
+        more[static_cast<size_t>(i)] = heap.top();
+        heap.pop();
+    }
+    // Merge both lists in distance order (the graph's results first on ties).
+    std::vector<Entry> merged;
+    merged.reserve(static_cast<size_t>(found + extra));
+    std::int64_t a = 0, b = 0;
+    while (a < found || b < extra) {
+        float da = a < found ? (larger_is_better ? -distances[a] : distances[a]) : 0.0f;
+        if (a < found && (b >= extra || !(more[static_cast<size_t>(b)].first < da))) {
+            merged.emplace_back(da, labels[a]);
+            a++;
+        } else {
+            merged.push_back(more[static_cast<size_t>(b)]);
+            b++;
+        }
+    }
+    for (size_t i = 0; i < merged.size(); i++) {
+        distances[i] = larger_is_better ? -merged[i].first : merged[i].first;
+        labels[i] = merged[i].second;
+    }
+    return found + extra;
+}
+
 }  // namespace internal
 
 using namespace internal;
@@ -279,6 +302,9 @@ void Engine::analyse() {
     // setting is not serialised, so it is applied on every load.
     if (auto* fastscan = dynamic_cast<faiss::IndexIVFFastScan*>(find_ivf(index_)))
         fastscan->implem = 10;
+    // IndexPQFastScan has the same trap (its implementations 12-15 use the
+    // reservoir for k > 20); implementation 2 keeps a heap.
+    if (auto* fastscan = dynamic_cast<faiss::IndexFastScan*>(unwrap(index_))) fastscan->implem = 2;
     base_ = index_;
     flat_ = nullptr;
     ivf_flat_ = nullptr;
@@ -299,10 +325,11 @@ void Engine::analyse() {
 
 Engine* Engine::create(const std::string& factory, int dim, Metric metric) {
     if (dim < 1) invalid("the dimension must be positive");
-    check_factory(factory, dim);
+    // Only strings benzer's own grammar accepts reach Faiss (factory.h).
+    FactorySpec spec = parse_factory(factory, dim);
     faiss::Index* index = nullptr;
     try {
-        index = faiss::index_factory(dim, factory.c_str(), faiss_metric(metric));
+        index = faiss::index_factory(dim, spec.canonical.c_str(), faiss_metric(metric));
     } catch (const faiss::FaissException& e) {
         invalid("Faiss cannot build \"" + factory + "\" for " + std::to_string(dim) +
                 " dimensions: " + e.msg);
@@ -326,8 +353,24 @@ Engine* Engine::create(const std::string& factory, int dim, Metric metric) {
     // dimensions; Faiss samples 256 points per centroid, which made PQ
     // training most of the build time. 64 per centroid trains 4x faster
     // with no measurable loss of recall after exact re-ranking.
-    if (faiss::ProductQuantizer* pq = find_pq(index)) pq->cp.max_points_per_centroid = 64;
-    return new Engine(index, dim, metric);
+    // min_points_per_centroid only decides when Faiss prints "WARNING
+    // clustering ..." to the server's stderr; benzer checks the row count
+    // itself (min_training_rows), so the warning is turned off.
+    if (faiss::ProductQuantizer* pq = find_pq(index)) {
+        pq->cp.max_points_per_centroid = 64;
+        pq->cp.min_points_per_centroid = 1;
+    }
+    if (faiss::IndexIVF* ivf = find_ivf(index)) ivf->cp.min_points_per_centroid = 1;
+    // Polysemous training takes minutes and cannot be cancelled; benzer
+    // never searches in polysemous mode, so "PQ8" means "PQ8np".
+    faiss::Index* structure = unwrap(index);
+    if (auto* hnsw = dynamic_cast<faiss::IndexHNSW*>(structure)) structure = hnsw->storage;
+    if (auto* pq = dynamic_cast<faiss::IndexPQ*>(structure)) pq->do_polysemous_training = false;
+    if (auto* ivfpq = dynamic_cast<faiss::IndexIVFPQ*>(structure))
+        ivfpq->do_polysemous_training = false;
+    auto* engine = new Engine(index, dim, metric);
+    engine->min_training_rows_ = spec.min_training_rows;
+    return engine;
 }
 
 namespace {
@@ -363,7 +406,7 @@ std::int64_t Engine::size() const { return index_->ntotal; }
 bool Engine::is_trained() const { return index_->is_trained; }
 
 std::int64_t Engine::min_training_rows() const {
-    std::int64_t need = 1;
+    std::int64_t need = std::max<std::int64_t>(1, min_training_rows_);
     if (const faiss::IndexIVF* ivf = find_ivf(index_))
         need = std::max<std::int64_t>(need, static_cast<std::int64_t>(ivf->nlist));
     // A product quantizer trains 2^nbits centroids per sub-space.
@@ -372,7 +415,38 @@ std::int64_t Engine::min_training_rows() const {
     return need;
 }
 
+namespace {
+
+// OPQ trains a product quantizer of its own, with Faiss's default
+// clustering settings (which print "WARNING clustering" lines to the
+// server's stderr). For the duration of a training this lends each OPQ
+// matrix one with benzer's settings; the matrix does not own it.
+struct OpqTrainingQuantizers {
+    std::vector<std::pair<faiss::OPQMatrix*, std::unique_ptr<faiss::ProductQuantizer>>> lent;
+
+    explicit OpqTrainingQuantizers(faiss::Index* index) {
+        if (auto* refine = dynamic_cast<faiss::IndexRefine*>(index)) index = refine->base_index;
+        auto* pre = dynamic_cast<faiss::IndexPreTransform*>(index);
+        if (pre == nullptr) return;
+        for (faiss::VectorTransform* t : pre->chain) {
+            auto* opq = dynamic_cast<faiss::OPQMatrix*>(t);
+            if (opq == nullptr || opq->pq != nullptr) continue;
+            auto pq = std::make_unique<faiss::ProductQuantizer>(opq->d_out, opq->M, 8);
+            pq->cp.min_points_per_centroid = 1;
+            pq->cp.max_points_per_centroid = 64;
+            opq->pq = pq.get();
+            lent.emplace_back(opq, std::move(pq));
+        }
+    }
+    ~OpqTrainingQuantizers() {
+        for (auto& entry : lent) entry.first->pq = nullptr;
+    }
+};
+
+}  // namespace
+
 void Engine::train(const float* vectors, std::int64_t n) {
+    OpqTrainingQuantizers opq(index_);
     if (index_->is_trained) return;
     std::int64_t need = min_training_rows();
     if (n < need)
@@ -506,8 +580,10 @@ std::int64_t Engine::search_base(const faiss::Index* index, const float* query, 
         }
         stats->candidates += returned;
         // Done when we have k, when Faiss ran out of reachable rows, or when
-        // we already asked for everything.
-        if (found >= k || returned < want || want >= total) return found;
+        // we already asked for everything. A graph may leave allowed rows
+        // unreachable: those are found by distances to every one of them.
+        if (found >= k || returned < want || want >= total)
+            return complete_graph_search(index, query, k, filter, distances, labels, found);
         want *= 2;
     }
 }
@@ -521,7 +597,14 @@ std::int64_t Engine::search(const float* query_in, std::int64_t k, const SearchO
     if (filter != nullptr && filter->allowed == 0) return 0;
 
     std::vector<float> query(query_in, query_in + dim_);
-    if (metric_ == Metric::kCosine) normalize_one(query.data(), dim_);
+    if (metric_ == Metric::kCosine) {
+        // A zero query has no direction: every cosine distance is NaN, as
+        // the <=> operator says, so any order is right. (Faiss's quantised
+        // searches return nothing at all for it.)
+        if (is_zero(query.data(), dim_))
+            return first_allowed(index_->ntotal, filter, k, distances, labels);
+        normalize_one(query.data(), dim_);
+    }
 
     // Small filters: exact distances to just the allowed rows.
     // ("Small": few rows, and a real restriction. The scan's own filter of

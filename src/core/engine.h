@@ -175,6 +175,7 @@ class Engine {
     const faiss::IndexIVFFlat* ivf_flat_ = nullptr;  // or IVF-Flat lists with a direct map
     bool refine_ = false;
     float default_k_factor_ = 1.0f;
+    std::int64_t min_training_rows_ = 0;  // from the factory string (0: ask Faiss)
     int dim_;
     Metric metric_;
 };

@@ -120,7 +120,11 @@ void base_batch(const faiss::Index* index, const float* queries, std::int64_t nq
             }
             counts[q] = found;
             stats->candidates += returned;
-            if (!(found >= k || returned < want || want >= total)) next.push_back(q);
+            if (!(found >= k || returned < want || want >= total))
+                next.push_back(q);
+            else
+                counts[q] = internal::complete_graph_search(
+                    index, queries + q * dim, k, filter, distances + q * k, labels + q * k, found);
         }
         if (next.empty()) return;
         active.swap(next);
@@ -297,6 +301,38 @@ std::int64_t Engine::search_batch(std::int64_t nq, const float* queries_in, std:
     if (filter != nullptr && filter->allowed == 0) return 0;
 
     size_t dsize = static_cast<size_t>(dim_);
+    if (metric_ == Metric::kCosine) {
+        // Zero queries have no direction (search() says why): answered
+        // apart, and the others searched as a batch of their own.
+        std::vector<std::int64_t> directed;
+        for (std::int64_t q = 0; q < nq; q++)
+            if (!internal::is_zero(queries_in + q * dim_, dim_)) directed.push_back(q);
+        if (static_cast<std::int64_t>(directed.size()) < nq) {
+            std::int64_t nd = static_cast<std::int64_t>(directed.size());
+            std::vector<float> x(static_cast<size_t>(nd) * dsize);
+            for (std::int64_t i = 0; i < nd; i++)
+                std::memcpy(x.data() + i * dim_, queries_in + directed[i] * dim_,
+                            sizeof(float) * dsize);
+            std::vector<float> d(static_cast<size_t>(nd * k));
+            std::vector<Label> l(static_cast<size_t>(nd * k));
+            std::vector<std::int64_t> c(static_cast<size_t>(nd));
+            if (nd > 0)
+                search_batch(nd, x.data(), k, options, filter, d.data(), l.data(), c.data(), stats);
+            std::int64_t sum = 0;
+            for (std::int64_t i = 0, next = 0; i < nq; i++) {
+                if (next < nd && directed[static_cast<size_t>(next)] == i) {
+                    std::copy(d.begin() + next * k, d.begin() + (next + 1) * k, distances + i * k);
+                    std::copy(l.begin() + next * k, l.begin() + (next + 1) * k, labels + i * k);
+                    counts[i] = c[static_cast<size_t>(next++)];
+                } else {
+                    counts[i] = internal::first_allowed(index_->ntotal, filter, k,
+                                                        distances + i * k, labels + i * k);
+                }
+                sum += counts[i];
+            }
+            return sum;
+        }
+    }
     std::vector<float> queries(queries_in, queries_in + static_cast<size_t>(nq) * dsize);
     if (metric_ == Metric::kCosine) normalize_vectors(queries.data(), nq, dim_);
 

@@ -33,12 +33,36 @@ struct FilterSelector : faiss::IDSelector {
 faiss::IndexIVF* find_ivf(faiss::Index* index);
 const faiss::IndexIVF* find_ivf(const faiss::Index* index);
 
-// The IndexHNSW at the top of index or below its IndexRefine, if any.
+// Whether all dim elements of v are zero.
+bool is_zero(const float* v, int dim);
+
+// The first k allowed labels (all labels below total when filter is null),
+// in label order, at distance NaN: the answer for a query without a
+// direction (a zero vector under cosine). Returns how many.
+std::int64_t first_allowed(std::int64_t total, const LabelFilter* filter, std::int64_t k,
+                           float* distances, Label* labels);
+
+// The index below IndexRefine and IndexPreTransform wrappers.
+faiss::Index* unwrap(faiss::Index* index);
+
+// The IndexHNSW at the top of index or below its IndexRefine and
+// IndexPreTransform, if any.
 faiss::IndexHNSW* find_hnsw(faiss::Index* index);
 const faiss::IndexHNSW* find_hnsw(const faiss::Index* index);
 
 // The product quantizer of an (IVF-)PQ index, if any.
 faiss::ProductQuantizer* find_pq(faiss::Index* index);
+
+// A graph search (HNSW) that returned found < k rows may have missed
+// allowed rows the graph cannot reach from its entry point (small M,
+// quantised storage, many equal vectors). This computes the distance to
+// every allowed row not among the results, through the graph's storage,
+// and merges the best of them in: distances/labels (Faiss space, k
+// entries) hold the result, and the new count is returned. Other indexes
+// are returned unchanged.
+std::int64_t complete_graph_search(const faiss::Index* index, const float* query, std::int64_t k,
+                                   const LabelFilter* filter, float* distances, Label* labels,
+                                   std::int64_t found);
 
 // Whether Faiss 1.7.3 applies SearchParameters::sel for this index.
 bool supports_selector(const faiss::Index* index);
