@@ -836,6 +836,12 @@ double operator_distance(Metric metric, const float* a, const float* b, std::siz
     return 0.0;
 }
 
+double vector_norm(const float* v, std::size_t n) noexcept {
+    double sum = 0.0;
+    for (std::size_t i = 0; i < n; i++) sum += static_cast<double>(v[i]) * v[i];
+    return std::sqrt(sum);
+}
+
 void normalize_vectors(float* vectors, std::int64_t n, int dim) {
     for (std::int64_t i = 0; i < n; i++) normalize_one(vectors + i * dim, dim);
 }

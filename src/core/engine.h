@@ -194,6 +194,19 @@ void set_interrupt_check(bool (*check)());
 // zero vector), as the scans compute it for pending rows.
 double operator_distance(Metric metric, const float* a, const float* b, std::size_t n) noexcept;
 
+// The largest L2 norm a vector in a faiss index (or a query of one) may
+// have. Beyond about 1e19 the squared norm overflows single precision, and
+// Faiss then assigns the row to no IVF list (its direct map gets -1), drops
+// it from searches, or aborts in k-means (Clustering.cpp) and hangs in
+// LAPACK (OPQ, PCA); training also sums squared norms over many rows. 1e15
+// keeps every such sum finite with a wide margin, and is far beyond any
+// real embedding.
+constexpr double kMaxIndexableNorm = 1e15;
+
+// The L2 norm of v, computed in double precision (never overflows for
+// finite float elements).
+double vector_norm(const float* v, std::size_t n) noexcept;
+
 // L2-normalises n vectors of dim floats in place (zero vectors stay zero).
 void normalize_vectors(float* vectors, std::int64_t n, int dim);
 

@@ -124,7 +124,7 @@ bool read_transform(Reader& r, FactorySpec& spec) {
     }
     if (starts_with(p, "OPQ")) {
         pos = 3;
-        long m = Reader::number(p, p, &pos, "the number of sub-quantizers", 1, dim_bound(r));
+        long m = Reader::number(p, p, &pos, "the number of sub-quantizers", 1, 65535);
         long d = r.dim();
         if (pos < p.size() && p[pos] == '_') {
             pos++;
@@ -146,7 +146,7 @@ bool read_transform(Reader& r, FactorySpec& spec) {
 void read_pq(Reader& r, const std::string& p, FactorySpec& spec, bool fast_scan_ok,
              bool hnsw_storage) {
     size_t pos = 2;
-    long m = Reader::number(p, p, &pos, "the number of sub-quantizers", 1, dim_bound(r));
+    long m = Reader::number(p, p, &pos, "the number of sub-quantizers", 1, 65535);
     long bits = 8;
     if (!hnsw_storage && pos < p.size() && p[pos] == 'x') {
         pos++;
@@ -177,8 +177,9 @@ bool is_sq(const std::string& p) { return p == "SQ4" || p == "SQ6" || p == "SQ8"
                 "build can loop without end on small tables; use HNSW<M>");
     if (starts_with(p, "IDMap"))
         invalid(quoted(p) + " is not supported: benzer maps rows to heap tuples itself; remove it");
-    if (starts_with(p, "B")) invalid(quoted(p) + ": binary indexes do not apply to float vectors");
-    if (starts_with(p, "Refine"))
+    if (starts_with(p, "BFlat") || starts_with(p, "BHNSW") || starts_with(p, "BIVF"))
+        invalid(quoted(p) + ": binary indexes do not apply to float vectors");
+    if (starts_with(p, "Refine") || p == "RFlat")
         invalid(quoted(p) + ": only \"RFlat\" re-ranking, as the last component, is supported");
     invalid("unsupported component " + quoted(p) + " in factory string " + quoted(r.factory()) +
             " (supported: Flat, IVF<n>, HNSW<M>, PQ<m>[x<bits>][np|fs], SQ4|SQ6|SQ8|SQfp16, "

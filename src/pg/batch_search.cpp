@@ -111,38 +111,6 @@ struct BatchState {
     int64 invisible;
 };
 
-// The access method of a relation (PostgreSQL 15 has no lsyscache helper).
-Oid relation_am(Oid relid) {
-    HeapTuple tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-    if (!HeapTupleIsValid(tuple)) return InvalidOid;
-    Oid am = reinterpret_cast<Form_pg_class>(GETSTRUCT(tuple))->relam;
-    ReleaseSysCache(tuple);
-    return am;
-}
-
-// The table's SELECT privilege, or SELECT on every column the index covers.
-// Checked from the catalogs before any lock is taken on the table.
-void check_privileges(Oid heap_oid, Oid index_oid) {
-    if (pg_class_aclcheck(heap_oid, GetUserId(), ACL_SELECT) == ACLCHECK_OK) return;
-    bool ok = false;
-    HeapTuple tuple = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(index_oid));
-    if (HeapTupleIsValid(tuple)) {
-        auto* form = reinterpret_cast<Form_pg_index>(GETSTRUCT(tuple));
-        ok = form->indnatts > 0;
-        for (int i = 0; i < form->indnatts && ok; i++) {
-            AttrNumber attno = form->indkey.values[i];
-            ok = attno > 0 &&
-                 pg_attribute_aclcheck(heap_oid, attno, GetUserId(), ACL_SELECT) == ACLCHECK_OK;
-        }
-        ReleaseSysCache(tuple);
-    }
-    if (!ok) {
-        char* name = get_rel_name(heap_oid);
-        aclcheck_error(ACLCHECK_NO_PRIV, get_relkind_objtype(get_rel_relkind(heap_oid)),
-                       name != nullptr ? name : "?");
-    }
-}
-
 // --- filter: JSON object -> core conditions ------------------------------
 
 struct FilterColumns {
@@ -653,21 +621,14 @@ BENZER_FUNCTION(benzer_batch_search) {
     Jsonb* filter = PG_ARGISNULL(3) ? nullptr : PG_GETARG_JSONB_P(3);
 
     // Open the table, then the index, as an index scan does.
-    Oid heap_oid = IndexGetRelation(index_oid, true);
-    Oid faiss_am = get_index_am_oid("faiss", false);
-    if (!OidIsValid(heap_oid) || relation_am(index_oid) != faiss_am) {
-        char* name = get_rel_name(index_oid);
-        ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
-                        errmsg("\"%s\" is not a faiss index",
-                               name != nullptr ? name : psprintf("%u", index_oid))));
-    }
+    Oid heap_oid = faiss_index_table(index_oid);
     MemoryContext context =
         AllocSetContextCreate(CurrentMemoryContext, "benzer batch search", ALLOCSET_DEFAULT_SIZES);
     MemoryContext old = MemoryContextSwitchTo(context);
     auto* state = static_cast<BatchState*>(palloc0(sizeof(BatchState)));
     faiss_cache_release_on_reset(context, &state->entry);
 
-    check_privileges(heap_oid, index_oid);
+    faiss_require_read(heap_oid, index_oid);
     state->heap = table_open(heap_oid, AccessShareLock);
     state->index = index_open(index_oid, AccessShareLock);
     if (check_enable_rls(heap_oid, InvalidOid, false) == RLS_ENABLED)
@@ -700,6 +661,7 @@ BENZER_FUNCTION(benzer_batch_search) {
                          errmsg("different vector dimensions %d and %d", state->dim, v->dim),
                          errdetail("Query %d has %d dimensions, index \"%s\" %d.", i + 1, v->dim,
                                    RelationGetRelationName(state->index), state->dim)));
+            faiss_check_norm(state->index, v->x, v->dim, "query vector");
             memcpy(vectors + nq_total * state->dim, v->x, sizeof(float) * state->dim);
             positions[nq_total++] = i + 1;
         }

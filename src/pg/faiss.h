@@ -12,6 +12,7 @@
 //   faiss_plan.cpp     planner hook: IN (...) on filter columns
 //   faiss_attributes.cpp  filter columns: Datums <-> core values
 //   faiss_info.cpp     benzer_index_info() and friends
+//   faiss_access.cpp   privilege checks of the SQL functions
 // Files talk through this header and faiss_pages.h, never to each other's
 // internals.
 #pragma once
@@ -68,6 +69,29 @@ int faiss_column_typmod_dim(Relation index);
 // Largest vector dimension a faiss index accepts: a pending row must fit on
 // one 8 kB page.
 int faiss_max_dimensions(void);
+
+// ERRORs (22023) unless factory is empty (automatic) or a string benzer's
+// grammar accepts (core/factory.h) for dim dimensions (0: not known yet).
+void faiss_check_factory(const char* factory, int dim);
+
+// ERRORs (22003) unless the vector's norm is within kMaxIndexableNorm.
+// what: "row" or "query vector".
+void faiss_check_norm(Relation index, const float* vector, int dim, const char* what);
+
+// Access checks for benzer's SQL functions (faiss_access.cpp); all decided
+// from the catalogs, before any lock.
+//   faiss_relation_am    the access method of a relation (InvalidOid if none)
+//   faiss_index_table    the table of a faiss index; ERRORs (42809) for
+//                        anything else
+//   faiss_may_read       SELECT on the table, or on every column the index
+//                        reads (keys, expressions, predicate)
+//   faiss_require_read   ... or ERROR 42501
+//   faiss_require_owner  ownership of the table (as VACUUM), or ERROR 42501
+Oid faiss_relation_am(Oid relid);
+Oid faiss_index_table(Oid index_oid);
+bool faiss_may_read(Oid heap_oid, Oid index_oid);
+void faiss_require_read(Oid heap_oid, Oid index_oid);
+void faiss_require_owner(Oid heap_oid, Oid index_oid);
 
 // Access method callbacks (each in its own file).
 IndexBuildResult* faiss_build(Relation heap, Relation index, IndexInfo* info);

@@ -5,6 +5,7 @@
 // set in faiss_cost.cpp so the planner picks it for top-k queries only.
 #include "pg/faiss.h"
 
+#include "core/factory.h"
 #include "core/faiss_kernels.h"
 #include "pg/faiss_cache.h"
 #include "pg/faiss_pages.h"
@@ -40,23 +41,21 @@ bool benzer_fast_kernels = true;
 
 static relopt_kind faiss_relopt_kind;
 
-// Rejects factory strings that are obviously wrong at CREATE INDEX time;
-// the full check needs the dimension and happens in the build.
-static void validate_factory_option(const char* value) {
-    if (value == nullptr) return;
-    size_t length = strlen(value);
-    if (length >= static_cast<size_t>(kFaissMaxFactory) - 1)
+void faiss_check_factory(const char* factory, int dim) {
+    if (factory == nullptr || factory[0] == '\0') return;  // automatic
+    benzer::GuardedError error;
+    // The spec (with its strings) lives only inside the guarded call.
+    if (!benzer::run_guarded(error, [&] { (void)benzer::parse_factory(factory, dim); }))
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                        errmsg("factory string is too long (at most %d characters)",
-                               kFaissMaxFactory - 2)));
-    for (size_t i = 0; i < length; i++) {
-        unsigned char c = static_cast<unsigned char>(value[i]);
-        if (!(isalnum(c) || c == ',' || c == '_' || c == '(' || c == ')' || c == ' '))
-            ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                            errmsg("invalid character \"%c\" in factory string \"%s\"", c, value),
-                            errhint("Faiss factory strings look like \"IVF256,PQ64np,RFlat\".")));
-    }
+                        errmsg("invalid faiss factory string: %s", error.message),
+                        errhint("Factory strings look like \"IVF1024,Flat\", \"HNSW32\" or "
+                                "\"IVF1024,PQ64np,RFlat\"; see benzer's README.")));
 }
+
+// WITH (factory = ...) at CREATE INDEX and ALTER INDEX ... SET: the whole
+// grammar, bounds included, before anything is stored (the dimension is
+// not known here; the build checks what depends on it).
+static void validate_factory_option(const char* value) { faiss_check_factory(value, 0); }
 
 // Keeps the pool and the callback in step with benzer.fast_kernels.
 static void assign_fast_kernels(bool value, void*) { benzer::set_fast_kernels_enabled(value); }
@@ -175,6 +174,20 @@ int faiss_max_dimensions(void) {
     Size usable = BLCKSZ - MAXALIGN(SizeOfPageHeaderData) - MAXALIGN(sizeof(FaissPageOpaque)) -
                   sizeof(ItemIdData) - offsetof(FaissPendingTuple, vector);
     return static_cast<int>(usable / sizeof(float)) - 2;
+}
+
+void faiss_check_norm(Relation index, const float* vector, int dim, const char* what) {
+    double norm = benzer::vector_norm(vector, static_cast<size_t>(dim));
+    if (norm <= benzer::kMaxIndexableNorm) return;
+    ereport(ERROR,
+            (errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+             errmsg("%s norm %g is too large for faiss index \"%s\"", what, norm,
+                    RelationGetRelationName(index)),
+             errdetail("A faiss index takes vectors of L2 norm up to %g: larger ones overflow the "
+                       "single-precision distances and sums Faiss computes.",
+                       benzer::kMaxIndexableNorm),
+             errhint("Scale the vectors down, or keep such rows out of the index with a partial "
+                     "index (CREATE INDEX ... WHERE ...).")));
 }
 
 // Names of the build's subphases in pg_stat_progress_create_index.

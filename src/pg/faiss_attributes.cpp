@@ -47,8 +47,10 @@ std::string_view datum_to_text(Datum value) {
 }
 
 // The non-NULL elements of an array Datum as integers or texts; returns the
-// element type.
-Oid array_elements(Datum value, int64** integers, std::string_view** texts, uint32* count) {
+// element type. *had_null (if given) tells whether NULL elements were left
+// out.
+Oid array_elements(Datum value, int64** integers, std::string_view** texts, uint32* count,
+                   bool* had_null = nullptr) {
     ArrayType* array = DatumGetArrayTypeP(value);
     Oid type = ARR_ELEMTYPE(array);
     int16 typlen;
@@ -60,6 +62,10 @@ Oid array_elements(Datum value, int64** integers, std::string_view** texts, uint
     int n;
     deconstruct_array(array, type, typlen, typbyval, typalign, &elements, &nulls, &n);
     *count = 0;
+    if (had_null != nullptr) {
+        *had_null = false;
+        for (int i = 0; i < n; i++) *had_null = *had_null || nulls[i];
+    }
     if (is_integer_type(type)) {
         *integers = static_cast<int64*>(palloc(sizeof(int64) * Max(n, 1)));
         for (int i = 0; i < n; i++)
@@ -204,7 +210,15 @@ int faiss_scan_conditions(IndexScanDesc scan, const benzer::AttributeKind* kinds
         std::string_view* texts = nullptr;
         uint32 n = 0;
         if ((key->sk_flags & SK_SEARCHARRAY) || array_column) {
-            array_elements(key->sk_argument, &integers, &texts, &n);
+            bool had_null = false;
+            array_elements(key->sk_argument, &integers, &texts, &n, &had_null);
+            // "a @> b" needs every element of b in a, and a NULL element is
+            // never found (array_contains): no row can match. (= ANY and &&
+            // just ignore NULL elements.)
+            if (had_null && cond->op == benzer::ConditionOp::kContains) {
+                cond->op = benzer::ConditionOp::kNever;
+                continue;
+            }
         } else {
             Oid type = OidIsValid(key->sk_subtype)
                            ? key->sk_subtype

@@ -60,6 +60,20 @@ void* alloc_huge_zero(Size size) {
     return p;
 }
 
+// A metapage with no chains (every head invalid: block 0 is the metapage
+// itself, so a zeroed head would point a reader at it) and no pending rows.
+void init_meta(FaissMeta* meta, int dimensions, benzer::Metric metric, uint32 generation) {
+    memset(meta, 0, sizeof(*meta));
+    meta->magic = kFaissMagic;
+    meta->version = kFaissFormatVersion;
+    meta->dimensions = dimensions;
+    meta->metric = static_cast<int32>(metric);
+    meta->generation = generation;
+    meta->blob.head = meta->labels.head = InvalidBlockNumber;
+    meta->tombstones.head = meta->attributes.head = InvalidBlockNumber;
+    meta->pending_head = meta->pending_tail = InvalidBlockNumber;
+}
+
 // Rows collected from the heap (or pending pages).
 struct RowSet {
     int dim = 0;
@@ -176,6 +190,7 @@ void build_callback(Relation index, ItemPointer tid, Datum* values, bool* isnull
             raise_guarded_error(error, "could not store filter columns");
     }
     MemoryContextSwitchTo(old);
+    faiss_check_norm(index, v->x, v->dim, "vector");
     append_row(index, &state->rows, v->x, tid);
     MemoryContextReset(state->tuple_context);
     if ((state->rows.count & 1023) == 0)
@@ -329,6 +344,9 @@ IndexBuildResult* faiss_build(Relation heap, Relation index, IndexInfo* info) {
     state.index = index;
     state.rows.dim = faiss_column_typmod_dim(index);
     if (state.rows.dim > 0) check_dimensions(index, state.rows.dim);
+    // Before reading the table, and even when it is empty: a bad string
+    // would otherwise wait for the first merge (in autovacuum).
+    faiss_check_factory(faiss_option_factory(options), state.rows.dim);
     state.tuple_context =
         AllocSetContextCreate(build_context, "benzer faiss build tuple", ALLOCSET_DEFAULT_SIZES);
     state.filter_columns = faiss_filter_kinds(index, state.kinds);
@@ -345,14 +363,7 @@ IndexBuildResult* faiss_build(Relation heap, Relation index, IndexInfo* info) {
     RowSet& rows = state.rows;
 
     FaissMeta meta;
-    memset(&meta, 0, sizeof(meta));
-    meta.magic = kFaissMagic;
-    meta.version = kFaissFormatVersion;
-    meta.dimensions = rows.dim;
-    meta.metric = static_cast<int32>(metric);
-    meta.generation = 1;
-    meta.pending_head = InvalidBlockNumber;
-    meta.pending_tail = InvalidBlockNumber;
+    init_meta(&meta, rows.dim, metric, 1);
     meta.built_rows = rows.count;
 
     pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_TOTAL, rows.count);
@@ -392,15 +403,8 @@ IndexBuildResult* faiss_build(Relation heap, Relation index, IndexInfo* info) {
 
 void faiss_build_empty(Relation index) {
     FaissMeta meta;
-    memset(&meta, 0, sizeof(meta));
-    meta.magic = kFaissMagic;
-    meta.version = kFaissFormatVersion;
-    meta.dimensions = faiss_column_typmod_dim(index);
-    meta.metric = static_cast<int32>(faiss_index_metric(index));
-    meta.generation = 0;  // no chains yet: the first insert or merge writes them
-    meta.blob.head = meta.labels.head = meta.tombstones.head = InvalidBlockNumber;
-    meta.pending_head = InvalidBlockNumber;
-    meta.pending_tail = InvalidBlockNumber;
+    // Generation 0: no chains yet; the first insert or merge writes them.
+    init_meta(&meta, faiss_column_typmod_dim(index), faiss_index_metric(index), 0);
     faiss_write_new_meta(index, INIT_FORKNUM, &meta, true);
 }
 

@@ -50,4 +50,3 @@ void faiss_cache_insert(Relation index, uint32 generation, benzer::Engine* engin
 
 // Bytes this backend holds for the index (0 if not loaded).
 Size faiss_cache_bytes(Relation index);
-

@@ -26,8 +26,11 @@ void faiss_cost_estimate(PlannerInfo* root, IndexPath* path, double loop_count, 
                          Cost* total_cost, Selectivity* selectivity, double* correlation,
                          double* pages) {
     if (path->indexorderbys == NIL) {
-        *startup_cost = disable_cost;
-        *total_cost = disable_cost;
+        // Unusable (faiss_plan.cpp removes such paths). Costlier than a
+        // disabled sequential scan, so it can never make add_path throw
+        // that away first.
+        *startup_cost = 1.0e100;
+        *total_cost = 1.0e100;
         *selectivity = 0;
         *correlation = 0;
         *pages = 0;

@@ -87,16 +87,23 @@ void faiss_scan_reset_finished(void) { g_finished_count = 0; }
 
 // --- benzer_index_info ---------------------------------------------------------
 
-// Opens rel as a faiss index or ERRORs naming what it is instead.
-static Relation open_faiss_index(Oid relid, LOCKMODE lock) {
-    Relation index = relation_open(relid, lock);
-    Oid faiss_am = get_index_am_oid("faiss", false);
-    if (index->rd_rel->relkind != RELKIND_INDEX || index->rd_rel->relam != faiss_am) {
-        const char* name = pstrdup(RelationGetRelationName(index));
-        relation_close(index, lock);
-        ereport(ERROR,
-                (errcode(ERRCODE_WRONG_OBJECT_TYPE), errmsg("\"%s\" is not a faiss index", name)));
-    }
+// Opens a faiss index for one of the functions below, once the caller's
+// rights on its table are checked (faiss_access.cpp). lock is taken on the
+// table first (as an index scan or VACUUM does), then AccessShareLock on the
+// index; the index must still belong to the table then.
+static Relation open_checked_index(Oid relid, bool owner, LOCKMODE table_lock, Oid* table) {
+    Oid heap_oid = faiss_index_table(relid);
+    if (owner)
+        faiss_require_owner(heap_oid, relid);
+    else
+        faiss_require_read(heap_oid, relid);
+    LockRelationOid(heap_oid, table_lock);
+    Relation index = relation_open(relid, AccessShareLock);
+    if (IndexGetRelation(relid, false) != heap_oid)
+        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                        errmsg("index \"%s\" changed while it was being opened",
+                               RelationGetRelationName(index))));
+    *table = heap_oid;
     return index;
 }
 
@@ -107,7 +114,8 @@ BENZER_FUNCTION(benzer_index_info) {
         elog(ERROR, "benzer_index_info must return a composite type");
     desc = BlessTupleDesc(desc);
 
-    Relation index = open_faiss_index(relid, AccessShareLock);
+    Oid table;
+    Relation index = open_checked_index(relid, false, AccessShareLock, &table);
     FaissMeta meta;
     faiss_read_meta(index, &meta);
     int64 pending = faiss_count_pending(index, meta);
@@ -160,6 +168,7 @@ BENZER_FUNCTION(benzer_index_info) {
     values[13] = CStringGetTextDatum(description);
     values[14] = CStringGetTextDatum(benzer::distance_kernel_name());
     relation_close(index, AccessShareLock);
+    UnlockRelationOid(table, AccessShareLock);
     HeapTuple tuple = heap_form_tuple(desc, values, nulls);
     PG_RETURN_DATUM(HeapTupleGetDatum(tuple));
 }
@@ -170,10 +179,10 @@ BENZER_FUNCTION(benzer_index_info) {
 BENZER_FUNCTION(benzer_index_merge) {
     Oid relid = PG_GETARG_OID(0);
     bool compact = PG_GETARG_BOOL(1);
-    Relation index = open_faiss_index(relid, AccessShareLock);
-    // Serialise with VACUUM on the table, which also merges.
-    Oid heap_relid = IndexGetRelation(relid, false);
-    LockRelationOid(heap_relid, ShareUpdateExclusiveLock);
+    // ShareUpdateExclusiveLock on the table serialises with VACUUM, which
+    // also merges. Only the table's owner may (as for VACUUM and REINDEX).
+    Oid table;
+    Relation index = open_checked_index(relid, true, ShareUpdateExclusiveLock, &table);
     faiss_merge(index, compact, true);
     FaissMeta meta;
     faiss_read_meta(index, &meta);
@@ -185,21 +194,12 @@ BENZER_FUNCTION(benzer_index_merge) {
 
 static ExplainOneQuery_hook_type previous_explain_hook = nullptr;
 
-// The access method of a relation (PostgreSQL 15 has no lsyscache helper).
-static Oid relation_am(Oid relid) {
-    HeapTuple tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-    if (!HeapTupleIsValid(tuple)) return InvalidOid;
-    Oid am = reinterpret_cast<Form_pg_class>(GETSTRUCT(tuple))->relam;
-    ReleaseSysCache(tuple);
-    return am;
-}
-
 // Collects the faiss index scans of a plan tree.
 static bool collect_faiss_scans(Plan* plan, List** indexes) {
     if (plan == nullptr) return false;
     if (IsA(plan, IndexScan)) {
         Oid index = reinterpret_cast<IndexScan*>(plan)->indexid;
-        if (relation_am(index) == get_index_am_oid("faiss", true))
+        if (faiss_relation_am(index) == get_index_am_oid("faiss", true))
             *indexes = list_append_unique_oid(*indexes, index);
     }
     collect_faiss_scans(plan->lefttree, indexes);

@@ -32,6 +32,7 @@ bool faiss_insert(Relation index, Datum* values, bool* isnull, ItemPointer heap_
         ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
                         errmsg("faiss index \"%s\" holds vectors of %d dimensions, not %d",
                                RelationGetRelationName(index), dim, v->dim)));
+    faiss_check_norm(index, v->x, v->dim, "vector");
     // Filter columns travel with the pending row.
     benzer::AttributeKind kinds[kFaissMaxFilterColumns];
     int filter_columns = faiss_filter_kinds(index, kinds);

@@ -58,6 +58,12 @@ void faiss_read_meta(Relation index, FaissMeta* meta) {
     check_meta_page(index, page);
     memcpy(meta, faiss_page_meta(page), sizeof(FaissMeta));
     UnlockReleaseBuffer(buffer);
+    // No chain can start at block 0, the metapage. Indexes of unlogged
+    // tables reset by crash recovery before benzer 0.1.1 had a zeroed
+    // attribute chain head there; read it as "no chain".
+    FaissChain* chains[] = {&meta->blob, &meta->labels, &meta->tombstones, &meta->attributes};
+    for (FaissChain* chain : chains)
+        if (chain->head == kFaissMetaBlock) *chain = {InvalidBlockNumber, 0, 0};
 }
 
 // Fills page with a metapage holding meta.

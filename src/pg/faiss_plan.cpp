@@ -49,9 +49,29 @@ static int filter_column_of(PlannerInfo* root, RelOptInfo* rel, IndexOptInfo* in
         return -1;
     for (int col = 1; col < index->ncolumns; col++) {
         if (index->indexkeys[col] != var->varattno) continue;
+        // The index compares with its column's collation: a condition under
+        // another one (t COLLATE ci IN (...)) must stay above the scan, as
+        // indxpath.c requires for every index clause.
+        Oid collation = index->indexcollations[col];
+        if (OidIsValid(collation) && collation != saop->inputcollid) continue;
         if (op_in_opfamily(saop->opno, index->opfamily[col])) return col;
     }
     return -1;
+}
+
+// Removes faiss index paths without ORDER BY <distance>: such a scan has
+// nothing to answer (faiss_get_tuple refuses it), but with enable_seqscan
+// off the planner would otherwise choose it, its disable_cost being no
+// worse than the sequential scan's.
+static void drop_unordered_paths(RelOptInfo* rel, Oid faiss_am) {
+    ListCell* cell;
+    foreach (cell, rel->pathlist) {
+        Path* path = static_cast<Path*>(lfirst(cell));
+        if (!IsA(path, IndexPath)) continue;
+        auto* ipath = reinterpret_cast<IndexPath*>(path);
+        if (ipath->indexinfo->relam == faiss_am && ipath->indexorderbys == NIL)
+            rel->pathlist = foreach_delete_current(rel->pathlist, cell);
+    }
 }
 
 // Whether clauses already has rinfo.
@@ -72,11 +92,11 @@ static int compare_indexcol(const ListCell* a, const ListCell* b) {
 static void benzer_set_rel_pathlist(PlannerInfo* root, RelOptInfo* rel, Index rti,
                                     RangeTblEntry* rte) {
     if (previous_pathlist_hook != nullptr) previous_pathlist_hook(root, rel, rti, rte);
-    if (rel->reloptkind != RELOPT_BASEREL || rte->rtekind != RTE_RELATION ||
-        rel->baserestrictinfo == NIL)
-        return;
+    if (rte->rtekind != RTE_RELATION || rel->indexlist == NIL) return;
     Oid faiss_am = get_index_am_oid("faiss", true);
     if (!OidIsValid(faiss_am)) return;
+    drop_unordered_paths(rel, faiss_am);
+    if (rel->reloptkind != RELOPT_BASEREL || rel->baserestrictinfo == NIL) return;
 
     List* new_paths = NIL;
     ListCell* cell;

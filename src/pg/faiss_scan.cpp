@@ -327,6 +327,7 @@ bool faiss_get_tuple(IndexScanDesc scan, ScanDirection) {
                 ereport(ERROR,
                         (errcode(ERRCODE_DATA_EXCEPTION),
                          errmsg("different vector dimensions %d and %d", meta.dimensions, q->dim)));
+            faiss_check_norm(scan->indexRelation, q->x, q->dim, "query vector");
             state->dim = q->dim;
             state->query =
                 static_cast<float*>(MemoryContextAlloc(state->parent, sizeof(float) * q->dim));

@@ -11,9 +11,65 @@
 #include "pg/faiss_pages.h"
 
 extern "C" {
+#include "utils/builtins.h"
+}
+
+extern "C" {
+#include "access/parallel.h"
+#include "access/xact.h"
 #include "commands/vacuum.h"
 #include "miscadmin.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/resowner.h"
+}
+
+// Merges for VACUUM (faiss_merge without waiting), in a subtransaction:
+// a merge that fails must not fail VACUUM, or VACUUM (and autovacuum, in a
+// loop) would never finish the table and relfrozenxid would never advance.
+// The failure becomes one WARNING with a HINT; the pending rows stay where
+// they are, searched exactly, and a cancel still cancels. In a parallel
+// VACUUM no subtransaction can start, so the merge waits for the next one.
+static void merge_for_vacuum(Relation index, bool compact) {
+    if (IsInParallelMode()) {
+        ereport(DEBUG1, (errmsg("faiss index \"%s\": merge left to the next VACUUM (parallel "
+                                "mode)",
+                                RelationGetRelationName(index))));
+        return;
+    }
+    MemoryContext context = CurrentMemoryContext;
+    ResourceOwner owner = CurrentResourceOwner;
+    BeginInternalSubTransaction(nullptr);
+    PG_TRY();
+    {
+        if (!faiss_merge(index, compact, false))
+            ereport(DEBUG1, (errmsg("faiss index \"%s\": merge skipped, inserts in progress",
+                                    RelationGetRelationName(index))));
+        ReleaseCurrentSubTransaction();
+        MemoryContextSwitchTo(context);
+        CurrentResourceOwner = owner;
+    }
+    PG_CATCH();
+    {
+        MemoryContextSwitchTo(context);
+        ErrorData* error = CopyErrorData();
+        FlushErrorState();
+        RollbackAndReleaseCurrentSubTransaction();
+        MemoryContextSwitchTo(context);
+        CurrentResourceOwner = owner;
+        if (error->sqlerrcode == ERRCODE_QUERY_CANCELED ||
+            error->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN)
+            ReThrowError(error);
+        ereport(WARNING, (errcode(error->sqlerrcode),
+                          errmsg("faiss index \"%s\": pending rows were not merged: %s",
+                                 RelationGetRelationName(index), error->message),
+                          errdetail("VACUUM went on; the pending rows are still searched exactly."),
+                          errhint("If this repeats, fix the index's options (ALTER INDEX ... SET) "
+                                  "or rebuild it: REINDEX INDEX %s.",
+                                  quote_identifier(RelationGetRelationName(index)))));
+        FreeErrorData(error);
+    }
+    PG_END_TRY();
 }
 
 IndexBulkDeleteResult* faiss_bulk_delete(IndexVacuumInfo* info, IndexBulkDeleteResult* stats,
@@ -78,13 +134,11 @@ IndexBulkDeleteResult* faiss_vacuum_cleanup(IndexVacuumInfo* info, IndexBulkDele
                           : Max(static_cast<int64>(1000), meta.main_rows / 10);
     bool many_dead = meta.dead_rows > 0 && meta.dead_rows * 5 > meta.main_rows;
     if (pending > 0 && (pending >= threshold || meta.factory[0] == '\0' || many_dead)) {
-        if (!faiss_merge(index, false, false))
-            ereport(DEBUG1, (errmsg("faiss index \"%s\": merge skipped, inserts in progress",
-                                    RelationGetRelationName(index))));
+        merge_for_vacuum(index, false);
         faiss_read_meta(index, &meta);
         pending = faiss_count_pending(index, meta);
     } else if (many_dead) {
-        faiss_merge(index, true, false);
+        merge_for_vacuum(index, true);
         faiss_read_meta(index, &meta);
     }
     if (stats == nullptr) {

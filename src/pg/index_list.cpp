@@ -2,7 +2,8 @@
 //
 // Reads the catalogs through SPI, then each index's metapage and pending
 // pages. Unlike benzer_index_info(), it never loads an index into memory,
-// so listing a database with many large indexes stays cheap.
+// so listing a database with many large indexes stays cheap. Indexes on
+// tables the caller may not read are listed without their contents.
 #include "pg/faiss.h"
 
 #include "pg/faiss_cache.h"
@@ -112,8 +113,12 @@ BENZER_FUNCTION(benzer_indexes) {
         values[5] = BoolGetDatum(item.valid);
         nulls[5] = false;
 
-        // The index may have been dropped since the catalog query.
-        Relation index = item.valid ? try_relation_open(item.index, AccessShareLock) : nullptr;
+        // The index may have been dropped since the catalog query. What is
+        // inside it (row counts, factory) is shown only to roles that may
+        // read its table (faiss_access.cpp); the catalog facts above are
+        // public anyway.
+        bool readable = item.valid && faiss_may_read(item.table, item.index);
+        Relation index = readable ? try_relation_open(item.index, AccessShareLock) : nullptr;
         if (index != nullptr && RelationGetNumberOfBlocks(index) > 0) {
             FaissMeta meta;
             faiss_read_meta(index, &meta);

@@ -31,12 +31,14 @@
 
 extern "C" {
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "portability/instr_time.h"
 #include "utils/array.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/plancache.h"
 #include "utils/portal.h"
 #include "utils/syscache.h"
 #include "utils/tuplestore.h"
@@ -189,19 +191,55 @@ void append_row(const KMeansArguments& args, MemoryContext context, Rows* rows, 
 
 bool is_integer_type(Oid type) { return type == INT2OID || type == INT4OID || type == INT8OID; }
 
-// Runs the query and collects its (id, vector) rows.
+// ERRORs unless plan is one plain SELECT. "DELETE ... RETURNING id, v"
+// also returns rows (SPI_is_cursor_plan accepts it), and a clustering
+// function must never change data.
+void require_select(const KMeansArguments& args, SPIPlanPtr plan) {
+    List* sources = SPI_plan_get_plan_sources(plan);
+    bool select = list_length(sources) == 1 && SPI_is_cursor_plan(plan);
+    if (select) {
+        auto* source = static_cast<CachedPlanSource*>(linitial(sources));
+        select = source->commandTag == CMDTAG_SELECT && list_length(source->query_list) == 1;
+        if (select) {
+            // No "WITH d AS (DELETE ...)" and no row locks either.
+            auto* query = static_cast<Query*>(linitial(source->query_list));
+            select = query->commandType == CMD_SELECT && !query->hasModifyingCTE &&
+                     query->rowMarks == NIL && query->utilityStmt == nullptr;
+        }
+    }
+    if (!select)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("%s: the query must be a single SELECT returning (id, vector) rows",
+                               args.function)));
+}
+
+// Runs the query and collects its (id, vector) rows. The query runs
+// read-only: a read-only cursor refuses data-modifying CTEs and FOR UPDATE,
+// and the transaction is read-only while it runs, so neither can functions
+// it calls write anything (XactReadOnly is restored on every exit).
+void read_rows_readonly(const KMeansArguments& args, Oid vector_type, MemoryContext context,
+                        Rows* rows);
+
 void read_rows(const KMeansArguments& args, Oid vector_type, MemoryContext context, Rows* rows) {
+    bool was_read_only = XactReadOnly;
+    XactReadOnly = true;
+    PG_TRY();
+    { read_rows_readonly(args, vector_type, context, rows); }
+    PG_FINALLY();
+    { XactReadOnly = was_read_only; }
+    PG_END_TRY();
+}
+
+void read_rows_readonly(const KMeansArguments& args, Oid vector_type, MemoryContext context,
+                        Rows* rows) {
     memset(rows, 0, sizeof(Rows));
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
     SPIPlanPtr plan = SPI_prepare(args.query, 0, nullptr);
     if (plan == nullptr)
         elog(ERROR, "%s: could not prepare the query: %s", args.function,
              SPI_result_code_string(SPI_result));
-    if (!SPI_is_cursor_plan(plan))
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                        errmsg("%s: the query must be a single SELECT returning (id, vector) rows",
-                               args.function)));
-    Portal portal = SPI_cursor_open(nullptr, plan, nullptr, nullptr, false);
+    require_select(args, plan);
+    Portal portal = SPI_cursor_open(nullptr, plan, nullptr, nullptr, true);
     TupleDesc desc = portal->tupDesc;
     Oid id_type = desc->natts >= 1 ? getBaseType(TupleDescAttr(desc, 0)->atttypid) : InvalidOid;
     Oid v_type = desc->natts >= 2 ? getBaseType(TupleDescAttr(desc, 1)->atttypid) : InvalidOid;
@@ -262,6 +300,15 @@ void read_rows(const KMeansArguments& args, Oid vector_type, MemoryContext conte
                         break;
                 }
             }
+            double norm = benzer::vector_norm(v->x, static_cast<size_t>(v->dim));
+            if (norm > benzer::kMaxIndexableNorm)
+                ereport(ERROR,
+                        (errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+                         errmsg("%s: vector norm %g is too large to cluster", args.function, norm),
+                         errdetail("k-means takes vectors of L2 norm up to %g: larger ones "
+                                   "overflow the single-precision sums Faiss computes.",
+                                   benzer::kMaxIndexableNorm),
+                         errhint("Scale the vectors down or leave such rows out of the query.")));
             append_row(args, context, rows, v->x, id_value, id_null);
         }
         MemoryContextSwitchTo(old);
