@@ -390,8 +390,7 @@ IndexBuildResult* faiss_build(Relation heap, Relation index, IndexInfo* info) {
 
     // Keep what we built: the next query in this backend need not load it.
     if (holder->object != nullptr)
-        faiss_cache_insert(index, meta.generation, holder->release(), state.attributes->release(),
-                           rows.tids, rows.count);
+        faiss_cache_insert(index, meta.generation, holder, state.attributes, rows.tids, rows.count);
 
     MemoryContextSwitchTo(old);
     IndexBuildResult* result = static_cast<IndexBuildResult*>(palloc(sizeof(IndexBuildResult)));
@@ -606,11 +605,10 @@ bool faiss_merge(Relation index, bool compact, bool wait) {
         if (meta.attributes.head != InvalidBlockNumber)
             faiss_free_chain(index, meta.attributes, kFaissPageAttributes, meta.generation);
     }
-    faiss_free_pending(index, meta.pending_head, meta.generation);
+    faiss_free_pending(index, meta);
     IndexFreeSpaceMapVacuum(index);
 
-    faiss_cache_insert(index, next.generation, holder->release(), attributes->release(), labels,
-                       nlabels);
+    faiss_cache_insert(index, next.generation, holder, attributes, labels, nlabels);
     MemoryContextSwitchTo(old);
     MemoryContextDelete(merge_context);
     UnlockRelation(index, ExclusiveLock);

@@ -1,13 +1,18 @@
 // faiss_cache.cpp: the per-backend cache of loaded indexes.
 //
-// Entries live in a small array in TopMemoryContext; engines are C++ heap
-// objects deleted explicitly. Nothing here runs C++ code that can throw
-// outside run_guarded().
+// Entries live in a small array; each owns a memory context (see
+// faiss_cache.h) that holds its labels and, through reset callbacks, its
+// C++ objects, so freeing an entry is deleting its context, and an entry
+// that fails half-way through loading is freed with the caller's memory.
+// An entry is published (put in the array, moved under the cache's
+// context) only as the last step, after everything that can raise an
+// ERROR. Nothing here runs C++ code that can throw outside run_guarded().
 #include "pg/faiss_cache.h"
 
 #include "pg/guard.h"
 
 extern "C" {
+#include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 }
@@ -15,6 +20,9 @@ extern "C" {
 namespace {
 
 constexpr int kMaxEntries = 32;
+
+using EngineHolder = ContextOwned<benzer::Engine>;
+using AttributesHolder = ContextOwned<benzer::AttributeStore>;
 
 FaissLoadedIndex* g_entries[kMaxEntries];
 uint64 g_clock = 0;
@@ -30,10 +38,7 @@ MemoryContext cache_context() {
 void free_entry(int slot) {
     FaissLoadedIndex* entry = g_entries[slot];
     g_entries[slot] = nullptr;
-    delete entry->engine;
-    delete entry->attributes;
-    if (entry->labels != nullptr) pfree(entry->labels);
-    pfree(entry);
+    MemoryContextDelete(entry->context);  // runs the engine's and store's deleters
 }
 
 // Frees unpinned stale entries, then least recently used unpinned ones
@@ -84,28 +89,46 @@ void supersede(Relation index, uint32 generation) {
     }
 }
 
-void record_built_defaults(FaissLoadedIndex* entry);
-
-FaissLoadedIndex* new_entry(Relation index, uint32 generation, benzer::Engine* engine,
-                            benzer::AttributeStore* attributes, ItemPointerData* labels,
-                            int64 nlabels, Size bytes) {
-    supersede(index, generation);
-    evict(bytes);
-    int slot = free_slot();
-    auto* entry = static_cast<FaissLoadedIndex*>(
-        MemoryContextAllocZero(cache_context(), sizeof(FaissLoadedIndex)));
+// An unpublished entry with its own context, a child of the current one
+// (so an ERROR before publish() frees it), and holders for its objects.
+FaissLoadedIndex* begin_entry(Relation index, uint32 generation, EngineHolder** engine,
+                              AttributesHolder** attributes) {
+    MemoryContext context =
+        AllocSetContextCreate(CurrentMemoryContext, "benzer loaded index", ALLOCSET_DEFAULT_SIZES);
+    auto* entry =
+        static_cast<FaissLoadedIndex*>(MemoryContextAllocZero(context, sizeof(FaissLoadedIndex)));
+    entry->context = context;
     entry->relid = RelationGetRelid(index);
     entry->node = index->rd_node;
     entry->generation = generation;
-    entry->engine = engine;
-    entry->attributes = attributes;
-    entry->labels = labels;
-    entry->nlabels = nlabels;
-    entry->bytes = bytes;
-    entry->last_used = ++g_clock;
-    g_entries[slot] = entry;
-    record_built_defaults(entry);
+    *engine = EngineHolder::create(context);
+    *attributes = AttributesHolder::create(context);
     return entry;
+}
+
+// Fills in what the entry's objects say about themselves (this can raise),
+// then makes room and publishes it: the last step, after which it belongs
+// to the cache.
+void publish(Relation index, FaissLoadedIndex* entry, EngineHolder* engine,
+             AttributesHolder* attributes) {
+    entry->engine = engine->object;
+    entry->attributes = attributes->object;
+    if (entry->engine != nullptr) {
+        benzer::Engine* e = entry->engine;
+        benzer::GuardedError error;
+        if (!benzer::run_guarded(error, [&] {
+                entry->built_nprobe = e->default_nprobe();
+                entry->built_ef_search = e->default_ef_search();
+                entry->built_k_factor = e->default_k_factor();
+            }))
+            raise_guarded_error(error, "could not read faiss index defaults");
+    }
+    supersede(index, entry->generation);
+    evict(entry->bytes);
+    int slot = free_slot();
+    entry->last_used = ++g_clock;
+    MemoryContextSetParent(entry->context, cache_context());
+    g_entries[slot] = entry;
 }
 
 // Applies the index's WITH options to a loaded engine when they differ from
@@ -130,17 +153,23 @@ void apply_options(Relation index, FaissLoadedIndex* entry) {
     entry->option_k_factor = options->k_factor;
 }
 
-// Remembers a freshly loaded engine's own defaults.
-void record_built_defaults(FaissLoadedIndex* entry) {
-    if (entry->engine == nullptr) return;
-    benzer::Engine* engine = entry->engine;
-    benzer::GuardedError error;
-    if (!benzer::run_guarded(error, [&] {
-            entry->built_nprobe = engine->default_nprobe();
-            entry->built_ef_search = engine->default_ef_search();
-            entry->built_k_factor = engine->default_k_factor();
-        }))
-        raise_guarded_error(error, "could not read faiss index defaults");
+// Reads a chain into the entry's context. False on a race with a merge.
+bool read_into(Relation index, const FaissMeta& meta, const FaissChain& chain, FaissPageKind kind,
+               MemoryContext context, char** data) {
+    MemoryContext old = MemoryContextSwitchTo(context);
+    bool ok = faiss_read_chain(index, chain, kind, meta.generation, data);
+    MemoryContextSwitchTo(old);
+    return ok;
+}
+
+// Raises a failure to load part of an index, with the way out.
+[[noreturn]] void raise_load_error(Relation index, const benzer::GuardedError& error,
+                                   const char* what) {
+    ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
+                    errmsg("could not load %s of faiss index \"%s\": %s", what,
+                           RelationGetRelationName(index), error.message),
+                    errhint("Rebuild the index: REINDEX INDEX %s.",
+                            quote_identifier(RelationGetRelationName(index)))));
 }
 
 }  // namespace
@@ -157,71 +186,56 @@ FaissLoadedIndex* faiss_cache_acquire(Relation index, const FaissMeta& meta) {
         }
     }
 
-    // Read the chains into temporary memory, then deserialise.
-    char* labels_bytes = nullptr;
-    if (!faiss_read_chain(index, meta.labels, kFaissPageLabels, meta.generation, &labels_bytes))
-        return nullptr;
-    int64 nlabels = static_cast<int64>(meta.labels.bytes / sizeof(ItemPointerData));
-    ItemPointerData* labels = static_cast<ItemPointerData*>(
-        MemoryContextAllocHuge(cache_context(), Max(meta.labels.bytes, static_cast<uint64>(1))));
-    memcpy(labels, labels_bytes, meta.labels.bytes);
-    pfree(labels_bytes);
+    EngineHolder* engine;
+    AttributesHolder* attributes;
+    FaissLoadedIndex* entry = begin_entry(index, meta.generation, &engine, &attributes);
+    MemoryContext context = entry->context;
 
-    // Filter column values.
-    benzer::AttributeStore* attributes = nullptr;
-    Size bytes = meta.labels.bytes;
+    char* labels = nullptr;
+    if (!read_into(index, meta, meta.labels, kFaissPageLabels, context, &labels)) {
+        MemoryContextDelete(context);
+        return nullptr;
+    }
+    entry->labels = reinterpret_cast<ItemPointerData*>(labels);
+    entry->nlabels = static_cast<int64>(meta.labels.bytes / sizeof(ItemPointerData));
+    entry->bytes = meta.labels.bytes;
+
+    // Filter column values. The serialised forms are read into the
+    // caller's memory (freed right after, or with it on an ERROR).
     if (meta.attributes.head != InvalidBlockNumber) {
         char* data = nullptr;
         if (!faiss_read_chain(index, meta.attributes, kFaissPageAttributes, meta.generation,
                               &data)) {
-            pfree(labels);
+            MemoryContextDelete(context);
             return nullptr;
         }
         benzer::GuardedError error;
-        bool ok = benzer::run_guarded(error, [&] {
-            attributes = benzer::AttributeStore::deserialize(reinterpret_cast<const uint8*>(data),
-                                                             meta.attributes.bytes);
-        });
+        if (!benzer::run_guarded(error, [&] {
+                attributes->object = benzer::AttributeStore::deserialize(
+                    reinterpret_cast<const uint8*>(data), meta.attributes.bytes);
+            }))
+            raise_load_error(index, error, "the filter columns");
         pfree(data);
-        if (!ok) {
-            pfree(labels);
-            raise_guarded_error(error, "could not load faiss filter columns");
-        }
-        bytes += meta.attributes.bytes;
+        entry->bytes += meta.attributes.bytes;
     }
 
-    benzer::Engine* engine = nullptr;
     if (meta.factory[0] != '\0') {
         char* blob = nullptr;
         if (!faiss_read_chain(index, meta.blob, kFaissPageBlob, meta.generation, &blob)) {
-            pfree(labels);
-            delete attributes;
+            MemoryContextDelete(context);
             return nullptr;
         }
         benzer::GuardedError error;
         benzer::Metric metric = static_cast<benzer::Metric>(meta.metric);
-        bool ok = benzer::run_guarded(error, [&] {
-            engine = benzer::Engine::deserialize(reinterpret_cast<const uint8*>(blob),
-                                                 meta.blob.bytes, metric);
-        });
+        if (!benzer::run_guarded(error, [&] {
+                engine->object = benzer::Engine::deserialize(reinterpret_cast<const uint8*>(blob),
+                                                             meta.blob.bytes, metric);
+            }))
+            raise_load_error(index, error, "the Faiss structure");
         pfree(blob);
-        if (!ok) {
-            pfree(labels);
-            delete attributes;
-            raise_guarded_error(error, "could not load faiss index");
-        }
-        bytes += meta.blob.bytes;
+        entry->bytes += meta.blob.bytes;
     }
-    FaissLoadedIndex* entry;
-    PG_TRY();
-    { entry = new_entry(index, meta.generation, engine, attributes, labels, nlabels, bytes); }
-    PG_CATCH();
-    {
-        delete engine;
-        delete attributes;
-        PG_RE_THROW();
-    }
-    PG_END_TRY();
+    publish(index, entry, engine, attributes);
     apply_options(index, entry);
     entry->pins++;
     return entry;
@@ -251,38 +265,31 @@ void faiss_cache_release_on_reset(MemoryContext context, FaissLoadedIndex** slot
     MemoryContextRegisterResetCallback(context, callback);
 }
 
-void faiss_cache_insert(Relation index, uint32 generation, benzer::Engine* engine,
-                        benzer::AttributeStore* attributes, const ItemPointerData* labels,
+void faiss_cache_insert(Relation index, uint32 generation, EngineHolder* engine,
+                        AttributesHolder* attributes, const ItemPointerData* labels,
                         int64 nlabels) {
+    EngineHolder* own_engine;
+    AttributesHolder* own_attributes;
+    FaissLoadedIndex* entry = begin_entry(index, generation, &own_engine, &own_attributes);
+    own_engine->object = engine->release();
+    own_attributes->object = attributes->release();
+
     Size label_bytes = sizeof(ItemPointerData) * static_cast<Size>(nlabels);
-    ItemPointerData* copy = nullptr;
-    PG_TRY();
-    {
-        copy = static_cast<ItemPointerData*>(
-            MemoryContextAllocHuge(cache_context(), Max(label_bytes, static_cast<Size>(1))));
-        if (label_bytes > 0) memcpy(copy, labels, label_bytes);
-        Size bytes = label_bytes;
-        if (engine != nullptr) {
-            benzer::GuardedError error;
-            Size engine_bytes = 0;
-            if (benzer::run_guarded(error, [&] { engine_bytes = engine->memory_bytes(); }))
-                bytes += engine_bytes;
-        }
-        if (attributes != nullptr) {
-            benzer::GuardedError error;
-            Size attribute_bytes = 0;
-            if (benzer::run_guarded(error, [&] { attribute_bytes = attributes->memory_bytes(); }))
-                bytes += attribute_bytes;
-        }
-        new_entry(index, generation, engine, attributes, copy, nlabels, bytes);
-    }
-    PG_CATCH();
-    {
-        delete engine;
-        delete attributes;
-        PG_RE_THROW();
-    }
-    PG_END_TRY();
+    entry->labels = static_cast<ItemPointerData*>(
+        MemoryContextAllocHuge(entry->context, Max(label_bytes, static_cast<Size>(1))));
+    if (label_bytes > 0) memcpy(entry->labels, labels, label_bytes);
+    entry->nlabels = nlabels;
+    entry->bytes = label_bytes;
+    benzer::GuardedError error;
+    Size object_bytes = 0;
+    benzer::Engine* e = own_engine->object;
+    benzer::AttributeStore* a = own_attributes->object;
+    if (benzer::run_guarded(error, [&] {
+            if (e != nullptr) object_bytes += e->memory_bytes();
+            if (a != nullptr) object_bytes += a->memory_bytes();
+        }))
+        entry->bytes += object_bytes;
+    publish(index, entry, own_engine, own_attributes);
 }
 
 Size faiss_cache_bytes(Relation index) {

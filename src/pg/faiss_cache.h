@@ -8,9 +8,16 @@
 #pragma once
 
 #include "core/attributes.h"
+#include "pg/context_owned.h"
 #include "pg/faiss_pages.h"
 
+// One loaded index. Everything it holds lives in its own memory context:
+// the labels directly, the engine and the attribute store through reset
+// callbacks (context_owned.h). While an entry is being loaded, that context
+// is a child of the caller's, so an ERROR or a cancel at any point frees it
+// all; only a complete entry moves under the cache's context.
 struct FaissLoadedIndex {
+    MemoryContext context;  // owns this struct and all below
     Oid relid;
     RelFileNode node;
     uint32 generation;
@@ -42,11 +49,14 @@ void faiss_cache_release(FaissLoadedIndex* entry);
 // called when a query fails.
 void faiss_cache_release_on_reset(MemoryContext context, FaissLoadedIndex** slot);
 
-// Hands a freshly built or merged index to the cache (ownership of engine
-// and attributes passes to the cache; labels are copied).
-void faiss_cache_insert(Relation index, uint32 generation, benzer::Engine* engine,
-                        benzer::AttributeStore* attributes, const ItemPointerData* labels,
-                        int64 nlabels);
+// Hands a freshly built or merged index to the cache: the engine and the
+// attribute store move out of their holders (which keep owning them until
+// the cache's own holders do, so nothing leaks at any point); labels are
+// copied.
+void faiss_cache_insert(Relation index, uint32 generation,
+                        ContextOwned<benzer::Engine>* engine,
+                        ContextOwned<benzer::AttributeStore>* attributes,
+                        const ItemPointerData* labels, int64 nlabels);
 
 // Bytes this backend holds for the index (0 if not loaded).
 Size faiss_cache_bytes(Relation index);

@@ -145,10 +145,15 @@ static Size payload_length(Page page) {
            static_cast<Size>(PageGetContents(page) - page);
 }
 
-// Finishes a chain page: dirty it, and log it unless the builder logs all.
-static void finish_chain_page(Buffer buffer, bool log_each) {
+// Finishes a chain page: links it to next, dirties it and, unless the
+// builder logs the whole relation at the end, logs it, in one critical
+// section (WAL of a page must not be interrupted half-way).
+static void finish_chain_page(Buffer buffer, BlockNumber next, bool log_each) {
+    START_CRIT_SECTION();
+    faiss_page_opaque(BufferGetPage(buffer))->next = next;
     MarkBufferDirty(buffer);
     if (log_each) log_newpage_buffer(buffer, true);
+    END_CRIT_SECTION();
     UnlockReleaseBuffer(buffer);
 }
 
@@ -165,25 +170,22 @@ FaissChain faiss_write_chain(Relation index, FaissPageKind kind, uint32 generati
         Page page = BufferGetPage(buffer);
         BlockNumber block = BufferGetBlockNumber(buffer);
         Size length = static_cast<Size>(Min(static_cast<uint64>(capacity), bytes - offset));
-        START_CRIT_SECTION();
+        // Filled while locked and unreachable (no metapage points here yet);
+        // finish_chain_page dirties and logs it.
         faiss_init_page(page, kind, generation);
         faiss_page_opaque(page)->sequence = chain.pages;
         if (length > 0) memcpy(PageGetContents(page), data + offset, length);
         set_payload_length(page, length);
-        MarkBufferDirty(buffer);
-        END_CRIT_SECTION();
-        if (BufferIsValid(previous)) {
-            faiss_page_opaque(BufferGetPage(previous))->next = block;
-            finish_chain_page(previous, log_each);
-        } else {
+        if (BufferIsValid(previous))
+            finish_chain_page(previous, block, log_each);
+        else
             chain.head = block;
-        }
         previous = buffer;
         offset += length;
         chain.pages++;
         if ((chain.pages & 255) == 0) CHECK_FOR_INTERRUPTS();
     } while (offset < bytes);
-    finish_chain_page(previous, log_each);
+    finish_chain_page(previous, InvalidBlockNumber, log_each);
     return chain;
 }
 
@@ -381,6 +383,36 @@ void faiss_append_pending(Relation index, ItemPointer tid, const float* vector, 
     pfree(tuple);
 }
 
+Buffer faiss_pending_walk_next(Relation index, FaissPendingWalk* walk, int mode) {
+    if (walk->next == InvalidBlockNumber || walk->raced) return InvalidBuffer;
+    Buffer buffer = ReadBuffer(index, walk->next);
+    LockBuffer(buffer, mode);
+    Page page = BufferGetPage(buffer);
+    FaissPageOpaque* opaque = faiss_page_opaque(page);
+    if (PageIsNew(page) || opaque->kind != kFaissPagePending ||
+        opaque->generation != walk->generation) {
+        UnlockReleaseBuffer(buffer);
+        walk->raced = true;
+        return InvalidBuffer;
+    }
+    // Read under the lock: an appender sets it only with this page locked
+    // exclusively, which the caller's lock excludes while it works.
+    walk->next = opaque->next;
+    return buffer;
+}
+
+// The pending tuple at off of a pending page, or null for an unused item
+// or one whose size does not fit dim dimensions (never written by benzer;
+// read as absent rather than past its end).
+static FaissPendingTuple* pending_tuple(Page page, OffsetNumber off, int dim) {
+    ItemId item = PageGetItemId(page, off);
+    if (!ItemIdIsUsed(item)) return nullptr;
+    auto* tuple = reinterpret_cast<FaissPendingTuple*>(PageGetItem(page, item));
+    if (ItemIdGetLength(item) < faiss_pending_tuple_size(dim, tuple->attribute_bytes))
+        return nullptr;
+    return tuple;
+}
+
 bool faiss_read_pending(Relation index, const FaissMeta& meta, FaissPendingRows* rows) {
     int dim = meta.dimensions;
     int64 capacity = 64;
@@ -393,22 +425,14 @@ bool faiss_read_pending(Relation index, const FaissMeta& meta, FaissPendingRows*
     rows->attributes = static_cast<uint8*>(palloc(attribute_capacity));
     rows->attribute_offsets = static_cast<uint64*>(palloc(sizeof(uint64) * (capacity + 1)));
     rows->attribute_offsets[0] = 0;
-    BlockNumber block = meta.pending_head;
-    while (block != InvalidBlockNumber) {
-        Buffer buffer = ReadBuffer(index, block);
-        LockBuffer(buffer, BUFFER_LOCK_SHARE);
+    FaissPendingWalk walk(meta);
+    Buffer buffer;
+    while ((buffer = faiss_pending_walk_next(index, &walk, BUFFER_LOCK_SHARE)) != InvalidBuffer) {
         Page page = BufferGetPage(buffer);
-        FaissPageOpaque* opaque = faiss_page_opaque(page);
-        if (PageIsNew(page) || opaque->kind != kFaissPagePending ||
-            opaque->generation != meta.generation) {
-            UnlockReleaseBuffer(buffer);
-            return false;
-        }
         OffsetNumber max = PageGetMaxOffsetNumber(page);
         for (OffsetNumber off = FirstOffsetNumber; off <= max; off = OffsetNumberNext(off)) {
-            ItemId item = PageGetItemId(page, off);
-            if (!ItemIdIsUsed(item)) continue;
-            auto* tuple = reinterpret_cast<FaissPendingTuple*>(PageGetItem(page, item));
+            FaissPendingTuple* tuple = pending_tuple(page, off, dim);
+            if (tuple == nullptr) continue;
             if (rows->count == capacity) {
                 capacity *= 2;
                 rows->tids = static_cast<ItemPointerData*>(
@@ -432,35 +456,28 @@ bool faiss_read_pending(Relation index, const FaissMeta& meta, FaissPendingRows*
             rows->count++;
             rows->attribute_offsets[rows->count] = attribute_used;
         }
-        block = opaque->next;
         UnlockReleaseBuffer(buffer);
     }
-    return true;
+    return !walk.raced;
 }
 
 int64 faiss_vacuum_pending(Relation index, const FaissMeta& meta, IndexBulkDeleteCallback callback,
                            void* state, int64* remaining) {
     int64 deleted = 0;
     *remaining = 0;
-    BlockNumber block = meta.pending_head;
-    while (block != InvalidBlockNumber) {
-        vacuum_delay_point();
-        Buffer buffer = ReadBuffer(index, block);
-        LockBuffer(buffer, BUFFER_LOCK_EXCLUSIVE);
+    FaissPendingWalk walk(meta);
+    Buffer buffer;
+    // A race ends the walk: a concurrent merge took the pending rows.
+    while ((buffer = faiss_pending_walk_next(index, &walk, BUFFER_LOCK_EXCLUSIVE)) !=
+           InvalidBuffer) {
         Page page = BufferGetPage(buffer);
-        FaissPageOpaque* opaque = faiss_page_opaque(page);
-        if (opaque->kind != kFaissPagePending || opaque->generation != meta.generation) {
-            UnlockReleaseBuffer(buffer);
-            break;  // a concurrent merge took the pending rows
-        }
         OffsetNumber dead[MaxOffsetNumber];
         int ndead = 0;
         OffsetNumber max = PageGetMaxOffsetNumber(page);
         for (OffsetNumber off = FirstOffsetNumber; off <= max; off = OffsetNumberNext(off)) {
-            ItemId item = PageGetItemId(page, off);
-            if (!ItemIdIsUsed(item)) continue;
-            auto* tuple = reinterpret_cast<FaissPendingTuple*>(PageGetItem(page, item));
-            if (callback(&tuple->tid, state))
+            if (!ItemIdIsUsed(PageGetItemId(page, off))) continue;
+            FaissPendingTuple* tuple = pending_tuple(page, off, meta.dimensions);
+            if (tuple == nullptr || callback(&tuple->tid, state))
                 dead[ndead++] = off;
             else
                 (*remaining)++;
@@ -472,25 +489,19 @@ int64 faiss_vacuum_pending(Relation index, const FaissMeta& meta, IndexBulkDelet
             GenericXLogFinish(xlog);
             deleted += ndead;
         }
-        block = opaque->next;
         UnlockReleaseBuffer(buffer);
+        vacuum_delay_point();
     }
     return deleted;
 }
 
-void faiss_free_pending(Relation index, BlockNumber head, uint32 generation) {
-    BlockNumber block = head;
-    while (block != InvalidBlockNumber) {
-        Buffer buffer = ReadBuffer(index, block);
-        LockBuffer(buffer, BUFFER_LOCK_SHARE);
-        Page page = BufferGetPage(buffer);
-        FaissPageOpaque* opaque = faiss_page_opaque(page);
-        BlockNumber next = opaque->next;
-        bool ours = opaque->kind == kFaissPagePending && opaque->generation == generation;
+void faiss_free_pending(Relation index, const FaissMeta& meta) {
+    FaissPendingWalk walk(meta);
+    Buffer buffer;
+    while ((buffer = faiss_pending_walk_next(index, &walk, BUFFER_LOCK_SHARE)) != InvalidBuffer) {
+        BlockNumber block = BufferGetBlockNumber(buffer);
         UnlockReleaseBuffer(buffer);
-        if (!ours) break;
         RecordFreeIndexPage(index, block);
-        block = next;
     }
 }
 
@@ -525,20 +536,13 @@ void faiss_add_dead_rows(Relation index, int64 delta) {
 
 int64 faiss_count_pending(Relation index, const FaissMeta& meta) {
     int64 count = 0;
-    BlockNumber block = meta.pending_head;
-    while (block != InvalidBlockNumber) {
-        Buffer buffer = ReadBuffer(index, block);
-        LockBuffer(buffer, BUFFER_LOCK_SHARE);
+    FaissPendingWalk walk(meta);
+    Buffer buffer;
+    while ((buffer = faiss_pending_walk_next(index, &walk, BUFFER_LOCK_SHARE)) != InvalidBuffer) {
         Page page = BufferGetPage(buffer);
-        FaissPageOpaque* opaque = faiss_page_opaque(page);
-        if (opaque->kind != kFaissPagePending || opaque->generation != meta.generation) {
-            UnlockReleaseBuffer(buffer);
-            break;
-        }
         OffsetNumber max = PageGetMaxOffsetNumber(page);
         for (OffsetNumber off = FirstOffsetNumber; off <= max; off = OffsetNumberNext(off))
-            if (ItemIdIsUsed(PageGetItemId(page, off))) count++;
-        block = opaque->next;
+            if (pending_tuple(page, off, meta.dimensions) != nullptr) count++;
         UnlockReleaseBuffer(buffer);
     }
     return count;

@@ -149,6 +149,26 @@ void faiss_set_tombstones(Relation index, const FaissMeta& meta, const int64* la
 void faiss_append_pending(Relation index, ItemPointer tid, const float* vector, int dim,
                           const uint8* attributes, Size attribute_bytes);
 
+// Walks the pending chain of one generation, page by page:
+//
+//     FaissPendingWalk walk(meta);
+//     while ((buffer = faiss_pending_walk_next(index, &walk, mode)) != InvalidBuffer) {
+//         ... the page, locked in mode ...
+//         UnlockReleaseBuffer(buffer);
+//     }
+//     if (walk.raced) ... a merge took the chain: re-read the metapage
+//
+// A page that is new, not a pending page, or of another generation ends
+// the walk with raced set.
+struct FaissPendingWalk {
+    BlockNumber next;
+    uint32 generation;
+    bool raced = false;
+    explicit FaissPendingWalk(const FaissMeta& meta)
+        : next(meta.pending_head), generation(meta.generation) {}
+};
+Buffer faiss_pending_walk_next(Relation index, FaissPendingWalk* walk, int mode);
+
 // All pending rows: parallel arrays, palloc'd. Returns false on a
 // generation race (see faiss_read_chain).
 struct FaissPendingRows {
@@ -165,8 +185,8 @@ bool faiss_read_pending(Relation index, const FaissMeta& meta, FaissPendingRows*
 int64 faiss_vacuum_pending(Relation index, const FaissMeta& meta, IndexBulkDeleteCallback callback,
                            void* state, int64* remaining);
 
-// Frees the pending pages (after a merge folded them in).
-void faiss_free_pending(Relation index, BlockNumber head, uint32 generation);
+// Frees the pending pages of meta (after a merge folded them in).
+void faiss_free_pending(Relation index, const FaissMeta& meta);
 
 // Records the dimension on the first vector an empty, untyped index sees,
 // and returns the index's dimension (which the caller compares with dim).
