@@ -78,8 +78,11 @@ namespace {
 constexpr int32 kMaxK = 100000;
 // Queries searched together (one Faiss call, one BLAS pass).
 constexpr int64 kQueryBatch = 1024;
+// Bytes one result entry (a candidate of a query, then maybe an output row)
+// takes across the search buffers, the seen-rows table and the output,
+// generously. work_mem / kEntryBytes entries are held at once.
+constexpr Size kEntryBytes = 128;
 // Most result entries (queries x candidates) held at once.
-constexpr int64 kMaxEntries = int64(4) << 20;
 
 // --- The index and what a search needs of it ----------------------------
 
@@ -103,6 +106,9 @@ struct BatchState {
     IndexFetchTableData* fetch;
     TupleTableSlot* slot;
     Snapshot snapshot;
+
+    // Result entries held at once (work_mem / kEntryBytes).
+    int64 max_entries;
 
     // Statistics for the DEBUG1 line.
     int64 rounds;
@@ -160,6 +166,15 @@ void scalar_operand(const FilterColumns& columns, int c, const JsonbValue& v, in
     if (!DatumGetBool(DirectFunctionCall2(numeric_eq, numeric, rounded)))
         bad_filter(psprintf("filter column \"%s\" is an integer column: %s is not an integer", name,
                             DatumGetCString(DirectFunctionCall1(numeric_out, numeric))));
+    Datum lowest = NumericGetDatum(int64_to_numeric(PG_INT64_MIN));
+    Datum highest = NumericGetDatum(int64_to_numeric(PG_INT64_MAX));
+    if (DatumGetBool(DirectFunctionCall2(numeric_lt, numeric, lowest)) ||
+        DatumGetBool(DirectFunctionCall2(numeric_gt, numeric, highest)))
+        ereport(ERROR,
+                (errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+                 errmsg("benzer_batch_search: the filter value %s for column \"%s\" is out of "
+                        "range for an integer column",
+                        DatumGetCString(DirectFunctionCall1(numeric_out, numeric)), name)));
     *integer = DatumGetInt64(DirectFunctionCall1(numeric_int8, numeric));
 }
 
@@ -395,7 +410,10 @@ void search_batch(BatchState* state, const float* vectors, const int32* position
     benzer::Engine* engine = state->entry != nullptr ? state->entry->engine : nullptr;
     int64 main_total = engine != nullptr ? state->allowed_count : 0;
     int64 pending_total = state->pending.count;
-    int64 cap = Max(static_cast<int64>(k), static_cast<int64>(benzer_max_scan_tuples));
+    // Deeper rounds (invisible rows) stop at benzer.max_scan_tuples, and
+    // at what work_mem holds.
+    int64 cap = Max(static_cast<int64>(k),
+                    Min(static_cast<int64>(benzer_max_scan_tuples), state->max_entries));
 
     QueryState* queries = static_cast<QueryState*>(palloc0(sizeof(QueryState) * nq));
     for (int64 i = 0; i < nq; i++) queries[i].position = positions[i];
@@ -425,7 +443,8 @@ void search_batch(BatchState* state, const float* vectors, const int32* position
         bool can_widen = nlist > 0 ? current_nprobe < nlist
                                    : current_ef < state->allowed_count && current_ef <= 1000000;
         // Slices of the active queries small enough for the result buffers.
-        int64 slice = Max(static_cast<int64>(1), kMaxEntries / Max(want, static_cast<int64>(1)));
+        int64 slice =
+            Max(static_cast<int64>(1), state->max_entries / Max(want, static_cast<int64>(1)));
         int64 next_active = 0;
         for (int64 s0 = 0; s0 < nactive; s0 += slice) {
             int64 ns = Min(slice, nactive - s0);
@@ -597,6 +616,9 @@ void search_batch(BatchState* state, const float* vectors, const int32* position
             want = Min(want * 2, cap);
             progressed = true;
         }
+        // The rows examined so far (returned or invisible) fill work_mem:
+        // stop, as at benzer.max_scan_tuples.
+        if (hash_get_num_entries(seen) > state->max_entries) progressed = false;
         if (!progressed) break;  // benzer.max_scan_tuples, or nothing left to widen
     }
 }
@@ -616,6 +638,15 @@ BENZER_FUNCTION(benzer_batch_search) {
         ereport(ERROR,
                 (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                  errmsg("benzer_batch_search: k must be between 1 and %d, not %d", kMaxK, k)));
+    // Memory: k rows of one query must fit work_mem (kEntryBytes each);
+    // more queries are searched together as far as it holds them.
+    int64 max_entries = static_cast<int64>(static_cast<Size>(work_mem) * 1024 / kEntryBytes);
+    if (k > max_entries)
+        ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+                        errmsg("benzer_batch_search: k = %d needs about %zu kB, work_mem is %d kB",
+                               k, static_cast<Size>(k) * kEntryBytes / 1024 + 1, work_mem),
+                        errhint("SET work_mem = '%zukB', or ask for fewer rows per query.",
+                                static_cast<Size>(k) * kEntryBytes / 1024 + 64)));
     InitMaterializedSRF(fcinfo, 0);
     auto* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
     Jsonb* filter = PG_ARGISNULL(3) ? nullptr : PG_GETARG_JSONB_P(3);
@@ -626,6 +657,7 @@ BENZER_FUNCTION(benzer_batch_search) {
         AllocSetContextCreate(CurrentMemoryContext, "benzer batch search", ALLOCSET_DEFAULT_SIZES);
     MemoryContext old = MemoryContextSwitchTo(context);
     auto* state = static_cast<BatchState*>(palloc0(sizeof(BatchState)));
+    state->max_entries = max_entries;
     faiss_cache_release_on_reset(context, &state->entry);
 
     faiss_require_read(heap_oid, index_oid);
@@ -679,8 +711,10 @@ BENZER_FUNCTION(benzer_batch_search) {
         int64 out_capacity = 1024;
         auto* out = static_cast<OutputRow*>(
             MemoryContextAllocHuge(context, sizeof(OutputRow) * out_capacity));
-        for (int64 b0 = 0; b0 < nq_total; b0 += kQueryBatch) {
-            int64 nb = Min(kQueryBatch, nq_total - b0);
+        // As many queries at once as work_mem holds k rows for.
+        int64 query_batch = Max(static_cast<int64>(1), Min(kQueryBatch, state->max_entries / k));
+        for (int64 b0 = 0; b0 < nq_total; b0 += query_batch) {
+            int64 nb = Min(query_batch, nq_total - b0);
             HTAB* seen = hash_create("benzer batch search seen rows",
                                      Min(nb * static_cast<int64>(k) * 2, int64(1) << 20), &ctl,
                                      HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);

@@ -104,18 +104,25 @@ Size build_memory(int64 count, int dim) {
     return static_cast<Size>(count) * static_cast<Size>(dim) * sizeof(float) * 2;
 }
 
-void check_build_memory(Relation index, int64 count, int dim) {
+// ERRORs unless count rows fit maintenance_work_mem. expected: the rows
+// the whole build will have (an estimate while the table is being read),
+// so the hint names the setting that suffices, not the next step up.
+void check_build_memory(Relation index, int64 count, int dim, int64 expected) {
     Size limit = static_cast<Size>(maintenance_work_mem) * 1024;
     Size need = build_memory(count, dim);
-    if (need > limit)
-        ereport(ERROR,
-                (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-                 errmsg("faiss index \"%s\" needs about %zu MB to build, maintenance_work_mem is "
-                        "%d MB",
-                        RelationGetRelationName(index), need / (1024 * 1024) + 1,
-                        maintenance_work_mem / 1024),
-                 errhint("SET maintenance_work_mem = '%zuMB' and try again.",
-                         need / (1024 * 1024) + 16)));
+    if (need <= limit) return;
+    Size total = build_memory(Max(count, expected), dim);
+    ereport(ERROR,
+            (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+             errmsg("faiss index \"%s\" needs about %zu MB to build, maintenance_work_mem is "
+                    "%d MB",
+                    RelationGetRelationName(index), total / (1024 * 1024) + 1,
+                    maintenance_work_mem / 1024),
+             errdetail("About %lld rows of %d dimensions, and about as much again for the Faiss "
+                       "structure.",
+                       static_cast<long long>(Max(count, expected)), dim),
+             errhint("SET maintenance_work_mem = '%zuMB' and try again.",
+                     total / (1024 * 1024) * 11 / 10 + 16)));
 }
 
 void check_dimensions(Relation index, int dim) {
@@ -126,9 +133,11 @@ void check_dimensions(Relation index, int dim) {
 }
 
 // Appends one row to a RowSet, growing it geometrically.
-void append_row(Relation index, RowSet* rows, const float* vector, ItemPointer tid) {
+// expected: the rows the whole build will have (for check_build_memory).
+void append_row(Relation index, RowSet* rows, const float* vector, ItemPointer tid,
+                int64 expected) {
     if (rows->count == rows->capacity) {
-        check_build_memory(index, rows->count + 1, rows->dim);
+        check_build_memory(index, rows->count + 1, rows->dim, expected);
         int64 capacity = rows->capacity == 0 ? 1024 : rows->capacity * 2;
         Size limit_rows = static_cast<Size>(maintenance_work_mem) * 1024 /
                           (static_cast<Size>(rows->dim) * sizeof(float) * 2);
@@ -154,6 +163,7 @@ void append_row(Relation index, RowSet* rows, const float* vector, ItemPointer t
 
 struct BuildState {
     Relation index;
+    BlockNumber heap_blocks;  // the table's size when the build started
     RowSet rows;
     MemoryContext tuple_context;
     benzer::AttributeKind kinds[kFaissMaxFilterColumns];
@@ -191,7 +201,11 @@ void build_callback(Relation index, ItemPointer tid, Datum* values, bool* isnull
     }
     MemoryContextSwitchTo(old);
     faiss_check_norm(index, v->x, v->dim, "vector");
-    append_row(index, &state->rows, v->x, tid);
+    // Rows expected in all, from how far into the table this row is.
+    BlockNumber block = ItemPointerGetBlockNumber(tid);
+    int64 expected = static_cast<int64>(static_cast<double>(state->rows.count + 1) *
+                                        Max(state->heap_blocks, block + 1) / (block + 1));
+    append_row(index, &state->rows, v->x, tid, expected);
     MemoryContextReset(state->tuple_context);
     if ((state->rows.count & 1023) == 0)
         pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, state->rows.count);
@@ -342,6 +356,7 @@ IndexBuildResult* faiss_build(Relation heap, Relation index, IndexInfo* info) {
 
     BuildState state;
     state.index = index;
+    state.heap_blocks = RelationGetNumberOfBlocks(heap);
     state.rows.dim = faiss_column_typmod_dim(index);
     if (state.rows.dim > 0) check_dimensions(index, state.rows.dim);
     // Before reading the table, and even when it is empty: a bad string
@@ -468,7 +483,8 @@ bool faiss_merge(Relation index, bool compact, bool wait) {
         UnlockRelation(index, ExclusiveLock);
         return false;
     }
-    check_build_memory(index, meta.main_rows + pending.count, Max(dim, 1));
+    check_build_memory(index, meta.main_rows + pending.count, Max(dim, 1),
+                       meta.main_rows + pending.count);
 
     ItemPointerData* old_labels = reinterpret_cast<ItemPointerData*>(
         read_chain_or_error(index, meta, meta.labels, kFaissPageLabels));

@@ -53,8 +53,7 @@ void faiss_cache_release_on_reset(MemoryContext context, FaissLoadedIndex** slot
 // attribute store move out of their holders (which keep owning them until
 // the cache's own holders do, so nothing leaks at any point); labels are
 // copied.
-void faiss_cache_insert(Relation index, uint32 generation,
-                        ContextOwned<benzer::Engine>* engine,
+void faiss_cache_insert(Relation index, uint32 generation, ContextOwned<benzer::Engine>* engine,
                         ContextOwned<benzer::AttributeStore>* attributes,
                         const ItemPointerData* labels, int64 nlabels);
 

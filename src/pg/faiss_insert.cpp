@@ -18,20 +18,10 @@ bool faiss_insert(Relation index, Datum* values, bool* isnull, ItemPointer heap_
                   IndexUniqueCheck, bool, IndexInfo*) {
     if (isnull[0]) return false;  // NULL vectors are not indexed
     Vector* v = DatumGetVector(values[0]);
-    FaissMeta meta;
-    faiss_read_meta(index, &meta);
-    int dim = meta.dimensions;
-    if (dim == 0) {
-        if (v->dim > faiss_max_dimensions())
-            ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-                            errmsg("faiss indexes support at most %d dimensions, not %d",
-                                   faiss_max_dimensions(), v->dim)));
-        dim = faiss_claim_dimensions(index, v->dim);
-    }
-    if (v->dim != dim)
-        ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
-                        errmsg("faiss index \"%s\" holds vectors of %d dimensions, not %d",
-                               RelationGetRelationName(index), dim, v->dim)));
+    if (v->dim > faiss_max_dimensions())
+        ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+                        errmsg("faiss indexes support at most %d dimensions, not %d",
+                               faiss_max_dimensions(), v->dim)));
     faiss_check_norm(index, v->x, v->dim, "vector");
     // Filter columns travel with the pending row.
     benzer::AttributeKind kinds[kFaissMaxFilterColumns];

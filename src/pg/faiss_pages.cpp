@@ -324,6 +324,23 @@ Size faiss_max_pending_tuple_size(void) {
                          MAXALIGN(sizeof(FaissPageOpaque)) - sizeof(ItemIdData));
 }
 
+// ERRORs for a row of dim dimensions in an index of index_dim. untrained:
+// the index has no Faiss structure yet, so its dimension may have come
+// from a row that was rolled back.
+[[noreturn]] static void wrong_dimensions(Relation index, int index_dim, int dim, bool untrained) {
+    if (untrained && faiss_column_typmod_dim(index) == 0)
+        ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
+                        errmsg("faiss index \"%s\" holds vectors of %d dimensions, not %d",
+                               RelationGetRelationName(index), index_dim, dim),
+                        errhint("An index on a column without a type modifier takes the "
+                                "dimension of its first row; if that row was rolled back, "
+                                "VACUUM the table to reset it.")));
+    ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
+                    errmsg("faiss index \"%s\" holds vectors of %d dimensions, not %d",
+                           RelationGetRelationName(index), index_dim, dim)));
+    pg_unreachable();
+}
+
 void faiss_append_pending(Relation index, ItemPointer tid, const float* vector, int dim,
                           const uint8* attributes, Size attribute_bytes) {
     Size size = faiss_pending_tuple_size(dim, attribute_bytes);
@@ -340,12 +357,22 @@ void faiss_append_pending(Relation index, ItemPointer tid, const float* vector, 
     if (attribute_bytes > 0)
         memcpy(reinterpret_cast<char*>(tuple->vector + dim), attributes, attribute_bytes);
 
-    // Fast path: room on the tail page; the metapage is only read.
+    // The metapage stays locked (share on the fast path, exclusive on the
+    // slow one) until the row is on its page, so the dimension checked here
+    // cannot change meanwhile (VACUUM resets it, faiss_reset_dimensions).
+    // Lock order: metapage, then pending pages.
     Buffer meta_buffer = ReadBuffer(index, kFaissMetaBlock);
     LockBuffer(meta_buffer, BUFFER_LOCK_SHARE);
-    BlockNumber tail = faiss_page_meta(BufferGetPage(meta_buffer))->pending_tail;
-    LockBuffer(meta_buffer, BUFFER_LOCK_UNLOCK);
-    if (tail != InvalidBlockNumber) {
+    FaissMeta* meta = faiss_page_meta(BufferGetPage(meta_buffer));
+    int index_dim = meta->dimensions;
+    BlockNumber tail = meta->pending_tail;
+    bool untrained = meta->main_rows == 0 && meta->factory[0] == '\0';
+    if (index_dim != 0 && index_dim != dim) {
+        UnlockReleaseBuffer(meta_buffer);
+        wrong_dimensions(index, index_dim, dim, untrained);
+    }
+    // Fast path: the dimension is set and the tail page has room.
+    if (index_dim == dim && tail != InvalidBlockNumber) {
         Buffer buffer = ReadBuffer(index, tail);
         LockBuffer(buffer, BUFFER_LOCK_EXCLUSIVE);
         Page page = BufferGetPage(buffer);
@@ -353,17 +380,31 @@ void faiss_append_pending(Relation index, ItemPointer tid, const float* vector, 
             faiss_page_opaque(page)->next == InvalidBlockNumber && PageGetFreeSpace(page) >= size) {
             add_pending_item(index, buffer, tuple, size);
             UnlockReleaseBuffer(buffer);
-            ReleaseBuffer(meta_buffer);
+            UnlockReleaseBuffer(meta_buffer);
             pfree(tuple);
             return;
         }
         UnlockReleaseBuffer(buffer);
     }
 
-    // Slow path: take the metapage exclusively (lock order: metapage, then
-    // tail page) and look again; another backend may have added a page.
+    // Slow path: take the metapage exclusively and look again; another
+    // backend may have set the dimension or added a page.
+    LockBuffer(meta_buffer, BUFFER_LOCK_UNLOCK);
     LockBuffer(meta_buffer, BUFFER_LOCK_EXCLUSIVE);
-    tail = faiss_page_meta(BufferGetPage(meta_buffer))->pending_tail;
+    meta = faiss_page_meta(BufferGetPage(meta_buffer));
+    if (meta->dimensions == 0) {
+        // The first row of an index on an untyped column sets its dimension.
+        GenericXLogState* state = GenericXLogStart(index);
+        Page copy = GenericXLogRegisterBuffer(state, meta_buffer, 0);
+        faiss_page_meta(copy)->dimensions = dim;
+        GenericXLogFinish(state);
+    } else if (meta->dimensions != dim) {
+        index_dim = meta->dimensions;
+        untrained = meta->main_rows == 0 && meta->factory[0] == '\0';
+        UnlockReleaseBuffer(meta_buffer);
+        wrong_dimensions(index, index_dim, dim, untrained);
+    }
+    tail = meta->pending_tail;
     Buffer tail_buffer = InvalidBuffer;
     if (tail != InvalidBlockNumber) {
         tail_buffer = ReadBuffer(index, tail);
@@ -505,21 +546,26 @@ void faiss_free_pending(Relation index, const FaissMeta& meta) {
     }
 }
 
-int faiss_claim_dimensions(Relation index, int dim) {
-    Buffer buffer = ReadBuffer(index, kFaissMetaBlock);
-    LockBuffer(buffer, BUFFER_LOCK_EXCLUSIVE);
-    Page page = BufferGetPage(buffer);
-    check_meta_page(index, page);
-    int current = faiss_page_meta(page)->dimensions;
-    if (current == 0) {
+bool faiss_reset_dimensions(Relation index) {
+    Buffer meta_buffer = ReadBuffer(index, kFaissMetaBlock);
+    LockBuffer(meta_buffer, BUFFER_LOCK_EXCLUSIVE);
+    Page meta_page = BufferGetPage(meta_buffer);
+    check_meta_page(index, meta_page);
+    FaissMeta meta;
+    memcpy(&meta, faiss_page_meta(meta_page), sizeof(FaissMeta));
+    bool reset = meta.dimensions != 0 && meta.main_rows == 0 && meta.factory[0] == '\0' &&
+                 faiss_column_typmod_dim(index) == 0;
+    // With the metapage locked no row can be appended: check that none is
+    // left (a pending page locked after the metapage follows the order).
+    if (reset && faiss_count_pending(index, meta) > 0) reset = false;
+    if (reset) {
         GenericXLogState* state = GenericXLogStart(index);
-        Page copy = GenericXLogRegisterBuffer(state, buffer, 0);
-        faiss_page_meta(copy)->dimensions = dim;
+        Page copy = GenericXLogRegisterBuffer(state, meta_buffer, 0);
+        faiss_page_meta(copy)->dimensions = 0;
         GenericXLogFinish(state);
-        current = dim;
     }
-    UnlockReleaseBuffer(buffer);
-    return current;
+    UnlockReleaseBuffer(meta_buffer);
+    return reset;
 }
 
 void faiss_add_dead_rows(Relation index, int64 delta) {

@@ -145,7 +145,9 @@ void faiss_free_chain(Relation index, const FaissChain& chain, FaissPageKind kin
 // Sets bits in the tombstone chain (labels sorted ascending), WAL-logged.
 void faiss_set_tombstones(Relation index, const FaissMeta& meta, const int64* labels, int64 count);
 
-// Appends one pending row (WAL-logged).
+// Appends one pending row (WAL-logged). The index's dimension must be dim;
+// an index without one (untyped column, no rows yet) takes dim. ERRORs
+// (22000) otherwise.
 void faiss_append_pending(Relation index, ItemPointer tid, const float* vector, int dim,
                           const uint8* attributes, Size attribute_bytes);
 
@@ -188,9 +190,10 @@ int64 faiss_vacuum_pending(Relation index, const FaissMeta& meta, IndexBulkDelet
 // Frees the pending pages of meta (after a merge folded them in).
 void faiss_free_pending(Relation index, const FaissMeta& meta);
 
-// Records the dimension on the first vector an empty, untyped index sees,
-// and returns the index's dimension (which the caller compares with dim).
-int faiss_claim_dimensions(Relation index, int dim);
+// Forgets the dimension an untyped, untrained index took from its first
+// row, when no row is left in it (VACUUM, after a rolled-back first
+// INSERT). Returns whether it did.
+bool faiss_reset_dimensions(Relation index);
 
 // Adds delta to the metapage's dead-row count (WAL-logged).
 void faiss_add_dead_rows(Relation index, int64 delta);

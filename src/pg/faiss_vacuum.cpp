@@ -116,6 +116,10 @@ IndexBulkDeleteResult* faiss_bulk_delete(IndexVacuumInfo* info, IndexBulkDeleteR
     }
     int64 remaining = 0;
     int64 deleted = faiss_vacuum_pending(index, meta, callback, callback_state, &remaining);
+    // An untyped index whose only rows were rolled back forgets the
+    // dimension they gave it.
+    if (remaining == 0 && meta.main_rows == 0 && meta.dimensions != 0 && meta.factory[0] == '\0')
+        faiss_reset_dimensions(index);
     stats->tuples_removed += static_cast<double>(deleted);
     stats->num_index_tuples = static_cast<double>(live_main + remaining);
     stats->num_pages = RelationGetNumberOfBlocks(index);

@@ -36,6 +36,27 @@ struct GuardedError {
     }
 };
 
+// Faiss's messages start "Error in <function> at <file>:<line>: ": the
+// build machine's source paths mean nothing to a user. Returns the text
+// after that prefix (what itself when there is none).
+inline const char* without_source_location(const char* what) noexcept {
+    if (what == nullptr || std::strncmp(what, "Error in ", 9) != 0) return what;
+    for (const char* at = std::strstr(what, " at "); at != nullptr;
+         at = std::strstr(at + 1, " at ")) {
+        const char* colon = std::strstr(at + 4, ": ");
+        if (colon == nullptr) break;
+        const char* digits = colon;
+        while (digits > at && digits[-1] >= '0' && digits[-1] <= '9') digits--;
+        if (digits < colon && digits > at && digits[-1] == ':') {
+            const char* rest = colon + 2;
+            // Faiss's asserts add "Error: " before the failed condition.
+            if (std::strncmp(rest, "Error: ", 7) == 0) rest += 7;
+            return rest;
+        }
+    }
+    return what;
+}
+
 // Runs fn; converts any exception into error and returns false.
 template <typename Fn>
 bool run_guarded(GuardedError& error, Fn&& fn) noexcept {
@@ -51,7 +72,8 @@ bool run_guarded(GuardedError& error, Fn&& fn) noexcept {
     } catch (const std::exception& e) {
         // Faiss reports an InterruptCallback stop as a plain exception.
         bool interrupted = std::strstr(e.what(), "computation interrupted") != nullptr;
-        error.set(interrupted ? ErrorKind::kCanceled : ErrorKind::kInternal, e.what());
+        error.set(interrupted ? ErrorKind::kCanceled : ErrorKind::kInternal,
+                  without_source_location(e.what()));
     } catch (...) {
         error.set(ErrorKind::kInternal, "unknown C++ exception");
     }
