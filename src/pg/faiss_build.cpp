@@ -623,6 +623,7 @@ bool faiss_merge(Relation index, bool compact, bool wait) {
     }
     faiss_free_pending(index, meta);
     IndexFreeSpaceMapVacuum(index);
+    faiss_reclaim_orphans(index, next);
 
     faiss_cache_insert(index, next.generation, holder, attributes, labels, nlabels);
     MemoryContextSwitchTo(old);

@@ -249,6 +249,35 @@ void faiss_free_chain(Relation index, const FaissChain& chain, FaissPageKind kin
     }
 }
 
+void faiss_reclaim_orphans(Relation index, const FaissMeta& meta) {
+    uint64 live = static_cast<uint64>(meta.blob.pages) + meta.labels.pages + meta.tombstones.pages +
+                  meta.attributes.pages + 1;
+    BlockNumber blocks = RelationGetNumberOfBlocks(index);
+    // After a merge the old generation's pages are free (in the free space
+    // map) and about as many as the new one's: up to about 2 * live blocks
+    // is normal. Beyond 3 * live, pages went astray.
+    if (static_cast<uint64>(blocks) <= 3 * live + 64) return;
+    BlockNumber reclaimed = 0;
+    for (BlockNumber block = kFaissMetaBlock + 1; block < blocks; block++) {
+        Buffer buffer = ReadBuffer(index, block);
+        LockBuffer(buffer, BUFFER_LOCK_SHARE);
+        Page page = BufferGetPage(buffer);
+        // A new page, or one of an older generation, belongs to no chain.
+        // (A pending page of this generation that an appender is just
+        // filling is skipped by faiss_new_buffer even if listed.)
+        bool orphan = PageIsNew(page) || faiss_page_opaque(page)->generation != meta.generation;
+        UnlockReleaseBuffer(buffer);
+        if (orphan) {
+            RecordFreeIndexPage(index, block);
+            reclaimed++;
+        }
+        if ((block & 1023) == 0) CHECK_FOR_INTERRUPTS();
+    }
+    IndexFreeSpaceMapVacuum(index);
+    ereport(DEBUG1, (errmsg("faiss index \"%s\": %u of %u pages free for reuse",
+                            RelationGetRelationName(index), reclaimed, blocks)));
+}
+
 void faiss_set_tombstones(Relation index, const FaissMeta& meta, const int64* labels, int64 count) {
     Size capacity = faiss_chain_page_capacity();
     int64 labels_per_page = static_cast<int64>(capacity) * 8;

@@ -142,6 +142,13 @@ bool faiss_read_chain(Relation index, const FaissChain& chain, FaissPageKind kin
 void faiss_free_chain(Relation index, const FaissChain& chain, FaissPageKind kind,
                       uint32 generation);
 
+// Lists in the free space map every page that belongs to no chain of
+// meta's generation, when the index has grown well beyond what its chains
+// use: pages left behind by a merge that failed or crashed half-way, and
+// freed pages a crash dropped from the (unlogged) free space map. Called
+// by a merge, under its ExclusiveLock.
+void faiss_reclaim_orphans(Relation index, const FaissMeta& meta);
+
 // Sets bits in the tombstone chain (labels sorted ascending), WAL-logged.
 void faiss_set_tombstones(Relation index, const FaissMeta& meta, const int64* labels, int64 count);
 
