@@ -30,7 +30,7 @@ EXTRA_CLEAN = benzer--$(EXTVERSION).sql
 SQL_PARTS = $(sort $(wildcard $(srcdir)/src/sql/*.sql))
 
 REGRESS = vector_input vector_operators vector_functions vector_casts vector_aggregates \
-	faiss_build faiss_search faiss_recall faiss_errors faiss_filter \
+	faiss_build faiss_search faiss_recall faiss_errors faiss_filter faiss_hardening \
 	workflow_kmeans workflow_batch workflow_feedback
 REGRESS_OPTS = --load-extension=benzer
 
