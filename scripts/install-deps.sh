@@ -21,7 +21,7 @@ packages=(
     # unit tests and micro-benchmarks of the C++ core
     libgtest-dev libbenchmark-dev clang-format
     # demo data and tooling
-    dataset-fashion-mnist python3 python3-numpy python3-matplotlib
+    dataset-fashion-mnist python3 python3-numpy python3-matplotlib python3-psycopg2
     # [benzer app: begin] the web app (app/: cpp-httplib, libpq, zlib), its
     # end-to-end test (headless Chromium driven by playwright-core on Node.js)
     # and its latency benchmark (wrk)

@@ -91,6 +91,9 @@ run_suite unit count_plain bash scripts/unit-tests.sh
 run_suite regress count_regress pg_virtualenv -t make installcheck
 run_suite pgtap count_prove pg_virtualenv -t bash test/pgtap/run.sh
 run_suite dump count_plain pg_virtualenv -t bash test/dump_restore.sh
+# The fuzzer of what reaches Faiss: a bounded, fixed-seed run (scripts/fuzz.sh
+# runs longer ones). Debian's python3 (python3-psycopg2), not a pyenv's.
+run_suite fuzz count_plain pg_virtualenv -t /usr/bin/python3 test/fuzz/faiss_fuzz.py --seed 1 --cases 2000
 if [ -f test/t/run.sh ]; then
     run_suite tap count_prove bash test/t/run.sh
 fi

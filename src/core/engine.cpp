@@ -185,6 +185,7 @@ SearchSetup::SearchSetup(const faiss::Index* index, std::int64_t k, const Search
         int nprobe = options.nprobe > 0 ? options.nprobe : static_cast<int>(ivf->nprobe);
         nprobe = static_cast<int>(
             std::min<double>(std::ceil(nprobe / keep), static_cast<double>(ivf->nlist)));
+        covers_all = static_cast<size_t>(nprobe) >= ivf->nlist;
         stats->nprobe = std::max(stats->nprobe, nprobe);
         ivf_params_.nprobe = static_cast<size_t>(nprobe);
         if (supports_selector(index)) {
@@ -193,6 +194,11 @@ SearchSetup::SearchSetup(const faiss::Index* index, std::int64_t k, const Search
         } else {
             nprobe_override_.set(const_cast<faiss::IndexIVF*>(ivf), static_cast<size_t>(nprobe));
         }
+    }
+    if (const faiss::IndexHNSW* graph = find_hnsw(index)) {
+        int ef = options.ef_search > 0 ? options.ef_search : graph->hnsw.efSearch;
+        std::int64_t rows = filter != nullptr ? std::min(filter->allowed, total) : total;
+        exhaustive = ef >= rows;
     }
     if (hnsw_ != nullptr) {
         int ef = options.ef_search > 0 ? options.ef_search : hnsw_->hnsw.efSearch;
@@ -217,24 +223,75 @@ void SearchSetup::widen(std::int64_t want) {
     ef_override_.set(const_cast<faiss::IndexHNSW*>(hnsw_), hnsw_params_.efSearch);
 }
 
-std::int64_t complete_graph_search(const faiss::Index* index, const float* query, std::int64_t k,
-                                   const LabelFilter* filter, float* distances, Label* labels,
-                                   std::int64_t found) {
+namespace {
+
+// Distances from one query to rows by label, in Faiss's space for index
+// (squared L2, or inner product where larger is better), from the best
+// source there is: the caller's exact rows, a graph's storage, or vectors
+// Faiss reconstructs from its codes (in blocks, to bound memory).
+class RowDistances {
+  public:
+    RowDistances(const faiss::Index* index, const float* exact_rows, const float* query)
+        : index_(index), exact_(exact_rows), query_(query), dim_(static_cast<int>(index->d)) {
+        ip_ = index->metric_type == faiss::METRIC_INNER_PRODUCT;
+        if (exact_ != nullptr) return;
+        if (const faiss::IndexHNSW* hnsw = find_hnsw(index)) {
+            const float* q = query;
+            if (auto* pre = dynamic_cast<const faiss::IndexPreTransform*>(index)) {
+                q = pre->apply_chain(1, query);
+                if (q != query) transformed_.reset(q);
+            }
+            dc_.reset(hnsw->storage->get_distance_computer());
+            dc_->set_query(q);
+            ip_ = hnsw->storage->metric_type == faiss::METRIC_INNER_PRODUCT;
+        }
+    }
+
+    bool larger_is_better() const { return ip_; }
+
+    float operator()(Label label) {
+        if (dc_ != nullptr) return (*dc_)(label);
+        const float* v;
+        if (exact_ != nullptr) {
+            v = exact_ + label * dim_;
+        } else {
+            // Reconstruction, a block of labels at a time (IVF indexes
+            // reconstruct by scanning every list).
+            std::int64_t block = std::max<std::int64_t>(1, (std::int64_t(64) << 20) / (4 * dim_));
+            if (label < first_ || label >= first_ + loaded_) {
+                first_ = label - label % block;
+                loaded_ = std::min(block, index_->ntotal - first_);
+                rows_.resize(static_cast<size_t>(loaded_) * dim_);
+                index_->reconstruct_n(first_, loaded_, rows_.data());
+            }
+            v = rows_.data() + (label - first_) * dim_;
+        }
+        size_t d = static_cast<size_t>(dim_);
+        return ip_ ? inner_product(query_, v, d) : l2_squared(query_, v, d);
+    }
+
+  private:
+    const faiss::Index* index_;
+    const float* exact_;
+    const float* query_;
+    int dim_;
+    bool ip_ = false;
+    std::unique_ptr<const float[]> transformed_;
+    std::unique_ptr<faiss::DistanceComputer> dc_;
+    std::vector<float> rows_;
+    std::int64_t first_ = 0;
+    std::int64_t loaded_ = 0;
+};
+
+}  // namespace
+
+std::int64_t complete_search(const faiss::Index* index, const float* exact_rows, const float* query,
+                             std::int64_t k, const LabelFilter* filter, float* distances,
+                             Label* labels, std::int64_t found) {
     std::int64_t total = index->ntotal;
     if (found >= k || found >= total) return found;
-    const faiss::IndexHNSW* hnsw = find_hnsw(index);
-    if (hnsw == nullptr) return found;
-    // The query as the graph's storage sees it (after PCA, OPQ, ...).
-    std::unique_ptr<const float[]> transformed;
-    const float* q = query;
-    if (auto* pre = dynamic_cast<const faiss::IndexPreTransform*>(index)) {
-        const float* t = pre->apply_chain(1, query);
-        if (t != query) transformed.reset(t);
-        q = t;
-    }
-    std::unique_ptr<faiss::DistanceComputer> dc(hnsw->storage->get_distance_computer());
-    dc->set_query(q);
-    bool larger_is_better = hnsw->metric_type == faiss::METRIC_INNER_PRODUCT;
+    RowDistances distance_of(index, exact_rows, query);
+    bool larger_is_better = distance_of.larger_is_better();
     std::vector<bool> have(static_cast<size_t>(total), false);
     for (std::int64_t i = 0; i < found; i++)
         if (labels[i] >= 0 && labels[i] < total) have[static_cast<size_t>(labels[i])] = true;
@@ -246,8 +303,9 @@ std::int64_t complete_graph_search(const faiss::Index* index, const float* query
         if (have[static_cast<size_t>(label)]) continue;
         if (filter != nullptr && !filter->contains(label)) continue;
         if ((label & 65535) == 65535) faiss::InterruptCallback::check();
-        float d = (*dc)(label);
+        float d = distance_of(label);
         float badness = larger_is_better ? -d : d;
+        if (std::isnan(badness)) badness = std::numeric_limits<float>::infinity();
         if (static_cast<std::int64_t>(heap.size()) < want) {
             heap.emplace(badness, label);
         } else if (badness < heap.top().first) {
@@ -261,7 +319,7 @@ std::int64_t complete_graph_search(const faiss::Index* index, const float* query
         more[static_cast<size_t>(i)] = heap.top();
         heap.pop();
     }
-    // Merge both lists in distance order (the graph's results first on ties).
+    // Merge both lists in distance order (Faiss's results first on ties).
     std::vector<Entry> merged;
     merged.reserve(static_cast<size_t>(found + extra));
     std::int64_t a = 0, b = 0;
@@ -549,9 +607,18 @@ std::int64_t Engine::search_exact_subset(const float* query, std::int64_t k,
 std::int64_t Engine::search_base(const faiss::Index* index, const float* query, std::int64_t k,
                                  const SearchOptions& options, const LabelFilter* filter,
                                  float* distances, Label* labels, SearchStats* stats) const {
+    // The base of an exact re-ranking index keeps the exact vectors beside
+    // it: completions use those.
+    const float* exact_rows =
+        refine_ && index == base_ && flat_ != nullptr ? flat_->get_xb() : nullptr;
     std::int64_t total = index->ntotal;
     if (total == 0 || k <= 0) return 0;
     SearchSetup setup(index, k, options, filter, stats);
+    if (setup.exhaustive) {
+        stats->rounds++;
+        stats->candidates += filter != nullptr ? filter->allowed : total;
+        return complete_search(index, nullptr, query, k, filter, distances, labels, 0);
+    }
     bool filter_here = setup.filter_here;
     // Filtering here, expect to discard (1 - allowed/total) of the results.
     std::int64_t want = k;
@@ -580,10 +647,15 @@ std::int64_t Engine::search_base(const faiss::Index* index, const float* query, 
         }
         stats->candidates += returned;
         // Done when we have k, when Faiss ran out of reachable rows, or when
-        // we already asked for everything. A graph may leave allowed rows
-        // unreachable: those are found by distances to every one of them.
-        if (found >= k || returned < want || want >= total)
-            return complete_graph_search(index, query, k, filter, distances, labels, found);
+        // we already asked for everything. A search that covered the whole
+        // index yet came back short (a graph's unreachable rows, FastScan's
+        // lost ties) is completed from every allowed row's distance.
+        if (found >= k || returned < want || want >= total) {
+            if (setup.covers_all)
+                found =
+                    complete_search(index, exact_rows, query, k, filter, distances, labels, found);
+            return found;
+        }
         want *= 2;
     }
 }

@@ -67,13 +67,25 @@ using FaissLabel = faiss::Index::idx_t;
 
 // The k best allowed labels of every query from one Faiss index (never an
 // IndexRefine), in Faiss's distance space; search_base() for a batch.
-void base_batch(const faiss::Index* index, const float* queries, std::int64_t nq, int dim,
-                std::int64_t k, const SearchOptions& options, const LabelFilter* filter,
-                float* distances, Label* labels, std::int64_t* counts, SearchStats* stats) {
+// exact_rows: the exact vectors of an IndexRefine's base, or null
+// (complete_search).
+void base_batch(const faiss::Index* index, const float* exact_rows, const float* queries,
+                std::int64_t nq, int dim, std::int64_t k, const SearchOptions& options,
+                const LabelFilter* filter, float* distances, Label* labels, std::int64_t* counts,
+                SearchStats* stats) {
     for (std::int64_t q = 0; q < nq; q++) counts[q] = 0;
     std::int64_t total = index->ntotal;
     if (total == 0 || k <= 0 || nq <= 0) return;
     internal::SearchSetup setup(index, k, options, filter, stats);
+    if (setup.exhaustive) {
+        stats->rounds++;
+        for (std::int64_t q = 0; q < nq; q++) {
+            stats->candidates += filter != nullptr ? filter->allowed : total;
+            counts[q] = internal::complete_search(index, exact_rows, queries + q * dim, k, filter,
+                                                  distances + q * k, labels + q * k, 0);
+        }
+        return;
+    }
     bool filter_here = setup.filter_here;
     std::int64_t want = k;
     if (filter_here && filter->allowed > 0)
@@ -123,8 +135,10 @@ void base_batch(const faiss::Index* index, const float* queries, std::int64_t nq
             if (!(found >= k || returned < want || want >= total))
                 next.push_back(q);
             else
-                counts[q] = internal::complete_graph_search(
-                    index, queries + q * dim, k, filter, distances + q * k, labels + q * k, found);
+                counts[q] = setup.covers_all ? internal::complete_search(
+                                                   index, exact_rows, queries + q * dim, k, filter,
+                                                   distances + q * k, labels + q * k, found)
+                                             : found;
         }
         if (next.empty()) return;
         active.swap(next);
@@ -389,8 +403,8 @@ std::int64_t Engine::search_batch(std::int64_t nq, const float* queries_in, std:
     }
 
     if (!refine_) {
-        base_batch(index_, queries.data(), nq, dim_, k, options, filter, distances, labels, counts,
-                   stats);
+        base_batch(index_, nullptr, queries.data(), nq, dim_, k, options, filter, distances, labels,
+                   counts, stats);
         for (std::int64_t q = 0; q < nq; q++)
             for (std::int64_t i = 0; i < counts[q]; i++)
                 distances[q * k + i] = to_operator_distance(distances[q * k + i]);
@@ -406,8 +420,8 @@ std::int64_t Engine::search_batch(std::int64_t nq, const float* queries_in, std:
     std::vector<float> cd(static_cast<size_t>(nq * kb));
     std::vector<Label> cl(static_cast<size_t>(nq * kb), -1);
     std::vector<std::int64_t> cc(static_cast<size_t>(nq));
-    base_batch(base_, queries.data(), nq, dim_, kb, options, filter, cd.data(), cl.data(),
-               cc.data(), stats);
+    base_batch(base_, flat_->get_xb(), queries.data(), nq, dim_, kb, options, filter, cd.data(),
+               cl.data(), cc.data(), stats);
     const float* xb = flat_->get_xb();
     std::vector<std::pair<float, Label>> exact(static_cast<size_t>(nq * kb));
 #pragma omp parallel for schedule(static)

@@ -53,16 +53,18 @@ const faiss::IndexHNSW* find_hnsw(const faiss::Index* index);
 // The product quantizer of an (IVF-)PQ index, if any.
 faiss::ProductQuantizer* find_pq(faiss::Index* index);
 
-// A graph search (HNSW) that returned found < k rows may have missed
-// allowed rows the graph cannot reach from its entry point (small M,
-// quantised storage, many equal vectors). This computes the distance to
-// every allowed row not among the results, through the graph's storage,
-// and merges the best of them in: distances/labels (Faiss space, k
-// entries) hold the result, and the new count is returned. Other indexes
-// are returned unchanged.
-std::int64_t complete_graph_search(const faiss::Index* index, const float* query, std::int64_t k,
-                                   const LabelFilter* filter, float* distances, Label* labels,
-                                   std::int64_t found);
+// Completes a search that visited the whole index yet returned found < k
+// rows: an HNSW graph cannot reach every row from its entry point (small
+// M, quantised storage, many equal vectors), and FastScan drops rows whose
+// quantised distances tie with its heap's bound. This computes the
+// distance to every allowed row not among the results, from exact_rows
+// when given (an IndexRefine's stored vectors), else from the graph's
+// storage, else from vectors Faiss reconstructs, and merges the best of
+// them in: distances/labels (Faiss space, k entries) hold the result, and
+// the new count is returned.
+std::int64_t complete_search(const faiss::Index* index, const float* exact_rows, const float* query,
+                             std::int64_t k, const LabelFilter* filter, float* distances,
+                             Label* labels, std::int64_t found);
 
 // Whether Faiss 1.7.3 applies SearchParameters::sel for this index.
 bool supports_selector(const faiss::Index* index);
@@ -121,8 +123,17 @@ struct SearchSetup {
 
     const faiss::SearchParameters* params = nullptr;
     bool use_selector = false;  // the filter is applied inside Faiss
-    bool filter_here = false;   // the caller must filter Faiss's results
-    double keep = 1.0;          // the fraction of rows the filter allows
+    // A graph search asked to consider at least as many candidates as there
+    // are rows to search: distances to all of them cost no more than the
+    // graph walk, are exact for the storage, and reach rows the graph
+    // cannot (many equal vectors disconnect an HNSW graph).
+    bool exhaustive = false;
+    // The search visits every row it may return (every IVF list, a graph
+    // completed by complete_search, a flat scan): a short answer means rows
+    // were lost, not left unvisited.
+    bool covers_all = true;
+    bool filter_here = false;  // the caller must filter Faiss's results
+    double keep = 1.0;         // the fraction of rows the filter allows
 
   private:
     const faiss::IndexHNSW* hnsw_ = nullptr;

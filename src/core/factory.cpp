@@ -8,8 +8,10 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstring>
 #include <vector>
 
+#include "core/engine.h"
 #include "core/error.h"
 
 namespace benzer {
@@ -248,6 +250,11 @@ void read_structure(Reader& r, FactorySpec& spec) {
 }
 
 }  // namespace
+
+double max_indexable_norm(const char* factory) noexcept {
+    if (factory != nullptr && std::strstr(factory, "SQfp16") != nullptr) return 3e4;
+    return kMaxIndexableNorm;
+}
 
 FactorySpec parse_factory(const std::string& factory, int dim) {
     if (factory.empty()) invalid("the factory string is empty");

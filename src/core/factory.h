@@ -49,6 +49,13 @@ struct FactorySpec {
     std::int64_t min_training_rows = 1;  // fewest rows training accepts
 };
 
+// The largest L2 norm a vector may have in an index built from factory
+// ("" for the automatic choice): kMaxIndexableNorm (engine.h), or, when
+// the index stores half floats (SQfp16, whose largest value is 65504),
+// 3e4: an element of a vector, of its difference from an IVF centroid or a
+// PCA mean, stays below twice the norm. Never throws.
+double max_indexable_norm(const char* factory) noexcept;
+
 // Longest factory string accepted.
 constexpr int kMaxFactoryLength = 200;
 

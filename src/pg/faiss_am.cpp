@@ -178,14 +178,17 @@ int faiss_max_dimensions(void) {
 
 void faiss_check_norm(Relation index, const float* vector, int dim, const char* what) {
     double norm = benzer::vector_norm(vector, static_cast<size_t>(dim));
-    if (norm <= benzer::kMaxIndexableNorm) return;
+    double limit = benzer::max_indexable_norm(faiss_option_factory(faiss_get_options(index)));
+    if (norm <= limit) return;
     ereport(ERROR,
             (errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
              errmsg("%s norm %g is too large for faiss index \"%s\"", what, norm,
                     RelationGetRelationName(index)),
-             errdetail("A faiss index takes vectors of L2 norm up to %g: larger ones overflow the "
-                       "single-precision distances and sums Faiss computes.",
-                       benzer::kMaxIndexableNorm),
+             errdetail("This faiss index takes vectors of L2 norm up to %g: larger ones overflow "
+                       "the %s Faiss computes or stores.",
+                       limit,
+                       limit < benzer::kMaxIndexableNorm ? "half-precision values"
+                                                         : "single-precision distances and sums"),
              errhint("Scale the vectors down, or keep such rows out of the index with a partial "
                      "index (CREATE INDEX ... WHERE ...).")));
 }

@@ -207,6 +207,8 @@ std::vector<Case> all_cases() {
         for (Shape shape : {Shape::kRandom, Shape::kEqual, Shape::kThreeValues, Shape::kZeros})
             cases.push_back({f, Metric::kL2, shape});
         cases.push_back({f, Metric::kInnerProduct, Shape::kRandom});
+        cases.push_back({f, Metric::kInnerProduct, Shape::kEqual});
+        cases.push_back({f, Metric::kInnerProduct, Shape::kThreeValues});
         cases.push_back({f, Metric::kCosine, Shape::kThreeValues});
         cases.push_back({f, Metric::kCosine, Shape::kZeros});
     }
