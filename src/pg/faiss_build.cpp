@@ -446,6 +446,9 @@ bool faiss_merge(Relation index, bool compact, bool wait) {
     faiss_read_meta(index, &meta);
     FaissOptions* options = faiss_get_options(index);
     benzer::Metric metric = static_cast<benzer::Metric>(meta.metric);
+    // Before writing: pages a crashed or failed merge left behind are then
+    // what this one writes into.
+    faiss_reclaim_orphans(index, meta);
 
     MemoryContext merge_context =
         AllocSetContextCreate(CurrentMemoryContext, "benzer faiss merge", ALLOCSET_DEFAULT_SIZES);
@@ -623,7 +626,6 @@ bool faiss_merge(Relation index, bool compact, bool wait) {
     }
     faiss_free_pending(index, meta);
     IndexFreeSpaceMapVacuum(index);
-    faiss_reclaim_orphans(index, next);
 
     faiss_cache_insert(index, next.generation, holder, attributes, labels, nlabels);
     MemoryContextSwitchTo(old);

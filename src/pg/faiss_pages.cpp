@@ -147,12 +147,15 @@ static Size payload_length(Page page) {
 
 // Finishes a chain page: links it to next, dirties it and, unless the
 // builder logs the whole relation at the end, logs it, in one critical
-// section (WAL of a page must not be interrupted half-way).
-static void finish_chain_page(Buffer buffer, BlockNumber next, bool log_each) {
+// section (WAL of a page must not be interrupted half-way). Never for an
+// unlogged relation: replaying a record of its main fork would recreate the
+// file that crash recovery is about to reset from the init fork, and the
+// server would not start again ("could not create file ...: File exists").
+static void finish_chain_page(Relation index, Buffer buffer, BlockNumber next, bool log_each) {
     START_CRIT_SECTION();
     faiss_page_opaque(BufferGetPage(buffer))->next = next;
     MarkBufferDirty(buffer);
-    if (log_each) log_newpage_buffer(buffer, true);
+    if (log_each && RelationNeedsWAL(index)) log_newpage_buffer(buffer, true);
     END_CRIT_SECTION();
     UnlockReleaseBuffer(buffer);
 }
@@ -177,7 +180,7 @@ FaissChain faiss_write_chain(Relation index, FaissPageKind kind, uint32 generati
         if (length > 0) memcpy(PageGetContents(page), data + offset, length);
         set_payload_length(page, length);
         if (BufferIsValid(previous))
-            finish_chain_page(previous, block, log_each);
+            finish_chain_page(index, previous, block, log_each);
         else
             chain.head = block;
         previous = buffer;
@@ -185,7 +188,7 @@ FaissChain faiss_write_chain(Relation index, FaissPageKind kind, uint32 generati
         chain.pages++;
         if ((chain.pages & 255) == 0) CHECK_FOR_INTERRUPTS();
     } while (offset < bytes);
-    finish_chain_page(previous, InvalidBlockNumber, log_each);
+    finish_chain_page(index, previous, InvalidBlockNumber, log_each);
     return chain;
 }
 
@@ -255,7 +258,8 @@ void faiss_reclaim_orphans(Relation index, const FaissMeta& meta) {
     BlockNumber blocks = RelationGetNumberOfBlocks(index);
     // After a merge the old generation's pages are free (in the free space
     // map) and about as many as the new one's: up to about 2 * live blocks
-    // is normal. Beyond 3 * live, pages went astray.
+    // is normal. Beyond 3 * live, pages went astray. (Pending pages of this
+    // generation are live too; the scan keeps them, whatever the count.)
     if (static_cast<uint64>(blocks) <= 3 * live + 64) return;
     BlockNumber reclaimed = 0;
     for (BlockNumber block = kFaissMetaBlock + 1; block < blocks; block++) {

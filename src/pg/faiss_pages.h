@@ -146,7 +146,8 @@ void faiss_free_chain(Relation index, const FaissChain& chain, FaissPageKind kin
 // meta's generation, when the index has grown well beyond what its chains
 // use: pages left behind by a merge that failed or crashed half-way, and
 // freed pages a crash dropped from the (unlogged) free space map. Called
-// by a merge, under its ExclusiveLock.
+// by a merge before it writes, under its ExclusiveLock, so a merge reuses
+// them even when crashes keep the free space map from ever being flushed.
 void faiss_reclaim_orphans(Relation index, const FaissMeta& meta);
 
 // Sets bits in the tombstone chain (labels sorted ascending), WAL-logged.
