@@ -61,14 +61,18 @@ void faiss_scan_register(MemoryContext context, FaissScanStats* stats, Relation 
     for (int i = 0; i < kMaxTrackedScans; i++) {
         if (g_active[i] == nullptr) {
             g_active[i] = stats;
+            // Registered on the parent of the scan context, which outlives
+            // rescans (the scan context itself is reset on every rescan),
+            // and allocated there too: a callback allocated in the scan
+            // context was freed with it at amendscan while still registered
+            // on the parent, which then called freed memory (found by the
+            // assertion-enabled build, whose freed memory is clobbered).
+            MemoryContext owner = context->parent != nullptr ? context->parent : context;
             auto* callback = static_cast<MemoryContextCallback*>(
-                MemoryContextAllocZero(context, sizeof(MemoryContextCallback)));
+                MemoryContextAllocZero(owner, sizeof(MemoryContextCallback)));
             callback->func = forget_active_callback;
             callback->arg = stats;
-            // Registered on the parent of the scan context, which outlives
-            // rescans (the scan context itself is reset on every rescan).
-            MemoryContextRegisterResetCallback(
-                context->parent != nullptr ? context->parent : context, callback);
+            MemoryContextRegisterResetCallback(owner, callback);
             return;
         }
     }
