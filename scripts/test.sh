@@ -103,6 +103,10 @@ if [ -f test/e2e/run.sh ]; then
     run_suite e2e count_plain bash test/e2e/run.sh
 fi
 # [benzer app: end]
+# pg_regress, pgTAP and TAP again, against PostgreSQL 15 built with
+# --enable-cassert from Debian's source package (built once, then kept in
+# /var/tmp/benzer-cassert); prints "cassert: N passed, M failed".
+run_suite cassert count_plain bash scripts/cassert.sh
 
 echo
 echo "== summary (logs in $logdir)"
