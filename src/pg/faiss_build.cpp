@@ -384,8 +384,6 @@ IndexBuildResult* faiss_build(Relation heap, Relation index, IndexInfo* info) {
     pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_TOTAL, rows.count);
     if (rows.count > 0) create_and_train(index, options, metric, rows, holder, meta.factory, false);
 
-    // Block 0 is the metapage; chains follow. Rows too few to train are
-    // written as pending rows instead.
     // Block 0 is the metapage; chains follow. (Rows too few to train
     // cannot happen here: create_and_train ERRORs unless the table is
     // empty.)
