@@ -58,8 +58,10 @@
 #include "distance.h"
 #include "engine_internal.h"
 #include "error.h"
+#include "exact_batch.h"
 #include "factory.h"
 #include "faiss_kernels.h"
+#include "ivf_probe.h"
 
 namespace benzer {
 
@@ -685,12 +687,25 @@ std::int64_t Engine::search(const float* query_in, std::int64_t k, const SearchO
     // distances to about ntotal * nprobe / nlist allowed rows whatever the
     // filter (nprobe grows as the filter narrows), so exact distances to all
     // allowed rows pay only when there are at most about twice as many.
+    bool probed = options.adaptive && options.nprobe == 0 && can_probe();
     bool exact_pays = true;
     if (const faiss::IndexIVF* ivf = find_ivf(index_); ivf != nullptr && filter != nullptr) {
-        int nprobe = options.nprobe > 0 ? options.nprobe : static_cast<int>(ivf->nprobe);
-        double ivf_work = static_cast<double>(index_->ntotal) * nprobe /
-                          static_cast<double>(std::max<size_t>(ivf->nlist, 1));
-        exact_pays = static_cast<double>(filter->allowed) <= 2.0 * ivf_work;
+        double ivf_work;
+        if (probed && options.expected_compared > 0.0) {
+            // A probe compares about as many allowed rows whatever the
+            // filter, and skips the others at the price of a bit test
+            // (about 8 / dim of a distance).
+            double keep =
+                std::max(static_cast<double>(filter->allowed) /
+                             static_cast<double>(std::max<std::int64_t>(index_->ntotal, 1)),
+                         1e-6);
+            ivf_work = options.expected_compared * (1.0 + 8.0 / (keep * dim_));
+        } else {
+            int nprobe = options.nprobe > 0 ? options.nprobe : static_cast<int>(ivf->nprobe);
+            ivf_work = 2.0 * static_cast<double>(index_->ntotal) * nprobe /
+                       static_cast<double>(std::max<size_t>(ivf->nlist, 1));
+        }
+        exact_pays = static_cast<double>(filter->allowed) <= ivf_work;
     }
     if (filter != nullptr && has_exact_vectors() && options.exact_filter_limit > 0 &&
         filter->allowed <= options.exact_filter_limit && exact_pays &&
@@ -717,6 +732,8 @@ std::int64_t Engine::search(const float* query_in, std::int64_t k, const SearchO
         return search_exact_subset(query.data(), k, *filter, distances, labels);
     }
 
+    if (probed) return search_probed(query.data(), k, options, filter, distances, labels, stats);
+
     if (!refine_) {
         std::int64_t found =
             search_base(index_, query.data(), k, options, filter, distances, labels, stats);
@@ -734,20 +751,88 @@ std::int64_t Engine::search(const float* query_in, std::int64_t k, const SearchO
     std::vector<Label> cl(static_cast<size_t>(kb));
     std::int64_t candidates =
         search_base(base_, query.data(), kb, options, filter, cd.data(), cl.data(), stats);
-    const float* xb = flat_->get_xb();
-    std::vector<std::pair<float, Label>> exact(static_cast<size_t>(candidates));
-    for (std::int64_t i = 0; i < candidates; i++) {
-        const float* v = xb + cl[i] * dim_;
-        float badness = metric_ == Metric::kL2 ? l2_squared(query.data(), v, dim_)
-                                               : -inner_product(query.data(), v, dim_);
-        exact[i] = {badness, cl[i]};
+    return rerank_exact(query.data(), cl.data(), candidates, k, distances, labels);
+}
+
+// The best k of count candidates by exact distance to the stored vectors
+// (exact re-ranking), as operator distances.
+std::int64_t Engine::rerank_exact(const float* query, const Label* candidates, std::int64_t count,
+                                  std::int64_t k, float* distances, Label* labels) const {
+    std::vector<std::pair<float, Label>> exact(static_cast<size_t>(count));
+    for (std::int64_t i = 0; i < count; i++) {
+        const float* v = vector_of(candidates[i]);
+        float badness =
+            metric_ == Metric::kL2 ? l2_squared(query, v, dim_) : -inner_product(query, v, dim_);
+        exact[i] = {badness, candidates[i]};
     }
-    std::int64_t found = std::min(k, candidates);
+    std::int64_t found = std::min(k, count);
     std::partial_sort(exact.begin(), exact.begin() + found, exact.end());
     for (std::int64_t i = 0; i < found; i++) {
         labels[i] = exact[i].second;
         float faiss_space = metric_ == Metric::kL2 ? exact[i].first : -exact[i].first;
         distances[i] = to_operator_distance(faiss_space);
+    }
+    return found;
+}
+
+bool Engine::can_probe() const { return benzer::can_probe(find_ivf(base_)); }
+
+RowSource Engine::exact_rows() const {
+    RowSource rows;
+    rows.count = index_->ntotal;
+    if (flat_ != nullptr) {
+        rows.contiguous = flat_->get_xb();
+    } else if (ivf_flat_ != nullptr) {
+        rows.context = this;
+        rows.row = [](const void* context, Label label) {
+            return static_cast<const Engine*>(context)->vector_of(label);
+        };
+    } else {
+        throw Error(ErrorKind::kInternal, "this index keeps no exact vectors");
+    }
+    return rows;
+}
+
+// IVF lists probed nearest first under the stop rule in options
+// (ivf_probe.h), with exact re-ranking when the index keeps exact vectors
+// beside a lossy base. query is normalised already (cosine).
+std::int64_t Engine::search_probed(const float* query, std::int64_t k, const SearchOptions& options,
+                                   const LabelFilter* filter, float* distances, Label* labels,
+                                   SearchStats* stats) const {
+    const faiss::IndexIVF* ivf = find_ivf(base_);
+    // OPQ, PCA, ... map the query into the IVF's space.
+    const float* q = query;
+    std::unique_ptr<const float[]> transformed;
+    if (auto* pre = dynamic_cast<const faiss::IndexPreTransform*>(base_)) {
+        q = pre->apply_chain(1, query);
+        if (q != query) transformed.reset(q);
+    }
+    std::int64_t kb = k;
+    if (refine_) {
+        float factor = options.k_factor > 0.0f ? options.k_factor : default_k_factor_;
+        kb = static_cast<std::int64_t>(std::ceil(static_cast<double>(k) * std::max(factor, 1.0f)));
+    }
+    kb = std::min<std::int64_t>(kb, index_->ntotal);
+    std::vector<float> d(static_cast<size_t>(kb));
+    std::vector<FaissLabel> l(static_cast<size_t>(kb));
+    FilterSelector selector(filter);
+    ProbePolicy policy;
+    policy.min_candidates = options.min_candidates;
+    policy.patience = options.patience;
+    ProbeStats probe;
+    std::int64_t found = probe_ivf(ivf, q, kb, policy, filter != nullptr ? &selector : nullptr,
+                                   d.data(), l.data(), &probe);
+    stats->rounds++;
+    stats->adaptive = true;
+    stats->selector_used = stats->selector_used || filter != nullptr;
+    stats->candidates += found;
+    stats->lists += probe.lists;
+    stats->compared += probe.compared;
+    stats->nprobe = std::max(stats->nprobe, static_cast<int>(probe.lists));
+    if (refine_) return rerank_exact(query, l.data(), found, k, distances, labels);
+    for (std::int64_t i = 0; i < found; i++) {
+        labels[i] = l[static_cast<size_t>(i)];
+        distances[i] = to_operator_distance(d[static_cast<size_t>(i)]);
     }
     return found;
 }

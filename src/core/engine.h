@@ -65,6 +65,15 @@ struct SearchOptions {
     // distances to just those rows instead of searching the index (when the
     // index keeps exact vectors). 0 disables.
     std::int64_t exact_filter_limit = 0;
+    // IVF: probe lists nearest first under a stop rule (ivf_probe.h) instead
+    // of a fixed nprobe. Ignored when nprobe is set or the index has no list
+    // scanner (FastScan).
+    bool adaptive = false;
+    std::int64_t min_candidates = 0;
+    std::int64_t patience = 0;
+    // The rows such a search was measured to compare (tuning), for choosing
+    // between it and an exact scan of a filter's rows. 0: unknown.
+    double expected_compared = 0.0;
 };
 
 // What one search did, for EXPLAIN and benzer_index_info.
@@ -74,7 +83,14 @@ struct SearchStats {
     bool selector_used = false;   // the filter was applied inside Faiss
     bool exact_scan = false;      // the filter was small: exact distances
     int nprobe = 0;               // widest nprobe used (IVF)
+    bool adaptive = false;        // IVF lists probed under the stop rule
+    std::int64_t lists = 0;       // IVF lists visited by such probes
+    std::int64_t compared = 0;    // rows whose distance was computed by them
 };
+
+struct TuningRequest;
+struct TuningTable;
+struct RowSource;
 
 class Engine {
   public:
@@ -118,6 +134,17 @@ class Engine {
                               const SearchOptions& options, const LabelFilter* filter,
                               float* distances, Label* labels, std::int64_t* counts,
                               SearchStats* stats) const;
+
+    // Measures recall and cost of candidate search settings on rows sampled
+    // from the index and fills table (tuning.h). rows: every indexed row by
+    // label, in the index's space (cosine: normalised).
+    void tune(const TuningRequest& request, const RowSource& rows, TuningTable* table) const;
+
+    // Whether search() can probe this index's IVF lists adaptively.
+    bool can_probe() const;
+
+    // The stored rows by label, when has_exact_vectors() (for tune()).
+    RowSource exact_rows() const;
 
     // True when search() with a filter runs it inside Faiss.
     bool filters_inside_faiss() const;
@@ -166,6 +193,11 @@ class Engine {
                              const SearchOptions& options, const LabelFilter* filter,
                              float* distances, Label* labels, SearchStats* stats) const;
     float to_operator_distance(float faiss_distance) const;
+    std::int64_t search_probed(const float* query, std::int64_t k, const SearchOptions& options,
+                               const LabelFilter* filter, float* distances, Label* labels,
+                               SearchStats* stats) const;
+    std::int64_t rerank_exact(const float* query, const Label* candidates, std::int64_t count,
+                              std::int64_t k, float* distances, Label* labels) const;
 
     faiss::Index* index_;                 // owned
     const faiss::Index* base_ = nullptr;  // index_ or the base of an IndexRefine

@@ -1,0 +1,92 @@
+// ivf_probe.h: searching IVF lists nearest first, until the answer is good
+// enough.
+//
+// A classic IVF search visits a fixed number of lists (nprobe) whatever the
+// query. That number has to be set for the hardest queries, so most queries
+// pay for lists that change nothing, and a filter that keeps a fraction s of
+// the rows forces nprobe / s (its allowed rows lie further out). Here the
+// lists are visited in order of their centroid's distance to the query and
+// the search stops by a rule on what it has seen:
+//
+//   - at least `min_candidates` allowed rows compared,
+//   - k allowed rows found (a filtered search is never under-filled while
+//     any list is left), and
+//   - the last `patience` allowed rows compared did not improve the top k.
+//
+// Both numbers count allowed rows, not lists: a filter that keeps 10 % of
+// the rows makes the search visit more lists, but it compares about as many
+// rows as an unfiltered one (the rows it skips cost a bit test). The pair is
+// chosen per index by measurement (tuning.h) for a recall target.
+//
+// Core code: no PostgreSQL headers. May throw (Faiss's errors, its
+// "computation interrupted" when the interrupt check fires).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include <faiss/Index.h>
+
+namespace faiss {
+struct IndexIVF;
+struct IDSelector;
+}  // namespace faiss
+
+namespace benzer {
+
+// The stop rule (see above). All zeros probe one list (and then on until k
+// rows were found).
+struct ProbePolicy {
+    std::int64_t min_candidates = 0;
+    std::int64_t patience = 0;
+};
+
+// What one probe did.
+struct ProbeStats {
+    std::int64_t lists = 0;     // lists visited (empty ones included)
+    std::int64_t rows = 0;      // rows in those lists
+    std::int64_t compared = 0;  // allowed rows among them (distances computed)
+};
+
+// The lists of an IVF index in order of their centroid's distance to one
+// query, sorted lazily (most searches need only the first few).
+class ListOrder {
+  public:
+    ListOrder(const faiss::IndexIVF* ivf, const float* query);
+    std::int64_t size() const { return static_cast<std::int64_t>(order_.size()); }
+    // The j-th nearest list and its coarse distance (Faiss's convention).
+    faiss::Index::idx_t list(std::int64_t j);
+    float distance(std::int64_t j);
+
+  private:
+    void sort_through(std::int64_t j);
+    std::vector<float> distances_;
+    std::vector<faiss::Index::idx_t> order_;
+    std::int64_t sorted_ = 0;
+    bool larger_is_better_ = false;
+};
+
+// Called after every visited list with the heap as it stands; returns
+// false to stop the probe there (the tuner records and decides itself).
+struct ProbeObserver {
+    virtual ~ProbeObserver() = default;
+    virtual bool after_list(const ProbeStats& stats, std::int64_t since_improvement, bool full,
+                            const float* distances, const faiss::Index::idx_t* labels) = 0;
+};
+
+// Searches ivf for the k best rows sel allows (sel may be null), visiting
+// lists nearest first under policy (or, with an observer, for as long as
+// the observer says). query is in the IVF's own space (transformed,
+// normalised). distances/labels (k each) receive the result in Faiss's
+// convention, best first, -1 labels after the last found. Returns the
+// number found.
+std::int64_t probe_ivf(const faiss::IndexIVF* ivf, const float* query, std::int64_t k,
+                       const ProbePolicy& policy, const faiss::IDSelector* sel, float* distances,
+                       faiss::Index::idx_t* labels, ProbeStats* stats,
+                       ProbeObserver* observer = nullptr);
+
+// Whether probe_ivf can search this IVF (it has a list scanner: FastScan
+// indexes do not).
+bool can_probe(const faiss::IndexIVF* ivf);
+
+}  // namespace benzer
