@@ -147,6 +147,7 @@ void AttributeStore::append(const AttributeValue* values) {
         }
     }
     rows_++;
+    if (!memo_.empty()) memo_.clear();
 }
 
 void AttributeStore::append_from(const AttributeStore& other, std::int64_t row) {
@@ -282,15 +283,128 @@ void AttributeStore::append_encoded(const std::uint8_t* data, std::size_t size) 
     append(values.data());
 }
 
+// Clears the rows that fail cond (see matches_of).
+template <typename ForEachSet, typename Clear, typename InSet>
+void AttributeStore::evaluate(const Condition& cond, const Column& col,
+                              const std::vector<std::int64_t>& set, std::uint32_t missing,
+                              ForEachSet& for_each_set, Clear& clear, InSet& in_set) const {
+    if (cond.op == ConditionOp::kNever) {
+        for_each_set(clear);
+        return;
+    }
+    switch (col.kind) {
+        case AttributeKind::kInteger:
+        case AttributeKind::kText:
+            if (cond.op != ConditionOp::kEqualsAny)
+                throw Error(ErrorKind::kInternal, "unsupported condition on a scalar column");
+            for_each_set([&](std::int64_t row) {
+                if (col.is_null(row)) return clear(row);
+                std::int64_t v =
+                    col.kind == AttributeKind::kInteger
+                        ? col.integers[static_cast<std::size_t>(row)]
+                        : static_cast<std::int64_t>(col.ids[static_cast<std::size_t>(row)]);
+                if (!in_set(v)) clear(row);
+            });
+            break;
+        case AttributeKind::kIntegerArray:
+        case AttributeKind::kTextArray: {
+            if (cond.op == ConditionOp::kEqualsAny)
+                throw Error(ErrorKind::kInternal, "unsupported condition on an array column");
+            bool contains = cond.op == ConditionOp::kContains;
+            if (contains && missing > 0) {  // an operand no row has
+                for_each_set(clear);
+                break;
+            }
+            for_each_set([&](std::int64_t row) {
+                if (col.is_null(row)) return clear(row);
+                std::uint64_t begin = col.offsets[static_cast<std::size_t>(row)];
+                std::uint64_t end = col.offsets[static_cast<std::size_t>(row) + 1];
+                auto element = [&](std::uint64_t e) {
+                    return col.kind == AttributeKind::kIntegerArray
+                               ? col.integers[e]
+                               : static_cast<std::int64_t>(col.ids[e]);
+                };
+                if (contains) {
+                    for (std::int64_t want : set) {
+                        bool found = false;
+                        for (std::uint64_t e = begin; e < end && !found; e++)
+                            found = element(e) == want;
+                        if (!found) return clear(row);
+                    }
+                } else {
+                    bool any = false;
+                    for (std::uint64_t e = begin; e < end && !any; e++) any = in_set(element(e));
+                    if (!any) clear(row);
+                }
+            });
+            break;
+        }
+    }
+}
+
 void AttributeStore::filter(const Condition* conditions, int count, std::uint8_t* bitmap,
                             std::int64_t bitmap_rows) const {
     // Rows the store does not have cannot match.
     for (std::int64_t row = rows_; row < bitmap_rows; row++)
         bitmap[row >> 3] &= static_cast<std::uint8_t>(~(1u << (row & 7)));
     std::int64_t rows = std::min(rows_, bitmap_rows);
+    std::int64_t whole_bytes = rows / 8;
+    for (int i = 0; i < count; i++) {
+        const std::vector<std::uint8_t>& matches = matches_of(conditions[i]);
+        for (std::int64_t b = 0; b < whole_bytes; b++)
+            bitmap[b] &= matches[static_cast<std::size_t>(b)];
+        for (std::int64_t row = whole_bytes * 8; row < rows; row++)
+            if (!((matches[static_cast<std::size_t>(row >> 3)] >> (row & 7)) & 1))
+                bitmap[row >> 3] &= static_cast<std::uint8_t>(~(1u << (row & 7)));
+    }
+}
+
+// The rows matching one condition, as a bitmap over rows(), from the memo
+// or evaluated (and remembered). Searches repeat the same few conditions
+// (a season, a quality), and evaluating one is a pass over every row:
+// 0.5 ms at 500 000 rows, more than the search it filters.
+const std::vector<std::uint8_t>& AttributeStore::matches_of(const Condition& cond) const {
+    if (cond.column < 0 || cond.column >= columns())
+        throw Error(ErrorKind::kInternal, "filter condition on an unknown column");
+    const Column& col = *columns_[static_cast<std::size_t>(cond.column)];
+    // The operands as a sorted set of integers or dictionary ids.
+    std::vector<std::int64_t> set;
+    std::uint32_t missing = 0;  // operands absent from the dictionary
+    if (is_text(col.kind)) {
+        for (std::uint32_t k = 0; k < cond.count; k++) {
+            std::uint32_t id = col.find(cond.texts[k]);
+            if (id == kNoId)
+                missing++;
+            else
+                set.push_back(id);
+        }
+    } else {
+        set.assign(cond.integers, cond.integers + cond.count);
+    }
+    std::sort(set.begin(), set.end());
+    set.erase(std::unique(set.begin(), set.end()), set.end());
+
+    // The memo key: column, operator, operands (ids for texts), missing.
+    std::string key;
+    auto put = [&key](std::int64_t v) { key.append(reinterpret_cast<const char*>(&v), sizeof(v)); };
+    put(cond.column);
+    put(static_cast<std::int64_t>(cond.op));
+    put(missing);
+    for (std::int64_t v : set) put(v);
+    for (auto it = memo_.begin(); it != memo_.end(); ++it)
+        if (it->first == key) {
+            if (it != memo_.begin()) std::iter_swap(it, memo_.begin());  // recently used first
+            return memo_.front().second;
+        }
+
+    std::vector<std::uint8_t> result(static_cast<std::size_t>((rows_ + 7) / 8) + 1, 0xff);
+    std::uint8_t* bitmap = result.data();
+    std::int64_t rows = rows_;
     auto clear = [&](std::int64_t row) {
         bitmap[row >> 3] &= static_cast<std::uint8_t>(~(1u << (row & 7)));
     };
+    for (std::int64_t row = rows; row < static_cast<std::int64_t>(result.size()) * 8; row++)
+        clear(row);
     // Calls fn(row) for every row still set.
     auto for_each_set = [&](auto&& fn) {
         for (std::int64_t byte = 0; byte * 8 < rows; byte++) {
@@ -303,84 +417,21 @@ void AttributeStore::filter(const Condition* conditions, int count, std::uint8_t
             }
         }
     };
+    auto in_set = [&](std::int64_t v) {
+        if (set.size() <= 8) return std::find(set.begin(), set.end(), v) != set.end();
+        return std::binary_search(set.begin(), set.end(), v);
+    };
+    evaluate(cond, col, set, missing, for_each_set, clear, in_set);
 
-    for (int i = 0; i < count; i++) {
-        const Condition& cond = conditions[i];
-        if (cond.column < 0 || cond.column >= columns())
-            throw Error(ErrorKind::kInternal, "filter condition on an unknown column");
-        const Column& col = *columns_[static_cast<std::size_t>(cond.column)];
-        if (cond.op == ConditionOp::kNever) {
-            for_each_set(clear);
-            continue;
-        }
-        // The operands as a sorted set of integers or dictionary ids.
-        std::vector<std::int64_t> set;
-        std::uint32_t missing = 0;  // operands absent from the dictionary
-        if (is_text(col.kind)) {
-            for (std::uint32_t k = 0; k < cond.count; k++) {
-                std::uint32_t id = col.find(cond.texts[k]);
-                if (id == kNoId)
-                    missing++;
-                else
-                    set.push_back(id);
-            }
-        } else {
-            set.assign(cond.integers, cond.integers + cond.count);
-        }
-        std::sort(set.begin(), set.end());
-        set.erase(std::unique(set.begin(), set.end()), set.end());
-        auto in_set = [&](std::int64_t v) { return std::binary_search(set.begin(), set.end(), v); };
-
-        switch (col.kind) {
-            case AttributeKind::kInteger:
-            case AttributeKind::kText:
-                if (cond.op != ConditionOp::kEqualsAny)
-                    throw Error(ErrorKind::kInternal, "unsupported condition on a scalar column");
-                for_each_set([&](std::int64_t row) {
-                    if (col.is_null(row)) return clear(row);
-                    std::int64_t v =
-                        col.kind == AttributeKind::kInteger
-                            ? col.integers[static_cast<std::size_t>(row)]
-                            : static_cast<std::int64_t>(col.ids[static_cast<std::size_t>(row)]);
-                    if (!in_set(v)) clear(row);
-                });
-                break;
-            case AttributeKind::kIntegerArray:
-            case AttributeKind::kTextArray: {
-                if (cond.op == ConditionOp::kEqualsAny)
-                    throw Error(ErrorKind::kInternal, "unsupported condition on an array column");
-                bool contains = cond.op == ConditionOp::kContains;
-                if (contains && missing > 0) {  // an operand no row has
-                    for_each_set(clear);
-                    break;
-                }
-                for_each_set([&](std::int64_t row) {
-                    if (col.is_null(row)) return clear(row);
-                    std::uint64_t begin = col.offsets[static_cast<std::size_t>(row)];
-                    std::uint64_t end = col.offsets[static_cast<std::size_t>(row) + 1];
-                    auto element = [&](std::uint64_t e) {
-                        return col.kind == AttributeKind::kIntegerArray
-                                   ? col.integers[e]
-                                   : static_cast<std::int64_t>(col.ids[e]);
-                    };
-                    if (contains) {
-                        for (std::int64_t want : set) {
-                            bool found = false;
-                            for (std::uint64_t e = begin; e < end && !found; e++)
-                                found = element(e) == want;
-                            if (!found) return clear(row);
-                        }
-                    } else {
-                        bool any = false;
-                        for (std::uint64_t e = begin; e < end && !any; e++)
-                            any = in_set(element(e));
-                        if (!any) clear(row);
-                    }
-                });
-                break;
-            }
-        }
+    // Keep a few: at most kMemoEntries, and at most kMemoBytes in all.
+    std::size_t bytes = result.size();
+    for (const auto& entry : memo_) bytes += entry.second.size();
+    while (!memo_.empty() && (memo_.size() >= kMemoEntries || bytes > kMemoBytes)) {
+        bytes -= memo_.back().second.size();
+        memo_.pop_back();
     }
+    memo_.emplace(memo_.begin(), std::move(key), std::move(result));
+    return memo_.front().second;
 }
 
 // Serialised form: magic, column count, rows, then per column its kind,

@@ -22,6 +22,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace benzer {
@@ -103,9 +104,20 @@ class AttributeStore {
 
   private:
     struct Column;
+    const std::vector<std::uint8_t>& matches_of(const Condition& condition) const;
+    template <typename ForEachSet, typename Clear, typename InSet>
+    void evaluate(const Condition& condition, const Column& column,
+                  const std::vector<std::int64_t>& set, std::uint32_t missing,
+                  ForEachSet& for_each_set, Clear& clear, InSet& in_set) const;
+
     std::vector<AttributeKind> kinds_;
     std::vector<std::unique_ptr<Column>> columns_;
     std::int64_t rows_ = 0;
+    // Bitmaps of recently evaluated conditions (key: the condition
+    // encoded), most recent first; cleared when rows are appended.
+    static constexpr std::size_t kMemoEntries = 16;
+    static constexpr std::size_t kMemoBytes = 32u << 20;
+    mutable std::vector<std::pair<std::string, std::vector<std::uint8_t>>> memo_;
 };
 
 }  // namespace benzer

@@ -133,9 +133,8 @@ std::int64_t probe_ivf(const faiss::IndexIVF* ivf, const float* query, std::int6
         std::int64_t allowed = count_allowed(sel, ids.get(), n);
         stats->rows += static_cast<std::int64_t>(n);
         stats->compared += allowed;
-        // An improvement somewhere in this list: count from its end (the
-        // scanner does not say where).
-        since_improvement = improved > 0 ? 0 : since_improvement + allowed;
+        if (allowed > 0) stats->allowed_lists++;
+        since_improvement = improved > 0 ? 0 : since_improvement + (allowed > 0 ? 1 : 0);
         bool full = labels[0] >= 0;  // the heap's top is its worst entry
         if (observer != nullptr) {
             if (!observer->after_list(*stats, since_improvement, full, distances, labels)) break;

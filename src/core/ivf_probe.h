@@ -11,12 +11,15 @@
 //   - at least `min_candidates` allowed rows compared,
 //   - k allowed rows found (a filtered search is never under-filled while
 //     any list is left), and
-//   - the last `patience` allowed rows compared did not improve the top k.
+//   - the last `patience` lists that held allowed rows did not improve the
+//     top k.
 //
-// Both numbers count allowed rows, not lists: a filter that keeps 10 % of
-// the rows makes the search visit more lists, but it compares about as many
-// rows as an unfiltered one (the rows it skips cost a bit test). The pair is
-// chosen per index by measurement (tuning.h) for a recall target.
+// Patience counts lists with allowed rows, not lists: a filter that keeps
+// 10 % of the rows, or only the rows of a few clusters far from the query,
+// makes the search go on past the lists where nothing is allowed, until it
+// has looked at `patience` lists of allowed rows in vain. Rows it skips cost
+// a bit test, not a distance. The pair is chosen per index by measurement
+// (tuning.h) for a recall target.
 //
 // Core code: no PostgreSQL headers. May throw (Faiss's errors, its
 // "computation interrupted" when the interrupt check fires).
@@ -43,9 +46,10 @@ struct ProbePolicy {
 
 // What one probe did.
 struct ProbeStats {
-    std::int64_t lists = 0;     // lists visited (empty ones included)
-    std::int64_t rows = 0;      // rows in those lists
-    std::int64_t compared = 0;  // allowed rows among them (distances computed)
+    std::int64_t lists = 0;          // lists visited (empty ones included)
+    std::int64_t rows = 0;           // rows in those lists
+    std::int64_t compared = 0;       // allowed rows among them (distances computed)
+    std::int64_t allowed_lists = 0;  // lists with at least one allowed row
 };
 
 // The lists of an IVF index in order of their centroid's distance to one
@@ -70,6 +74,7 @@ class ListOrder {
 // false to stop the probe there (the tuner records and decides itself).
 struct ProbeObserver {
     virtual ~ProbeObserver() = default;
+    // since_improvement: lists with allowed rows since the top k improved.
     virtual bool after_list(const ProbeStats& stats, std::int64_t since_improvement, bool full,
                             const float* distances, const faiss::Index::idx_t* labels) = 0;
 };

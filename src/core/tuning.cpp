@@ -101,6 +101,7 @@ float score_of(bool inner, const float* q, const float* v, int dim) {
 struct TracePoint {
     std::int64_t compared;
     std::int64_t rows;
+    std::int64_t allowed_lists;
     std::int64_t since;
     bool full;
     float recall;
@@ -154,7 +155,10 @@ struct TraceObserver : ProbeObserver {
                     const FaissLabel* labels) override {
         if (since == 0 || trace->points.empty())
             recall = recall_of(*rows, dim, inner, query, labels, heap_size, k, *truth);
-        trace->points.push_back({stats.compared, stats.rows, since, full, recall});
+        trace->points.push_back(
+            {stats.compared, stats.rows, stats.allowed_lists, since, full, recall});
+        // Once the top k is exact nothing changes but the cost (replay
+        // extrapolates it).
         if (full && recall >= 1.0f) {
             trace->exact_reached = true;
             return false;
@@ -180,9 +184,14 @@ Outcome replay(const Trace& trace, std::int64_t c, std::int64_t p, std::int64_t 
     if (trace.points.empty()) return {1.0, 0.0, 0.0};
     const TracePoint& last = trace.points.back();
     // Beyond the trace nothing improves: the rule stops once both counts
-    // are met, or when every list was visited.
-    double stop = std::max<double>(static_cast<double>(c),
-                                   static_cast<double>(last.compared - last.since + p));
+    // are met (rows and lists grow in proportion, roughly), or when every
+    // list was visited.
+    double per_list = last.allowed_lists > 0 ? static_cast<double>(last.compared) /
+                                                   static_cast<double>(last.allowed_lists)
+                                             : 1.0;
+    double lists = static_cast<double>(last.allowed_lists - last.since + p);
+    double stop = std::max<double>(static_cast<double>(c), lists * per_list);
+    stop = std::max<double>(stop, static_cast<double>(last.compared));
     stop = std::min<double>(stop, static_cast<double>(allowed_total));
     double rows = last.compared > 0
                       ? static_cast<double>(last.rows) * stop / static_cast<double>(last.compared)
@@ -324,8 +333,7 @@ void Engine::tune(const TuningRequest& request, const RowSource& rows, TuningTab
             refine_ ? std::vector<float>{1, 2, 4, 8} : std::vector<float>{1};
         std::vector<std::int64_t> mins{0};
         for (std::int64_t c = k; c <= 4096 * k; c *= 2) mins.push_back(c);
-        std::vector<std::int64_t> patiences{0};
-        for (std::int64_t p = k; p <= 2048 * k; p *= 2) patiences.push_back(p);
+        std::vector<std::int64_t> patiences{0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128};
         for (float factor : factors) {
             std::int64_t heap = std::min<std::int64_t>(
                 static_cast<std::int64_t>(std::ceil(static_cast<double>(k) * factor)), total);

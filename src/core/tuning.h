@@ -81,6 +81,6 @@ struct TuningRequest {
 };
 
 // The default recall target (see README, "Recall targets": measured).
-constexpr double kDefaultRecallTarget = 0.95;
+constexpr double kDefaultRecallTarget = 0.97;
 
 }  // namespace benzer

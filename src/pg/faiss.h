@@ -10,6 +10,8 @@
 //   faiss_vacuum.cpp   VACUUM
 //   faiss_cost.cpp     planner costs
 //   faiss_plan.cpp     planner hook: IN (...) on filter columns
+//   faiss_limit.cpp    executor hook: the query's LIMIT to the scan
+//   faiss_search.cpp   which search settings a search uses
 //   faiss_attributes.cpp  filter columns: Datums <-> core values
 //   faiss_info.cpp     benzer_index_info() and friends
 //   faiss_access.cpp   privilege checks of the SQL functions
@@ -39,12 +41,14 @@ struct FaissOptions {
     int training_sample;  // rows used for training (0: all, up to a cap)
     int merge_threshold;  // pending rows that make VACUUM merge (0: auto)
     int ef_construction;  // HNSW efConstruction (0: Faiss's default)
+    double recall;        // recall target of the tuned settings (0: the default)
 };
 
 // Settings (GUCs), defined in faiss_am.cpp.
 extern int benzer_nprobe;
 extern int benzer_ef_search;
 extern double benzer_k_factor;
+extern double benzer_recall;
 extern int benzer_threads;
 extern int benzer_build_threads;
 extern int benzer_max_scan_tuples;
@@ -129,3 +133,7 @@ void faiss_install_explain_hook(void);
 // Lets IN (...) conditions on filter columns reach ordered faiss index
 // scans (faiss_plan.cpp; from _PG_init).
 void faiss_install_planner_hook(void);
+
+// Passes a query's LIMIT to the faiss index scan below it (faiss_limit.cpp;
+// from _PG_init).
+void faiss_install_limit_hook(void);

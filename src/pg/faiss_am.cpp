@@ -31,6 +31,7 @@ extern "C" {
 int benzer_nprobe = 0;
 int benzer_ef_search = 0;
 double benzer_k_factor = 0.0;
+double benzer_recall = 0.0;
 int benzer_threads = 1;
 int benzer_build_threads = 0;
 int benzer_max_scan_tuples = 100000;
@@ -80,6 +81,9 @@ void faiss_define_settings(void) {
                       0, INT_MAX, AccessExclusiveLock);
     add_int_reloption(faiss_relopt_kind, "ef_construction", "HNSW efConstruction", 0, 0, 100000,
                       AccessExclusiveLock);
+    add_real_reloption(faiss_relopt_kind, "recall",
+                       "recall@10 the search settings are tuned for (0: 0.97)", 0, 0, 1,
+                       AccessExclusiveLock);
 
     DefineCustomIntVariable("benzer.nprobe", "IVF lists searched per query (0: the index's).",
                             nullptr, &benzer_nprobe, 0, 0, 65536, PGC_USERSET, 0, nullptr, nullptr,
@@ -90,6 +94,11 @@ void faiss_define_settings(void) {
     DefineCustomRealVariable(
         "benzer.k_factor", "Candidates per result re-ranked exactly (0: the index's).", nullptr,
         &benzer_k_factor, 0, 0, 1000, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+    DefineCustomRealVariable(
+        "benzer.recall", "Recall@10 a faiss index search should reach (0: the index's target).",
+        "Picks the cheapest of the search settings the index measured when it was built. 1 "
+        "searches every IVF list. benzer.nprobe and benzer.ef_search, when set, win.",
+        &benzer_recall, 0, 0, 1, PGC_USERSET, 0, nullptr, nullptr, nullptr);
     DefineCustomIntVariable("benzer.threads", "Threads Faiss may use for one search.", nullptr,
                             &benzer_threads, 1, 1, 64, PGC_USERSET, 0, nullptr, nullptr, nullptr);
     DefineCustomIntVariable(
@@ -132,6 +141,7 @@ static bytea* faiss_options(Datum reloptions, bool validate) {
         {"training_sample", RELOPT_TYPE_INT, offsetof(FaissOptions, training_sample)},
         {"merge_threshold", RELOPT_TYPE_INT, offsetof(FaissOptions, merge_threshold)},
         {"ef_construction", RELOPT_TYPE_INT, offsetof(FaissOptions, ef_construction)},
+        {"recall", RELOPT_TYPE_REAL, offsetof(FaissOptions, recall)},
     };
     return static_cast<bytea*>(build_reloptions(reloptions, validate, faiss_relopt_kind,
                                                 sizeof(FaissOptions), table, lengthof(table)));
@@ -206,6 +216,8 @@ static char* faiss_build_phase_name(int64 phase) {
             return const_cast<char*>("adding vectors");
         case 5:
             return const_cast<char*>("writing index pages");
+        case 6:
+            return const_cast<char*>("tuning search settings");
         default:
             return nullptr;
     }

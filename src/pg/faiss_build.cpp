@@ -23,6 +23,7 @@
 #include "pg/faiss_attributes.h"
 #include "pg/faiss_cache.h"
 #include "pg/faiss_pages.h"
+#include "pg/faiss_search.h"
 #include "pg/guard.h"
 #include "pg/guarded.h"
 #include "pg/vector.h"
@@ -50,6 +51,7 @@ constexpr int kPhaseCollecting = 2;
 constexpr int kPhaseTraining = 3;
 constexpr int kPhaseAdding = 4;
 constexpr int kPhaseWriting = 5;
+constexpr int kPhaseTuning = 6;
 constexpr int64 kAddBatch = 8192;
 constexpr int64 kDefaultTrainingCap = 262144;
 
@@ -294,6 +296,45 @@ void add_rows(benzer::Engine* engine, const float* vectors, int64 count, int dim
     }
 }
 
+// Measures the engine's search settings for the index's recall target
+// (core/tuning.h) into *table. rows: the indexed rows by label in the
+// engine's space, or null to read them from the engine (which must keep
+// exact vectors; otherwise the table is left as it is).
+void tune_engine(Relation index, benzer::Engine* engine, const benzer::RowSource* rows,
+                 benzer::TuningTable* table) {
+    pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, kPhaseTuning);
+    faiss_use_threads(benzer_build_threads);
+    benzer::TuningRequest request;
+    request.target = faiss_index_recall_target(index);
+    guarded("could not tune faiss index search settings", [&] {
+        if (rows != nullptr) {
+            engine->tune(request, *rows, table);
+        } else if (engine->has_exact_vectors()) {
+            engine->tune(request, engine->exact_rows(), table);
+        }
+    });
+}
+
+// The rows of a build in the engine's space: the engine's own copy when it
+// keeps exact vectors, else the collected rows (normalised in place for
+// cosine: they are not needed after adding).
+void tune_build(Relation index, benzer::Engine* engine, RowSet* rows, benzer::Metric metric,
+                benzer::TuningTable* table) {
+    bool exact = false;
+    guarded("could not tune faiss index search settings",
+            [&] { exact = engine->has_exact_vectors(); });
+    if (exact) {
+        tune_engine(index, engine, nullptr, table);
+        return;
+    }
+    if (metric == benzer::Metric::kCosine)
+        benzer::normalize_vectors(rows->vectors, rows->count, rows->dim);
+    benzer::RowSource source;
+    source.count = rows->count;
+    source.contiguous = rows->vectors;
+    tune_engine(index, engine, &source, table);
+}
+
 // Serialises the engine into a palloc'd buffer.
 char* serialize_engine(benzer::Engine* engine, uint64* bytes) {
     Size size = 0;
@@ -390,6 +431,7 @@ IndexBuildResult* faiss_build(Relation heap, Relation index, IndexInfo* info) {
     faiss_write_new_meta(index, MAIN_FORKNUM, &meta, false);
     if (holder->object != nullptr) {
         add_rows(holder->object, rows.vectors, rows.count, rows.dim, 0);
+        tune_build(index, holder->object, &rows, metric, &meta.tuning);
         write_generation(index, &meta, holder->object, state.attributes->object, rows.tids,
                          rows.count, nullptr, false);
     } else {
@@ -549,6 +591,7 @@ bool faiss_merge(Relation index, bool compact, bool wait) {
             return true;  // still too few rows; nothing changes
         }
         add_rows(holder->object, pending.vectors, pending.count, dim, 0);
+        tune_build(index, holder->object, &rows, metric, &next.tuning);
         labels = pending.tids;
         nlabels = pending.count;
         add_pending_attributes();
@@ -610,6 +653,9 @@ bool faiss_merge(Relation index, bool compact, bool wait) {
         }
     }
 
+    // The rows changed: measure again where the rows can be read back (an
+    // index without exact vectors keeps the settings measured at build).
+    if (meta.factory[0] != '\0') tune_engine(index, holder->object, nullptr, &next.tuning);
     write_generation(index, &next, holder->object, attributes->object, labels, nlabels, tombstones,
                      true);
     faiss_update_meta(index, &next);

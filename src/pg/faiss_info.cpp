@@ -13,6 +13,7 @@
 #include "pg/faiss_cache.h"
 #include "pg/faiss_pages.h"
 #include "pg/faiss_scan.h"
+#include "pg/faiss_search.h"
 #include "pg/guard.h"
 
 extern "C" {
@@ -91,6 +92,41 @@ void faiss_scan_reset_finished(void) { g_finished_count = 0; }
 
 // --- benzer_index_info ---------------------------------------------------------
 
+// What faiss_choose_search picked, in words: "probe lists until ... (recall
+// target 0.95, measured 0.97 on 200 sampled rows)".
+static char* describe_choice(const FaissMeta& meta, const FaissSearchChoice& choice) {
+    StringInfoData out;
+    initStringInfo(&out);
+    const benzer::TuningTable& table = meta.tuning;
+    if (table.kind == benzer::TunedKind::kExact && choice.target > 0) {
+        appendStringInfoString(&out, "exact (Flat)");
+        return out.data;
+    }
+    if (choice.target > 0)
+        appendStringInfo(&out, "%s %.3g, ", choice.source, choice.target);
+    if (choice.setting != nullptr)
+        appendStringInfo(&out, "measured recall@%d %.3f on %d sampled rows: %s", Max(table.k, 1),
+                         choice.measured, table.queries,
+                         faiss_describe_setting(table.kind, *choice.setting));
+    else if (choice.target >= 1.0)
+        appendStringInfoString(&out, "every list or candidate (exact)");
+    else if (choice.options.nprobe > 0)
+        appendStringInfo(&out, "nprobe %d (%s)", choice.options.nprobe, choice.source);
+    else if (choice.options.ef_search > 0)
+        appendStringInfo(&out, "efSearch %d (%s)", choice.options.ef_search, choice.source);
+    else
+        appendStringInfo(&out, "the structure's defaults (%s)", choice.source);
+    return out.data;
+}
+
+// Adds the EXPLAIN line with the search settings a scan of index would use.
+static void append_search_settings(StringInfo str, Relation index, const FaissMeta& meta) {
+    if (meta.factory[0] == '\0') return;
+    FaissSearchChoice choice;
+    faiss_choose_search(index, meta, &choice);
+    appendStringInfo(str, "  search: %s\n", describe_choice(meta, choice));
+}
+
 // Opens a faiss index for one of the functions below, once the caller's
 // rights on its table are checked (faiss_access.cpp). lock is taken on the
 // table first (as an index scan or VACUUM does), then AccessShareLock on the
@@ -150,8 +186,10 @@ BENZER_FUNCTION(benzer_index_info) {
         snprintf(description, sizeof(description),
                  "untrained: rows are searched exactly until a merge can train the index");
 
-    Datum values[15];
-    bool nulls[15] = {false};
+    FaissSearchChoice choice;
+    faiss_choose_search(index, meta, &choice);
+    Datum values[18];
+    bool nulls[18] = {false};
     values[0] = CStringGetTextDatum(RelationGetRelationName(index));
     const char* requested = faiss_option_factory(options);
     if (meta.factory[0] != '\0')
@@ -171,6 +209,11 @@ BENZER_FUNCTION(benzer_index_info) {
     values[12] = Int64GetDatum(meta.merges);
     values[13] = CStringGetTextDatum(description);
     values[14] = CStringGetTextDatum(benzer::distance_kernel_name());
+    values[15] = Float8GetDatum(choice.target);
+    nulls[15] = choice.target <= 0;
+    values[16] = Float8GetDatum(choice.measured);
+    nulls[16] = choice.target <= 0;
+    values[17] = CStringGetTextDatum(describe_choice(meta, choice));
     relation_close(index, AccessShareLock);
     UnlockRelationOid(table, AccessShareLock);
     HeapTuple tuple = heap_form_tuple(desc, values, nulls);
@@ -238,6 +281,9 @@ static void explain_faiss(ExplainState* es, PlannedStmt* planned) {
                          meta.dimensions, static_cast<long long>(meta.main_rows - meta.dead_rows));
         appendStringInfo(es->str, ", %lld pending, %lld dead\n", static_cast<long long>(pending),
                          static_cast<long long>(meta.dead_rows));
+        // The settings depend on a measurement (and on the session's
+        // settings): shown when asked for details.
+        if (es->analyze || es->verbose) append_search_settings(es->str, index, meta);
         relation_close(index, AccessShareLock);
         for (int i = 0; i < g_finished_count; i++) {
             const FaissScanStats& s = g_finished[i];
@@ -252,7 +298,15 @@ static void explain_faiss(ExplainState* es, PlannedStmt* planned) {
                 s.selector_used ? ", filter inside Faiss" : "",
                 s.exact_scan ? ", exact distances" : "",
                 s.hit_limit ? ", stopped at benzer.max_scan_tuples" : "");
-            if (s.max_nprobe > 0) appendStringInfo(es->str, ", nprobe up to %d", s.max_nprobe);
+            if (s.adaptive)
+                appendStringInfo(es->str, ", %lld lists probed, %lld rows compared",
+                                 static_cast<long long>(s.lists),
+                                 static_cast<long long>(s.compared));
+            else if (s.max_nprobe > 0)
+                appendStringInfo(es->str, ", nprobe up to %d", s.max_nprobe);
+            if (s.first_k > 0)
+                appendStringInfo(es->str, ", first round k %lld",
+                                 static_cast<long long>(s.first_k));
             if (s.conditions > 0)
                 appendStringInfo(es->str, "; %d index conditions matched %lld indexed rows",
                                  s.conditions, static_cast<long long>(s.allowed_rows));

@@ -21,6 +21,8 @@
 
 #include "pg/faiss.h"
 
+#include "core/tuning.h"
+
 extern "C" {
 #include "storage/block.h"
 #include "storage/bufmgr.h"
@@ -76,6 +78,10 @@ struct FaissMeta {
     BlockNumber pending_tail;
     int64 built_rows;  // rows at CREATE INDEX / REINDEX
     int64 merges;      // merges since the build
+    // Search settings measured for recall targets (core/tuning.h) at the
+    // last build or merge. Metapages written before it existed read as
+    // zeros: kind kNone, the old fixed defaults.
+    benzer::TuningTable tuning;
 };
 
 // A pending row, stored as one item on a pending page: the vector, then

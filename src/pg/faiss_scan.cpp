@@ -34,6 +34,7 @@
 #include "pg/faiss_cache.h"
 #include "pg/faiss_pages.h"
 #include "pg/faiss_scan.h"
+#include "pg/faiss_search.h"
 #include "pg/faiss_view.h"
 #include "pg/guard.h"
 #include "pg/vector.h"
@@ -71,9 +72,13 @@ struct FaissScanState {
     int64 main_count;
     int64 main_position;
     int64 round_k;
-    int nprobe;     // 0: index default
-    int ef_search;  // 0: index default
-    bool widen;     // last round found fewer rows than asked
+    int64 limit;               // the query's LIMIT (+ OFFSET), 0: unknown
+    FaissSearchChoice choice;  // settings of the first round (faiss_search.h)
+    int nprobe;                // 0: index default
+    int ef_search;             // 0: index default
+    int64 min_candidates;      // adaptive probing: this round's rule
+    int64 patience;
+    bool widen;  // last round found fewer rows than asked
     bool main_exhausted;
 
     // Pending rows with exact distances, nearest first.
@@ -159,9 +164,16 @@ void start_scan(IndexScanDesc scan, FaissScanState* state) {
         state->stats.pending_rows = pending.count;
 
         state->main_count = state->main_position = 0;
-        state->round_k = benzer_scan_rows;
-        state->nprobe = benzer_nprobe;
-        state->ef_search = benzer_ef_search;
+        // With the LIMIT known, the first round asks for just that many.
+        state->round_k = state->limit > 0 ? state->limit : benzer_scan_rows;
+        faiss_choose_search(index, meta, &state->choice);
+        state->nprobe = state->choice.options.nprobe;
+        state->ef_search = state->choice.options.ef_search;
+        state->min_candidates = state->choice.options.min_candidates;
+        state->patience = state->choice.options.patience;
+        state->stats.recall_target = state->choice.target;
+        state->stats.recall_measured = state->choice.measured;
+        state->stats.setting_source = state->choice.source;
         state->widen = false;
         state->main_exhausted =
             state->entry == nullptr || state->entry->engine == nullptr || state->allowed_count == 0;
@@ -178,7 +190,18 @@ void next_round(FaissScanState* state) {
         state->main_exhausted = true;
         return;
     }
-    if (state->widen) {
+    bool adaptive = state->choice.options.adaptive;
+    if (adaptive && state->widen) {
+        // A probe goes on until it has its k rows or visited every list:
+        // a short round means nothing allowed is left.
+        state->main_exhausted = true;
+        return;
+    } else if (adaptive && state->stats.rounds > 0) {
+        // More rows wanted than the last round gave (WHERE conditions above
+        // the scan discard some): compare more rows before stopping.
+        state->min_candidates = Max(state->min_candidates, 1) * 2;
+        state->patience = Max(state->patience, 1) * 2;
+    } else if (state->widen) {
         // The last round ran out of reachable rows: look further.
         int nlist = 0;
         int current = state->nprobe;
@@ -234,11 +257,11 @@ void next_round(FaissScanState* state) {
     state->main_labels = static_cast<benzer::Label*>(palloc(sizeof(benzer::Label) * k));
     MemoryContextSwitchTo(old);
 
-    benzer::SearchOptions options;
+    benzer::SearchOptions options = state->choice.options;
     options.nprobe = state->nprobe;
     options.ef_search = state->ef_search;
-    options.k_factor = static_cast<float>(benzer_k_factor);
-    options.exact_filter_limit = benzer_exact_filter_limit;
+    options.min_candidates = state->min_candidates;
+    options.patience = state->patience;
     benzer::LabelFilter filter;
     filter.bits = state->allowed;
     filter.count = state->nlabels;
@@ -260,6 +283,10 @@ void next_round(FaissScanState* state) {
     state->stats.selector_used = state->stats.selector_used || stats.selector_used;
     state->stats.exact_scan = state->stats.exact_scan || stats.exact_scan;
     if (stats.nprobe > state->stats.max_nprobe) state->stats.max_nprobe = stats.nprobe;
+    state->stats.adaptive = state->stats.adaptive || stats.adaptive;
+    state->stats.lists += stats.lists;
+    state->stats.compared += stats.compared;
+    state->stats.first_k = state->stats.first_k > 0 ? state->stats.first_k : k;
     state->main_count = found;
     state->main_position = 0;
     state->widen = found < k;
@@ -384,6 +411,11 @@ bool faiss_get_tuple(IndexScanDesc scan, ScanDirection) {
         }
         return true;
     }
+}
+
+void faiss_scan_set_limit(IndexScanDesc scan, int64 limit) {
+    auto* state = static_cast<FaissScanState*>(scan->opaque);
+    if (state != nullptr) state->limit = Max(limit, 0);
 }
 
 void faiss_end_scan(IndexScanDesc scan) {

@@ -10,18 +10,30 @@
 
 struct FaissScanStats {
     Oid index_relid;
-    int64 rounds;            // Faiss searches run
-    int64 candidates;        // results Faiss returned before filtering
-    int64 main_returned;     // rows returned from the Faiss structure
-    int64 pending_returned;  // rows returned from the pending rows
-    int64 pending_rows;      // pending rows searched exactly
-    int conditions;          // WHERE conditions applied inside the index
-    int64 allowed_rows;      // indexed rows that satisfied them (and are live)
-    int max_nprobe;          // widest nprobe used (0: the index default)
-    bool selector_used;      // filter applied inside Faiss
-    bool exact_scan;         // exact distances over a small filter
-    bool hit_limit;          // stopped at benzer.max_scan_tuples
+    int64 rounds;                // Faiss searches run
+    int64 candidates;            // results Faiss returned before filtering
+    int64 main_returned;         // rows returned from the Faiss structure
+    int64 pending_returned;      // rows returned from the pending rows
+    int64 pending_rows;          // pending rows searched exactly
+    int conditions;              // WHERE conditions applied inside the index
+    int64 allowed_rows;          // indexed rows that satisfied them (and are live)
+    int max_nprobe;              // widest nprobe used (0: the index default)
+    bool selector_used;          // filter applied inside Faiss
+    bool exact_scan;             // exact distances over a small filter
+    bool hit_limit;              // stopped at benzer.max_scan_tuples
+    bool adaptive;               // IVF lists probed under the tuned stop rule
+    int64 lists;                 // lists those probes visited
+    int64 compared;              // rows they computed a distance for
+    int64 first_k;               // rows the first round asked for
+    double recall_target;        // the recall target followed (0: explicit knobs)
+    double recall_measured;      // what the tuner measured for its setting
+    const char* setting_source;  // where the settings came from (static string)
 };
+
+// Tells a faiss index scan the query's LIMIT (plus OFFSET), from the
+// executor hook in faiss_limit.cpp: its first round then asks the index
+// for just that many rows.
+void faiss_scan_set_limit(IndexScanDesc scan, int64 limit);
 
 // Records a scan (stats stays owned by the scan until unregister copies it).
 void faiss_scan_register(MemoryContext context, FaissScanStats* stats, Relation index);

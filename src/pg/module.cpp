@@ -19,6 +19,7 @@ void _PG_init(void) {
     faiss_define_settings();
     faiss_install_explain_hook();
     faiss_install_planner_hook();
+    faiss_install_limit_hook();
 }
 
 // Turns a caught C++ failure into ereport(ERROR) with a proper SQLSTATE.

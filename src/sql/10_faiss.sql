@@ -61,11 +61,14 @@ CREATE FUNCTION benzer_index_info(
     OUT generation bigint,
     OUT merges bigint,
     OUT description text,
-    OUT simd_kernel text)
+    OUT simd_kernel text,
+    OUT recall_target double precision,
+    OUT recall_measured double precision,
+    OUT search_settings text)
     RETURNS record
     AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION benzer_index_info(regclass) IS
-    'what a faiss index holds: factory, metric, rows in the Faiss structure, pending and dead rows, bytes on disk and in this backend';
+    'what a faiss index holds: factory, metric, rows in the Faiss structure, pending and dead rows, bytes on disk and in this backend, and the search settings this session would use (recall target, measured recall)';
 
 CREATE FUNCTION benzer_index_merge(index regclass, compact boolean DEFAULT false)
     RETURNS bigint
