@@ -113,7 +113,53 @@ struct AttributeStore::Column {
         std::size_t byte = static_cast<std::size_t>(row >> 3);
         return byte < nulls.size() && (nulls[byte] >> (row & 7)) & 1;
     }
+
+    // Scalar columns: the rows of every value, grouped by value (ids for
+    // text), so that "= v" costs the rows that have v, not a pass over all.
+    // Built on the first filter that needs them; rebuilt if rows were
+    // appended since.
+    mutable std::vector<std::int64_t> posting_values;  // sorted, distinct
+    mutable std::vector<std::size_t> posting_starts;   // values + 1 offsets
+    mutable std::vector<std::int64_t> posting_rows;
+    mutable std::int64_t posting_built_for = -1;
+
+    void build_postings(std::int64_t rows) const {
+        std::vector<std::pair<std::int64_t, std::int64_t>> pairs;
+        pairs.reserve(static_cast<std::size_t>(rows));
+        for (std::int64_t row = 0; row < rows; row++) {
+            if (is_null(row)) continue;
+            std::int64_t v = kind == AttributeKind::kInteger
+                                 ? integers[static_cast<std::size_t>(row)]
+                                 : static_cast<std::int64_t>(ids[static_cast<std::size_t>(row)]);
+            pairs.emplace_back(v, row);
+        }
+        std::sort(pairs.begin(), pairs.end());
+        posting_values.clear();
+        posting_starts.clear();
+        posting_rows.resize(pairs.size());
+        for (std::size_t i = 0; i < pairs.size(); i++) {
+            if (i == 0 || pairs[i].first != pairs[i - 1].first) {
+                posting_values.push_back(pairs[i].first);
+                posting_starts.push_back(i);
+            }
+            posting_rows[i] = pairs[i].second;
+        }
+        posting_starts.push_back(pairs.size());
+        posting_built_for = rows;
+    }
 };
+
+std::int64_t count_bits(const std::uint8_t* bitmap, std::size_t bytes) {
+    std::int64_t count = 0;
+    std::size_t i = 0;
+    for (; i + 8 <= bytes; i += 8) {
+        std::uint64_t word;
+        std::memcpy(&word, bitmap + i, 8);
+        count += __builtin_popcountll(word);
+    }
+    for (; i < bytes; i++) count += __builtin_popcount(bitmap[i]);
+    return count;
+}
 
 AttributeStore::AttributeStore(std::vector<AttributeKind> kinds) : kinds_(std::move(kinds)) {
     for (AttributeKind k : kinds_) columns_.push_back(std::make_unique<Column>(k));
@@ -399,6 +445,22 @@ const std::vector<std::uint8_t>& AttributeStore::matches_of(const Condition& con
 
     std::vector<std::uint8_t> result(static_cast<std::size_t>((rows_ + 7) / 8) + 1, 0xff);
     std::uint8_t* bitmap = result.data();
+    if ((col.kind == AttributeKind::kInteger || col.kind == AttributeKind::kText) &&
+        cond.op == ConditionOp::kEqualsAny) {
+        // The rows of each operand, from the postings.
+        if (col.posting_built_for != rows_) col.build_postings(rows_);
+        std::fill(result.begin(), result.end(), 0);
+        for (std::int64_t v : set) {
+            auto at = std::lower_bound(col.posting_values.begin(), col.posting_values.end(), v);
+            if (at == col.posting_values.end() || *at != v) continue;
+            std::size_t i = static_cast<std::size_t>(at - col.posting_values.begin());
+            for (std::size_t p = col.posting_starts[i]; p < col.posting_starts[i + 1]; p++) {
+                std::int64_t row = col.posting_rows[p];
+                bitmap[row >> 3] |= static_cast<std::uint8_t>(1u << (row & 7));
+            }
+        }
+        return remember(std::move(key), std::move(result));
+    }
     std::int64_t rows = rows_;
     auto clear = [&](std::int64_t row) {
         bitmap[row >> 3] &= static_cast<std::uint8_t>(~(1u << (row & 7)));
@@ -422,8 +484,13 @@ const std::vector<std::uint8_t>& AttributeStore::matches_of(const Condition& con
         return std::binary_search(set.begin(), set.end(), v);
     };
     evaluate(cond, col, set, missing, for_each_set, clear, in_set);
+    return remember(std::move(key), std::move(result));
+}
 
-    // Keep a few: at most kMemoEntries, and at most kMemoBytes in all.
+// Adds a condition's bitmap to the memo, forgetting the least recently
+// used beyond kMemoEntries or kMemoBytes; returns the stored bitmap.
+const std::vector<std::uint8_t>& AttributeStore::remember(std::string key,
+                                                          std::vector<std::uint8_t> result) const {
     std::size_t bytes = result.size();
     for (const auto& entry : memo_) bytes += entry.second.size();
     while (!memo_.empty() && (memo_.size() >= kMemoEntries || bytes > kMemoBytes)) {

@@ -63,6 +63,9 @@ struct Condition {
     std::uint32_t count = 0;
 };
 
+// Set bits in bytes bytes of a bitmap (64 bits at a time).
+std::int64_t count_bits(const std::uint8_t* bitmap, std::size_t bytes);
+
 class AttributeStore {
   public:
     explicit AttributeStore(std::vector<AttributeKind> kinds);
@@ -105,6 +108,8 @@ class AttributeStore {
   private:
     struct Column;
     const std::vector<std::uint8_t>& matches_of(const Condition& condition) const;
+    const std::vector<std::uint8_t>& remember(std::string key,
+                                              std::vector<std::uint8_t> result) const;
     template <typename ForEachSet, typename Clear, typename InSet>
     void evaluate(const Condition& condition, const Column& column,
                   const std::vector<std::int64_t>& set, std::uint32_t missing,

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstring>
 #include <utility>
+#include <vector>
 
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexHNSW.h>
@@ -117,6 +118,7 @@ struct FastIVFFlatScanner : faiss::InvertedListScanner {
     size_t d;
     bool ip;
     const float* q = nullptr;
+    mutable std::vector<std::uint32_t> allowed_positions_;  // scan_codes' scratch
 
     FastIVFFlatScanner(size_t d_, bool ip_, bool store_pairs, const faiss::IDSelector* sel)
         : faiss::InvertedListScanner(store_pairs, sel), d(d_), ip(ip_) {
@@ -136,8 +138,22 @@ struct FastIVFFlatScanner : faiss::InvertedListScanner {
                       idx_t* labels, size_t k) const override {
         const float* vectors = reinterpret_cast<const float*>(codes);
         size_t updates = 0;
-        for (size_t j = 0; j < n; j++) {
-            if (sel != nullptr && !sel->is_member(ids[j])) continue;
+        // Under a filter the allowed rows are scattered through the list,
+        // which defeats the hardware prefetcher: find them first, then
+        // fetch each one's vector while computing the previous distance.
+        std::vector<std::uint32_t>& allowed = allowed_positions_;
+        if (sel != nullptr) {
+            allowed.clear();
+            for (size_t j = 0; j < n; j++)
+                if (sel->is_member(ids[j])) allowed.push_back(static_cast<std::uint32_t>(j));
+        }
+        size_t count = sel != nullptr ? allowed.size() : n;
+        for (size_t i = 0; i < count; i++) {
+            size_t j = sel != nullptr ? allowed[i] : i;
+            if (sel != nullptr && i + 1 < count) {
+                const char* next = reinterpret_cast<const char*>(vectors + allowed[i + 1] * d);
+                for (size_t b = 0; b < d * sizeof(float); b += 64) __builtin_prefetch(next + b);
+            }
             float v = faiss_distance(ip, q, vectors + j * d, d);
             idx_t id = store_pairs ? static_cast<idx_t>(faiss::lo_build(list_no, j)) : ids[j];
             if (ip) {

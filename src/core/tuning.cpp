@@ -332,7 +332,10 @@ void Engine::tune(const TuningRequest& request, const RowSource& rows, TuningTab
         std::vector<float> factors =
             refine_ ? std::vector<float>{1, 2, 4, 8} : std::vector<float>{1};
         std::vector<std::int64_t> mins{0};
-        for (std::int64_t c = k; c <= 4096 * k; c *= 2) mins.push_back(c);
+        for (std::int64_t c = k; c <= 4096 * k; c *= 2) {
+            mins.push_back(c);
+            mins.push_back(c + c / 2);
+        }
         std::vector<std::int64_t> patiences{0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128};
         for (float factor : factors) {
             std::int64_t heap = std::min<std::int64_t>(

@@ -58,11 +58,18 @@ bool faiss_load_view(Relation index, const FaissMeta& meta, const benzer::Attrib
     view->nlabels = *entry != nullptr ? (*entry)->nlabels : 0;
     Size bytes = static_cast<Size>((view->nlabels + 7) / 8) + 1;
     view->allowed = static_cast<uint8*>(MemoryContextAllocHuge(CurrentMemoryContext, bytes));
-    for (Size i = 0; i < bytes; i++) {
-        uint8 dead = tombstones != nullptr && i < meta.tombstones.bytes
-                         ? static_cast<uint8>(tombstones[i])
-                         : 0;
-        view->allowed[i] = static_cast<uint8>(~dead);
+    // Every query builds this bitmap (62 kB at 500 000 rows): word-wise.
+    memset(view->allowed, 0xff, bytes);
+    if (tombstones != nullptr) {
+        Size dead_bytes = Min(bytes, static_cast<Size>(meta.tombstones.bytes));
+        Size i = 0;
+        for (; i + 8 <= dead_bytes; i += 8) {
+            uint64 dead, live;
+            memcpy(&dead, tombstones + i, 8);
+            live = ~dead;
+            memcpy(view->allowed + i, &live, 8);
+        }
+        for (; i < dead_bytes; i++) view->allowed[i] = static_cast<uint8>(~tombstones[i]);
     }
     for (int64 label = view->nlabels; label < static_cast<int64>(bytes) * 8; label++)
         view->allowed[label >> 3] &= static_cast<uint8>(~(1u << (label & 7)));
@@ -78,8 +85,7 @@ bool faiss_load_view(Relation index, const FaissMeta& meta, const benzer::Attrib
         guarded("could not apply filter columns",
                 [&] { store->filter(conditions, nconditions, allowed, nlabels); });
     }
-    view->allowed_count = 0;
-    for (Size i = 0; i < bytes; i++) view->allowed_count += __builtin_popcount(view->allowed[i]);
+    view->allowed_count = benzer::count_bits(view->allowed, bytes);
 
     if (nconditions > 0 && pending.count > 0)
         filter_pending(kinds, nkinds, conditions, nconditions, &pending, meta.dimensions);

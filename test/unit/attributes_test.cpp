@@ -977,3 +977,33 @@ TEST(AttributeStore, AppendFromDifferentKindsThrows) {
 }
 
 }  // namespace
+
+// Conditions are remembered per store (matches_of's memo): repeating one,
+// interleaving others beyond the memo's size, and appending rows must all
+// still give the reference answer.
+TEST(AttributeStore, RememberedConditionsStayCorrect) {
+    std::vector<AttributeKind> kinds{AttributeKind::kInteger};
+    AttributeStore store(kinds);
+    std::vector<Row> rows;
+    for (int i = 0; i < 1000; i++) {
+        rows.push_back(Row{int_cell(i % 37)});
+        append_row(store, kinds, rows.back());
+    }
+    auto expect = [&](std::int64_t value) {
+        Cond cond = int_cond(0, ConditionOp::kEqualsAny, {value});
+        Rows want;
+        for (std::size_t r = 0; r < rows.size(); r++)
+            if (matches(kinds, rows[r], cond)) want.push_back(static_cast<std::int64_t>(r));
+        EXPECT_EQ(run_filter(store, cond), want) << "value " << value;
+    };
+    for (int round = 0; round < 3; round++)
+        for (std::int64_t v = 0; v < 40; v += 1 + round) expect(v);  // more than the memo holds
+    expect(5);
+    expect(5);
+    // New rows make remembered answers stale.
+    for (int i = 0; i < 10; i++) {
+        rows.push_back(Row{int_cell(5)});
+        append_row(store, kinds, rows.back());
+    }
+    expect(5);
+}
