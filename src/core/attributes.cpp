@@ -487,6 +487,40 @@ const std::vector<std::uint8_t>& AttributeStore::matches_of(const Condition& con
     return remember(std::move(key), std::move(result));
 }
 
+std::vector<std::vector<std::uint8_t>> AttributeStore::sample_filters(int max_filters,
+                                                                      std::int64_t min_rows,
+                                                                      double max_fraction) const {
+    std::vector<std::vector<std::uint8_t>> result;
+    for (const auto& colp : columns_) {
+        const Column& col = *colp;
+        if (col.kind != AttributeKind::kInteger && col.kind != AttributeKind::kText) continue;
+        if (col.posting_built_for != rows_) col.build_postings(rows_);
+        // Values whose row count is in range, by count.
+        std::vector<std::pair<std::size_t, std::size_t>> fitting;  // (count, value index)
+        for (std::size_t i = 0; i < col.posting_values.size(); i++) {
+            std::size_t count = col.posting_starts[i + 1] - col.posting_starts[i];
+            if (static_cast<std::int64_t>(count) >= min_rows &&
+                static_cast<double>(count) <= max_fraction * static_cast<double>(rows_))
+                fitting.emplace_back(count, i);
+        }
+        if (fitting.empty()) continue;
+        std::sort(fitting.begin(), fitting.end());
+        std::vector<std::size_t> chosen{fitting.back().second};
+        if (fitting.size() > 1) chosen.push_back(fitting[fitting.size() / 2].second);
+        for (std::size_t i : chosen) {
+            if (static_cast<int>(result.size()) >= max_filters) return result;
+            std::vector<std::uint8_t> bits(static_cast<std::size_t>((rows_ + 7) / 8), 0);
+            for (std::size_t p = col.posting_starts[i]; p < col.posting_starts[i + 1]; p++) {
+                std::int64_t row = col.posting_rows[p];
+                bits[static_cast<std::size_t>(row >> 3)] |=
+                    static_cast<std::uint8_t>(1u << (row & 7));
+            }
+            result.push_back(std::move(bits));
+        }
+    }
+    return result;
+}
+
 // Adds a condition's bitmap to the memo, forgetting the least recently
 // used beyond kMemoEntries or kMemoBytes; returns the stored bitmap.
 const std::vector<std::uint8_t>& AttributeStore::remember(std::string key,

@@ -99,6 +99,14 @@ class AttributeStore {
     void filter(const Condition* conditions, int count, std::uint8_t* bitmap,
                 std::int64_t bitmap_rows) const;
 
+    // Bitmaps (over rows()) of up to max_filters conditions "column = v" on
+    // the scalar columns, for values that keep between min_rows and
+    // max_fraction of the rows: per column the most common such value and
+    // one near the median count. The search tuner measures recall under
+    // them (core/tuning.h).
+    std::vector<std::vector<std::uint8_t>> sample_filters(int max_filters, std::int64_t min_rows,
+                                                          double max_fraction) const;
+
     std::size_t serialized_size() const;
     void serialize(std::uint8_t* out, std::size_t size) const;
     static AttributeStore* deserialize(const std::uint8_t* data, std::size_t size);

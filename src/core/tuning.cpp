@@ -27,6 +27,7 @@
 #include <faiss/IndexPreTransform.h>
 #include <faiss/impl/AuxIndexStructures.h>
 #include <faiss/impl/IDSelector.h>
+#include <faiss/invlists/InvertedLists.h>
 
 #include "distance.h"
 
@@ -74,6 +75,7 @@ struct Mode {
     std::vector<std::uint8_t> bits;
     LabelFilter filter;
     bool filtered = false;
+    bool clustered = false;  // a condition on a filter column, not random rows
 };
 
 // A label filter that also leaves out the query's own row.
@@ -296,6 +298,21 @@ void Engine::tune(const TuningRequest& request, const RowSource& rows, TuningTab
         mode.filter.allowed = allowed;
         modes.push_back(std::move(mode));
     }
+    // The caller's filters (the index's filter columns).
+    for (std::int32_t i = 0; i < request.filter_count; i++) {
+        const LabelFilter& f = request.filters[i];
+        if (f.allowed < kMinFilteredRows || f.count > total) continue;
+        Mode mode;
+        mode.keep = static_cast<double>(f.allowed) / static_cast<double>(total);
+        mode.filtered = true;
+        mode.clustered = true;
+        mode.bits.assign(f.bits, f.bits + (f.count + 7) / 8);
+        mode.bits.resize(static_cast<std::size_t>((total + 7) / 8), 0);
+        mode.filter.bits = mode.bits.data();
+        mode.filter.count = total;
+        mode.filter.allowed = f.allowed;
+        modes.push_back(std::move(mode));
+    }
 
     // Exact answers: k + 1 per query, the query's own row dropped.
     std::vector<std::vector<Truth>> truths(modes.size());
@@ -396,7 +413,7 @@ void Engine::tune(const TuningRequest& request, const RowSource& rows, TuningTab
                         if (m == 0) {
                             s.recall_unfiltered = static_cast<float>(recall);
                             s.compared = static_cast<float>(compared);
-                        } else if (modes[m].keep == kFilterKeeps[0]) {
+                        } else if (modes[m].keep == kFilterKeeps[0] && !modes[m].clustered) {
                             s.compared_filtered = static_cast<float>(compared);
                         }
                         cost += compared + rows_seen * 8.0 / dim_;

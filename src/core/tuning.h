@@ -10,9 +10,11 @@
 //   1. samples `queries` indexed rows as queries (each query's own row is
 //      left out of both answers: a row finding itself proves nothing);
 //   2. computes their exact top k by batched matrix products
-//      (exact_batch.h), unfiltered and under random filters that keep 10 %
-//      and 1 % of the rows (the latter only when that leaves enough rows
-//      for the index to be used rather than an exact scan);
+//      (exact_batch.h), unfiltered and under filters: random ones that keep
+//      10 % and 1 % of the rows (the latter only when that leaves enough
+//      rows for the index to be used rather than an exact scan), and
+//      conditions on the index's own filter columns (their common values),
+//      which are what correlated real filters look like;
 //   3. measures the recall@k and the cost of every candidate setting:
 //      for IVF the stop rule of ivf_probe.h (min_candidates x patience,
 //      and k_factor with exact re-ranking), replayed from one trace per
@@ -78,6 +80,12 @@ struct TuningRequest {
     std::int32_t queries = 200;
     std::int32_t k = 10;
     std::uint64_t seed = 20261202;
+    // Filters measured besides the random ones: conditions on the index's
+    // own filter columns (AttributeStore::sample_filters). Real filters are
+    // correlated with the vectors (a class label keeps one region of the
+    // space), which random ones are not.
+    const LabelFilter* filters = nullptr;
+    std::int32_t filter_count = 0;
 };
 
 // The default recall target (see README, "Recall targets": measured).

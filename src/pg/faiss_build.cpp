@@ -44,6 +44,7 @@ extern "C" {
 #include <cmath>
 #include <cstdio>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -299,14 +300,26 @@ void add_rows(benzer::Engine* engine, const float* vectors, int64 count, int dim
 // Measures the engine's search settings for the index's recall target
 // (core/tuning.h) into *table. rows: the indexed rows by label in the
 // engine's space, or null to read them from the engine (which must keep
-// exact vectors; otherwise the table is left as it is).
+// exact vectors; otherwise the table is left as it is). attributes: the
+// filter columns' values, whose common values are measured as filters.
 void tune_engine(Relation index, benzer::Engine* engine, const benzer::RowSource* rows,
-                 benzer::TuningTable* table) {
+                 const benzer::AttributeStore* attributes, benzer::TuningTable* table) {
     pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, kPhaseTuning);
     faiss_use_threads(benzer_build_threads);
-    benzer::TuningRequest request;
-    request.target = faiss_index_recall_target(index);
+    double target = faiss_index_recall_target(index);
     guarded("could not tune faiss index search settings", [&] {
+        benzer::TuningRequest request;
+        request.target = target;
+        std::vector<std::vector<uint8>> samples;
+        std::vector<benzer::LabelFilter> filters;
+        if (attributes != nullptr) {
+            samples = attributes->sample_filters(4, 2000, 0.5);
+            for (const auto& bits : samples)
+                filters.push_back({bits.data(), attributes->rows(),
+                                   benzer::count_bits(bits.data(), bits.size())});
+        }
+        request.filters = filters.data();
+        request.filter_count = static_cast<int32>(filters.size());
         if (rows != nullptr) {
             engine->tune(request, *rows, table);
         } else if (engine->has_exact_vectors()) {
@@ -319,12 +332,12 @@ void tune_engine(Relation index, benzer::Engine* engine, const benzer::RowSource
 // keeps exact vectors, else the collected rows (normalised in place for
 // cosine: they are not needed after adding).
 void tune_build(Relation index, benzer::Engine* engine, RowSet* rows, benzer::Metric metric,
-                benzer::TuningTable* table) {
+                const benzer::AttributeStore* attributes, benzer::TuningTable* table) {
     bool exact = false;
     guarded("could not tune faiss index search settings",
             [&] { exact = engine->has_exact_vectors(); });
     if (exact) {
-        tune_engine(index, engine, nullptr, table);
+        tune_engine(index, engine, nullptr, attributes, table);
         return;
     }
     if (metric == benzer::Metric::kCosine)
@@ -332,7 +345,7 @@ void tune_build(Relation index, benzer::Engine* engine, RowSet* rows, benzer::Me
     benzer::RowSource source;
     source.count = rows->count;
     source.contiguous = rows->vectors;
-    tune_engine(index, engine, &source, table);
+    tune_engine(index, engine, &source, attributes, table);
 }
 
 // Serialises the engine into a palloc'd buffer.
@@ -431,7 +444,7 @@ IndexBuildResult* faiss_build(Relation heap, Relation index, IndexInfo* info) {
     faiss_write_new_meta(index, MAIN_FORKNUM, &meta, false);
     if (holder->object != nullptr) {
         add_rows(holder->object, rows.vectors, rows.count, rows.dim, 0);
-        tune_build(index, holder->object, &rows, metric, &meta.tuning);
+        tune_build(index, holder->object, &rows, metric, state.attributes->object, &meta.tuning);
         write_generation(index, &meta, holder->object, state.attributes->object, rows.tids,
                          rows.count, nullptr, false);
     } else {
@@ -591,7 +604,7 @@ bool faiss_merge(Relation index, bool compact, bool wait) {
             return true;  // still too few rows; nothing changes
         }
         add_rows(holder->object, pending.vectors, pending.count, dim, 0);
-        tune_build(index, holder->object, &rows, metric, &next.tuning);
+        tune_build(index, holder->object, &rows, metric, attributes->object, &next.tuning);
         labels = pending.tids;
         nlabels = pending.count;
         add_pending_attributes();
@@ -655,7 +668,8 @@ bool faiss_merge(Relation index, bool compact, bool wait) {
 
     // The rows changed: measure again where the rows can be read back (an
     // index without exact vectors keeps the settings measured at build).
-    if (meta.factory[0] != '\0') tune_engine(index, holder->object, nullptr, &next.tuning);
+    if (meta.factory[0] != '\0')
+        tune_engine(index, holder->object, nullptr, attributes->object, &next.tuning);
     write_generation(index, &next, holder->object, attributes->object, labels, nlabels, tombstones,
                      true);
     faiss_update_meta(index, &next);

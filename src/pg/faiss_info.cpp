@@ -102,8 +102,7 @@ static char* describe_choice(const FaissMeta& meta, const FaissSearchChoice& cho
         appendStringInfoString(&out, "exact (Flat)");
         return out.data;
     }
-    if (choice.target > 0)
-        appendStringInfo(&out, "%s %.3g, ", choice.source, choice.target);
+    if (choice.target > 0) appendStringInfo(&out, "%s %.3g, ", choice.source, choice.target);
     if (choice.setting != nullptr)
         appendStringInfo(&out, "measured recall@%d %.3f on %d sampled rows: %s", Max(table.k, 1),
                          choice.measured, table.queries,

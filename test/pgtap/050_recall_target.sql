@@ -13,7 +13,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS benzer;
 
-SELECT plan(24);
+SELECT plan(26);
 
 -- 20 000 rows around 100 centres (deterministic), a filter column.
 SELECT setseed(0.5);
@@ -36,6 +36,21 @@ BEGIN
     result := result || line || E'\n';
   END LOOP;
   RETURN result;
+END $$;
+
+-- Recall at the default target on queries the tuner did not see.
+CREATE FUNCTION recall_of(cond text) RETURNS numeric LANGUAGE plpgsql AS $$
+DECLARE q int; hits int := 0; total int := 0; a int[]; e int[];
+BEGIN
+  FOR q IN SELECT generate_series(1, 20000, 400) LOOP
+    SET LOCAL enable_seqscan = off; SET LOCAL enable_indexscan = on;
+    EXECUTE format('SELECT array_agg(id) FROM (SELECT id FROM items WHERE %s ORDER BY v <-> (SELECT v FROM items WHERE id = %s) LIMIT 10) s', cond, q) INTO a;
+    SET LOCAL enable_seqscan = on; SET LOCAL enable_indexscan = off;
+    EXECUTE format('SELECT array_agg(id) FROM (SELECT id FROM items WHERE %s ORDER BY v <-> (SELECT v FROM items WHERE id = %s) LIMIT 10) s', cond, q) INTO e;
+    hits := hits + (SELECT count(*) FROM unnest(a) x WHERE x = ANY (e));
+    total := total + 10;
+  END LOOP;
+  RETURN hits::numeric / total;
 END $$;
 
 -- The tuned settings.
@@ -88,7 +103,12 @@ SELECT matches(explained('SELECT id FROM items ORDER BY v <-> (SELECT v FROM ite
 SELECT matches(explained('SELECT id FROM items ORDER BY v <-> (SELECT v FROM items WHERE id = 5)'),
                'first round k 100\M', 'no LIMIT: benzer.scan_rows');
 SELECT matches(explained('SELECT id FROM items WHERE tag = 3 ORDER BY v <-> (SELECT v FROM items WHERE id = 5) LIMIT 10'),
-               'filter inside Faiss, [0-9]+ lists probed', 'a filtered query probes adaptively');
+               'exact distances', 'a small filter: exact distances (2 000 rows of 16 floats)');
+SET benzer.exact_filter_limit = 0;
+SELECT matches(explained('SELECT id FROM items WHERE tag = 3 ORDER BY v <-> (SELECT v FROM items WHERE id = 5) LIMIT 10'),
+               'filter inside Faiss, [0-9]+ lists probed', 'otherwise the filter goes into the probe');
+SELECT cmp_ok(recall_of('tag = 3'), '>=', 0.95, 'recall@10 of such probes');
+RESET benzer.exact_filter_limit;
 
 -- Answers do not depend on the hint: with benzer.recall = 1 (every list,
 -- exact) the LIMIT 10 rows are the first 10 of a LIMIT 200 scan, and WHERE
@@ -108,20 +128,6 @@ CREATE FUNCTION limited(n int) RETURNS bigint LANGUAGE sql AS
   'SELECT count(*) FROM (SELECT id FROM items ORDER BY v <-> (SELECT v FROM items WHERE id = 5) LIMIT $1) s';
 SELECT is(limited(3), 3::bigint, 'a LIMIT parameter works');
 
--- Recall at the default target on queries the tuner did not see.
-CREATE FUNCTION recall_of(cond text) RETURNS numeric LANGUAGE plpgsql AS $$
-DECLARE q int; hits int := 0; total int := 0; a int[]; e int[];
-BEGIN
-  FOR q IN SELECT generate_series(1, 20000, 400) LOOP
-    SET LOCAL enable_seqscan = off; SET LOCAL enable_indexscan = on;
-    EXECUTE format('SELECT array_agg(id) FROM (SELECT id FROM items WHERE %s ORDER BY v <-> (SELECT v FROM items WHERE id = %s) LIMIT 10) s', cond, q) INTO a;
-    SET LOCAL enable_seqscan = on; SET LOCAL enable_indexscan = off;
-    EXECUTE format('SELECT array_agg(id) FROM (SELECT id FROM items WHERE %s ORDER BY v <-> (SELECT v FROM items WHERE id = %s) LIMIT 10) s', cond, q) INTO e;
-    hits := hits + (SELECT count(*) FROM unnest(a) x WHERE x = ANY (e));
-    total := total + 10;
-  END LOOP;
-  RETURN hits::numeric / total;
-END $$;
 SELECT cmp_ok(recall_of('true'), '>=', 0.95, 'recall@10 without a filter');
 SELECT cmp_ok(recall_of('tag = 3'), '>=', 0.95, 'recall@10 with a 10 % filter column');
 SELECT cmp_ok(recall_of('tag IN (1, 2)'), '>=', 0.95, 'recall@10 with a 20 % IN filter');
