@@ -75,7 +75,7 @@ struct Mode {
     std::vector<std::uint8_t> bits;
     LabelFilter filter;
     bool filtered = false;
-    bool clustered = false;  // a condition on a filter column, not random rows
+    bool from_column = false;  // a condition on a filter column, not random rows
 };
 
 // A label filter that also leaves out the query's own row.
@@ -111,7 +111,6 @@ struct TracePoint {
 
 struct Trace {
     std::vector<TracePoint> points;
-    bool exact_reached = false;  // the top k was exact at the last point
 };
 
 // Recall of candidates (Faiss labels, -1 ignored) after exact re-ranking
@@ -161,10 +160,7 @@ struct TraceObserver : ProbeObserver {
             {stats.compared, stats.rows, stats.allowed_lists, since, full, recall});
         // Once the top k is exact nothing changes but the cost (replay
         // extrapolates it).
-        if (full && recall >= 1.0f) {
-            trace->exact_reached = true;
-            return false;
-        }
+        if (full && recall >= 1.0f) return false;
         return stats.compared < kTraceCap;
     }
 };
@@ -305,7 +301,7 @@ void Engine::tune(const TuningRequest& request, const RowSource& rows, TuningTab
         Mode mode;
         mode.keep = static_cast<double>(f.allowed) / static_cast<double>(total);
         mode.filtered = true;
-        mode.clustered = true;
+        mode.from_column = true;
         mode.bits.assign(f.bits, f.bits + (f.count + 7) / 8);
         mode.bits.resize(static_cast<std::size_t>((total + 7) / 8), 0);
         mode.filter.bits = mode.bits.data();
@@ -413,7 +409,7 @@ void Engine::tune(const TuningRequest& request, const RowSource& rows, TuningTab
                         if (m == 0) {
                             s.recall_unfiltered = static_cast<float>(recall);
                             s.compared = static_cast<float>(compared);
-                        } else if (modes[m].keep == kFilterKeeps[0] && !modes[m].clustered) {
+                        } else if (modes[m].keep == kFilterKeeps[0] && !modes[m].from_column) {
                             s.compared_filtered = static_cast<float>(compared);
                         }
                         cost += compared + rows_seen * 8.0 / dim_;
