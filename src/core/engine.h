@@ -27,7 +27,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <vector>
 
 namespace faiss {
 struct Index;
@@ -91,6 +93,52 @@ struct SearchStats {
 struct TuningRequest;
 struct TuningTable;
 struct RowSource;
+class ListProbe;
+class Engine;
+
+// A search of an IVF index whose lists the caller keeps outside the engine
+// (the pages of a PostgreSQL index, faiss_lists.cpp): the engine holds only
+// the trained structure (coarse centroids), the caller walks the lists the
+// search asks for and hands their entries over. The same stop rule,
+// settings and result conventions as Engine::search() on an index that
+// holds its lists:
+//
+//     PagedSearch search(engine, query, k, options, filter, rows);
+//     for (Label list; (list = search.next_list()) >= 0;)
+//         for each piece of the list: search.scan(n, codes, labels);
+//     found = search.finish(distances, labels, &stats);
+//
+// No PostgreSQL call happens inside: the caller reads its pages between
+// the calls.
+class PagedSearch {
+  public:
+    // rows: the labels the index holds (0..rows-1). filter may be null.
+    PagedSearch(const Engine& engine, const float* query, std::int64_t k,
+                const SearchOptions& options, const LabelFilter* filter, std::int64_t rows);
+    ~PagedSearch();
+    PagedSearch(const PagedSearch&) = delete;
+    PagedSearch& operator=(const PagedSearch&) = delete;
+
+    // The next list to visit, or -1 when the search is done.
+    Label next_list();
+    // n entries of that list: codes of Engine::list_code_size() bytes each.
+    void scan(std::int64_t n, const std::uint8_t* codes, const Label* labels);
+    // The k nearest allowed rows found, as operator distances, nearest
+    // first; returns how many. Call once, after next_list() returned -1.
+    std::int64_t finish(float* distances, Label* labels, SearchStats* stats);
+
+  private:
+    const Engine& engine_;
+    std::int64_t k_;
+    std::int64_t rows_;
+    const LabelFilter* filter_;
+    std::vector<float> query_;
+    bool trivial_ = false;  // nothing to search, or a zero cosine query
+    bool adaptive_ = false;
+    struct Selector;
+    std::unique_ptr<Selector> selector_;
+    std::unique_ptr<ListProbe> probe_;
+};
 
 class Engine {
   public:
@@ -184,7 +232,26 @@ class Engine {
     float default_k_factor() const;  // 0 without exact re-ranking
     int nlist() const;               // 0 when not IVF
 
+    // Paged lists. An index whose lists can live outside the engine (in
+    // the pages of a PostgreSQL index) and be searched with PagedSearch:
+    // IVF-Flat, without transforms or re-ranking.
+    bool lists_pageable() const;
+    std::size_t list_code_size() const;
+    // The entries of one list: codes (list_code_size() bytes each) and
+    // their labels, valid until the engine changes.
+    std::int64_t list_size(std::int64_t list) const;
+    const std::uint8_t* list_codes(std::int64_t list) const;
+    const Label* list_labels(std::int64_t list) const;
+    // Reloads lists into an engine that holds none (a merge reads the pages
+    // back): append every list's entries, then call finish_lists(), which
+    // checks that the labels are exactly 0..n-1 and rebuilds the map from
+    // label to entry. Throws kInternal on a bad list number or label.
+    void append_list(std::int64_t list, std::int64_t n, const std::uint8_t* codes,
+                     const Label* labels);
+    void finish_lists();
+
   private:
+    friend class PagedSearch;
     Engine(faiss::Index* index, int dim, Metric metric);
     void analyse();
     std::int64_t search_exact_subset(const float* query, std::int64_t k, const LabelFilter& filter,

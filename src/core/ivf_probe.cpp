@@ -101,53 +101,106 @@ FaissLabel ListOrder::list(std::int64_t j) {
 
 float ListOrder::distance(std::int64_t j) { return distances_[static_cast<std::size_t>(list(j))]; }
 
+ListProbe::ListProbe(const faiss::IndexIVF* ivf, const float* query, std::int64_t k,
+                     const ProbePolicy& policy, const faiss::IDSelector* sel,
+                     ProbeObserver* observer)
+    : order_(ivf, query),
+      scanner_(ivf->get_InvertedListScanner(false, sel)),
+      sel_(sel),
+      observer_(observer),
+      policy_(policy),
+      k_(std::max<std::int64_t>(k, 0)),
+      larger_is_better_(ivf->metric_type == faiss::METRIC_INNER_PRODUCT),
+      code_size_(ivf->code_size),
+      distances_(static_cast<std::size_t>(k_)),
+      labels_(static_cast<std::size_t>(k_)) {
+    if (larger_is_better_)
+        faiss::minheap_heapify(static_cast<std::size_t>(k_), distances_.data(), labels_.data());
+    else
+        faiss::maxheap_heapify(static_cast<std::size_t>(k_), distances_.data(), labels_.data());
+    scanner_->set_query(query);
+    done_ = k_ == 0;
+}
+
+ListProbe::~ListProbe() = default;
+
+bool ListProbe::keep_going() {
+    since_improvement_ = list_improved_ > 0 ? 0 : since_improvement_ + (list_allowed_ > 0 ? 1 : 0);
+    if (list_allowed_ > 0) stats_.allowed_lists++;
+    bool full = labels_[0] >= 0;  // the heap's top is its worst entry
+    if (observer_ != nullptr)
+        return observer_->after_list(stats_, since_improvement_, full, distances_.data(),
+                                     labels_.data());
+    return !(full && stats_.lists >= policy_.min_lists &&
+             stats_.compared >= policy_.min_candidates && since_improvement_ >= policy_.patience);
+}
+
+FaissLabel ListProbe::next_list() {
+    if (done_) return -1;
+    if (in_list_) {
+        in_list_ = false;
+        if (!keep_going()) {
+            done_ = true;
+            return -1;
+        }
+    }
+    if (next_ >= order_.size()) {
+        done_ = true;
+        return -1;
+    }
+    FaissLabel list_no = order_.list(next_);
+    if (list_no < 0) {
+        done_ = true;
+        return -1;
+    }
+    float coarse = order_.distance(next_);
+    next_++;
+    stats_.lists++;
+    if ((stats_.lists & 63) == 0) faiss::InterruptCallback::check();
+    scanner_->set_list(list_no, coarse);
+    list_improved_ = 0;
+    list_allowed_ = 0;
+    return list_no;
+}
+
+void ListProbe::scan(std::size_t n, const std::uint8_t* codes, const FaissLabel* ids) {
+    if (done_ || n == 0) return;
+    in_list_ = true;
+    list_improved_ += scanner_->scan_codes(n, codes, ids, distances_.data(), labels_.data(),
+                                           static_cast<std::size_t>(k_));
+    std::int64_t allowed = count_allowed(sel_, ids, n);
+    list_allowed_ += allowed;
+    stats_.rows += static_cast<std::int64_t>(n);
+    stats_.compared += allowed;
+}
+
+std::int64_t ListProbe::finish(float* distances, FaissLabel* labels) {
+    done_ = true;
+    std::size_t k = static_cast<std::size_t>(k_);
+    std::size_t found = larger_is_better_
+                            ? faiss::minheap_reorder(k, distances_.data(), labels_.data())
+                            : faiss::maxheap_reorder(k, distances_.data(), labels_.data());
+    std::copy(distances_.begin(), distances_.end(), distances);
+    std::copy(labels_.begin(), labels_.end(), labels);
+    return static_cast<std::int64_t>(found);
+}
+
 std::int64_t probe_ivf(const faiss::IndexIVF* ivf, const float* query, std::int64_t k,
                        const ProbePolicy& policy, const faiss::IDSelector* sel, float* distances,
                        FaissLabel* labels, ProbeStats* stats, ProbeObserver* observer) {
-    ProbeStats local;
-    if (stats == nullptr) stats = &local;
     if (k <= 0) return 0;
-    bool larger_is_better = ivf->metric_type == faiss::METRIC_INNER_PRODUCT;
-    if (larger_is_better)
-        faiss::minheap_heapify(static_cast<std::size_t>(k), distances, labels);
-    else
-        faiss::maxheap_heapify(static_cast<std::size_t>(k), distances, labels);
-
-    ListOrder order(ivf, query);
-    std::unique_ptr<faiss::InvertedListScanner> scanner(ivf->get_InvertedListScanner(false, sel));
-    scanner->set_query(query);
+    ListProbe probe(ivf, query, k, policy, sel, observer);
     const faiss::InvertedLists* lists = ivf->invlists;
-    std::int64_t since_improvement = 0;
-    for (std::int64_t j = 0; j < order.size(); j++) {
-        FaissLabel list_no = order.list(j);
-        if (list_no < 0) break;
-        stats->lists++;
-        if ((stats->lists & 63) == 0) faiss::InterruptCallback::check();
+    for (FaissLabel list_no; (list_no = probe.next_list()) >= 0;) {
         std::size_t n = lists->list_size(static_cast<std::size_t>(list_no));
         if (n == 0) continue;
         faiss::InvertedLists::ScopedCodes codes(lists, static_cast<std::size_t>(list_no));
         faiss::InvertedLists::ScopedIds ids(lists, static_cast<std::size_t>(list_no));
-        scanner->set_list(list_no, order.distance(j));
-        std::size_t improved = scanner->scan_codes(n, codes.get(), ids.get(), distances, labels,
-                                                   static_cast<std::size_t>(k));
-        std::int64_t allowed = count_allowed(sel, ids.get(), n);
-        stats->rows += static_cast<std::int64_t>(n);
-        stats->compared += allowed;
-        if (allowed > 0) stats->allowed_lists++;
-        since_improvement = improved > 0 ? 0 : since_improvement + (allowed > 0 ? 1 : 0);
-        bool full = labels[0] >= 0;  // the heap's top is its worst entry
-        if (observer != nullptr) {
-            if (!observer->after_list(*stats, since_improvement, full, distances, labels)) break;
-            continue;
-        }
-        if (full && stats->compared >= policy.min_candidates &&
-            since_improvement >= policy.patience)
-            break;
+        probe.scan(n, codes.get(), ids.get());
     }
-    std::size_t found =
-        larger_is_better ? faiss::minheap_reorder(static_cast<std::size_t>(k), distances, labels)
-                         : faiss::maxheap_reorder(static_cast<std::size_t>(k), distances, labels);
-    return static_cast<std::int64_t>(found);
+    std::int64_t found = probe.finish(distances, labels);
+    if (stats != nullptr) *stats = probe.stats();
+    return found;
 }
 
 }  // namespace benzer

@@ -25,10 +25,13 @@
 // "computation interrupted" when the interrupt check fires).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include <faiss/Index.h>
+#include <faiss/IndexIVF.h>
 
 namespace faiss {
 struct IndexIVF;
@@ -42,6 +45,9 @@ namespace benzer {
 struct ProbePolicy {
     std::int64_t min_candidates = 0;
     std::int64_t patience = 0;
+    // A classic fixed nprobe: visit at least this many lists (and then on
+    // until k rows were found).
+    std::int64_t min_lists = 0;
 };
 
 // What one probe did.
@@ -77,6 +83,57 @@ struct ProbeObserver {
     // since_improvement: lists with allowed rows since the top k improved.
     virtual bool after_list(const ProbeStats& stats, std::int64_t since_improvement, bool full,
                             const float* distances, const faiss::Index::idx_t* labels) = 0;
+};
+
+// One probe, driven by its caller: the caller asks which list to visit
+// next, hands over that list's entries in as many spans as it likes (the
+// pages of a PostgreSQL index hold a list in pieces), and asks again until
+// the probe says it is done. The lists themselves may live anywhere: the
+// probe needs only the IVF's quantizer and list scanner. probe_ivf() is
+// this loop over Faiss's own lists, so the stop rule exists once.
+class ListProbe {
+  public:
+    // As probe_ivf (below): query in the IVF's space, sel may be null.
+    ListProbe(const faiss::IndexIVF* ivf, const float* query, std::int64_t k,
+              const ProbePolicy& policy, const faiss::IDSelector* sel,
+              ProbeObserver* observer = nullptr);
+    ~ListProbe();
+    ListProbe(const ListProbe&) = delete;
+    ListProbe& operator=(const ListProbe&) = delete;
+
+    // The next list to visit, or -1 when the rule (or the observer) ends the
+    // probe or every list was visited.
+    faiss::Index::idx_t next_list();
+    // n entries of the list next_list() returned: n codes of code_size()
+    // bytes each, and their labels.
+    void scan(std::size_t n, const std::uint8_t* codes, const faiss::Index::idx_t* ids);
+    // The result in Faiss's convention, best first, -1 labels after the
+    // last found (k each); returns the number found. Ends the probe.
+    std::int64_t finish(float* distances, faiss::Index::idx_t* labels);
+
+    const ProbeStats& stats() const { return stats_; }
+    std::size_t code_size() const { return code_size_; }
+
+  private:
+    bool keep_going();  // the rule, after a list that held entries
+
+    ListOrder order_;
+    std::unique_ptr<faiss::InvertedListScanner> scanner_;
+    const faiss::IDSelector* sel_;
+    ProbeObserver* observer_;
+    ProbePolicy policy_;
+    std::int64_t k_;
+    bool larger_is_better_;
+    std::size_t code_size_;
+    std::vector<float> distances_;
+    std::vector<faiss::Index::idx_t> labels_;
+    ProbeStats stats_;
+    std::int64_t next_ = 0;  // position in order_ of the next list
+    std::int64_t since_improvement_ = 0;
+    bool in_list_ = false;  // entries of the current list were scanned
+    std::size_t list_improved_ = 0;
+    std::int64_t list_allowed_ = 0;
+    bool done_ = false;
 };
 
 // Searches ivf for the k best rows sel allows (sel may be null), visiting

@@ -1,0 +1,191 @@
+// engine_paged.cpp: IVF lists that live outside the engine.
+//
+// A PostgreSQL index keeps an IVF index's lists in its own pages, read
+// through shared buffers, so that every connection shares one copy and a
+// new connection loads nothing but the coarse centroids. The engine then
+// holds the trained structure with empty lists; PagedSearch runs the same
+// probe as Engine::search() (ivf_probe.h's ListProbe: lists nearest first,
+// the same stop rule) over entries its caller reads from the pages, so
+// settings measured by the tuner on the in-memory index mean the same on
+// pages. The engine never calls out: the caller drives the loop and does
+// its page reads (which may raise PostgreSQL errors) between the calls.
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include <faiss/IndexIVFFlat.h>
+#include <faiss/invlists/DirectMap.h>
+#include <faiss/invlists/InvertedLists.h>
+
+#include "engine.h"
+#include "engine_internal.h"
+#include "error.h"
+#include "ivf_probe.h"
+
+namespace benzer {
+
+using internal::find_ivf;
+
+namespace {
+
+// ERRORs unless list is one of ivf's lists.
+void check_list(const faiss::IndexIVF* ivf, std::int64_t list) {
+    if (list < 0 || static_cast<std::size_t>(list) >= ivf->nlist)
+        throw Error(ErrorKind::kInternal, "IVF list " + std::to_string(list) + " out of range");
+}
+
+// The IVF of an engine whose lists can be paged, or an error.
+const faiss::IndexIVF* pageable_ivf(const Engine& engine, const faiss::Index* index) {
+    if (!engine.lists_pageable())
+        throw Error(ErrorKind::kInternal, "this index does not keep its lists in pages");
+    return find_ivf(index);
+}
+
+}  // namespace
+
+bool Engine::lists_pageable() const {
+    if (refine_ || base_ != index_) return false;
+    auto* ivf = dynamic_cast<const faiss::IndexIVFFlat*>(index_);
+    return ivf != nullptr && benzer::can_probe(ivf) &&
+           dynamic_cast<const faiss::ArrayInvertedLists*>(ivf->invlists) != nullptr;
+}
+
+std::size_t Engine::list_code_size() const { return pageable_ivf(*this, index_)->code_size; }
+
+std::int64_t Engine::list_size(std::int64_t list) const {
+    const faiss::IndexIVF* ivf = pageable_ivf(*this, index_);
+    check_list(ivf, list);
+    return static_cast<std::int64_t>(ivf->invlists->list_size(static_cast<std::size_t>(list)));
+}
+
+const std::uint8_t* Engine::list_codes(std::int64_t list) const {
+    const faiss::IndexIVF* ivf = pageable_ivf(*this, index_);
+    check_list(ivf, list);
+    // ArrayInvertedLists hands out its own storage: nothing to release.
+    return ivf->invlists->get_codes(static_cast<std::size_t>(list));
+}
+
+const Label* Engine::list_labels(std::int64_t list) const {
+    const faiss::IndexIVF* ivf = pageable_ivf(*this, index_);
+    check_list(ivf, list);
+    return ivf->invlists->get_ids(static_cast<std::size_t>(list));
+}
+
+void Engine::append_list(std::int64_t list, std::int64_t n, const std::uint8_t* codes,
+                         const Label* labels) {
+    faiss::IndexIVF* ivf = find_ivf(index_);
+    pageable_ivf(*this, index_);
+    check_list(ivf, list);
+    if (n <= 0) return;
+    ivf->invlists->add_entries(static_cast<std::size_t>(list), static_cast<std::size_t>(n), labels,
+                               codes);
+    ivf->ntotal += n;
+}
+
+void Engine::finish_lists() {
+    faiss::IndexIVF* ivf = find_ivf(index_);
+    pageable_ivf(*this, index_);
+    // Labels must be exactly 0..ntotal-1, each once: the direct map and the
+    // caller's label -> row map depend on it. A damaged page must give an
+    // error here, not a wrong row later.
+    std::int64_t total = ivf->ntotal;
+    std::vector<bool> seen(static_cast<std::size_t>(total), false);
+    for (std::size_t list = 0; list < ivf->nlist; list++) {
+        std::size_t n = ivf->invlists->list_size(list);
+        const Label* ids = ivf->invlists->get_ids(list);
+        for (std::size_t i = 0; i < n; i++) {
+            Label label = ids[i];
+            if (label < 0 || label >= total || seen[static_cast<std::size_t>(label)])
+                throw Error(ErrorKind::kInternal, "IVF list " + std::to_string(list) +
+                                                      " holds label " + std::to_string(label) +
+                                                      " twice or out of range (rows " +
+                                                      std::to_string(total) + ")");
+            seen[static_cast<std::size_t>(label)] = true;
+        }
+    }
+    if (ivf->direct_map.type == faiss::DirectMap::Array) {
+        ivf->set_direct_map_type(faiss::DirectMap::NoMap);
+        ivf->set_direct_map_type(faiss::DirectMap::Array);
+    }
+    analyse();
+}
+
+struct PagedSearch::Selector : internal::FilterSelector {
+    using FilterSelector::FilterSelector;
+};
+
+PagedSearch::PagedSearch(const Engine& engine, const float* query, std::int64_t k,
+                         const SearchOptions& options, const LabelFilter* filter, std::int64_t rows)
+    : engine_(engine),
+      k_(std::max<std::int64_t>(k, 0)),
+      rows_(rows),
+      filter_(filter),
+      query_(query, query + engine.dim()) {
+    const faiss::IndexIVF* ivf = pageable_ivf(engine, engine.index_);
+    if (k_ == 0 || rows_ <= 0 || (filter != nullptr && filter->allowed == 0)) {
+        trivial_ = true;
+        k_ = 0;
+        return;
+    }
+    if (engine.metric() == Metric::kCosine) {
+        // A zero query has no direction: every cosine distance is NaN, any
+        // order is right (as Engine::search).
+        if (internal::is_zero(query_.data(), engine.dim())) {
+            trivial_ = true;
+            return;
+        }
+        normalize_vectors(query_.data(), 1, engine.dim());
+    }
+    ProbePolicy policy;
+    adaptive_ = options.adaptive && options.nprobe == 0;
+    if (adaptive_) {
+        policy.min_candidates = options.min_candidates;
+        policy.patience = options.patience;
+    } else {
+        // A fixed nprobe, widened by the filter as Engine::search widens it
+        // (a filter that keeps a fraction s of the rows needs nprobe / s).
+        double nprobe = options.nprobe > 0 ? options.nprobe : static_cast<double>(ivf->nprobe);
+        double keep = 1.0;
+        if (filter != nullptr && filter->allowed < rows_)
+            keep =
+                std::max(static_cast<double>(filter->allowed) / static_cast<double>(rows_), 1e-6);
+        policy.min_lists = static_cast<std::int64_t>(
+            std::min(std::ceil(nprobe / keep), static_cast<double>(ivf->nlist)));
+    }
+    if (filter != nullptr) selector_.reset(new Selector(filter));
+    probe_.reset(new ListProbe(ivf, query_.data(), std::min(k_, rows_), policy, selector_.get()));
+}
+
+PagedSearch::~PagedSearch() = default;
+
+Label PagedSearch::next_list() { return probe_ != nullptr ? probe_->next_list() : -1; }
+
+void PagedSearch::scan(std::int64_t n, const std::uint8_t* codes, const Label* labels) {
+    if (probe_ != nullptr && n > 0) probe_->scan(static_cast<std::size_t>(n), codes, labels);
+}
+
+std::int64_t PagedSearch::finish(float* distances, Label* labels, SearchStats* stats) {
+    SearchStats local;
+    if (stats == nullptr) stats = &local;
+    if (trivial_) return internal::first_allowed(rows_, filter_, k_, distances, labels);
+    std::int64_t kb = std::min(k_, rows_);
+    std::vector<float> d(static_cast<std::size_t>(kb));
+    std::vector<Label> l(static_cast<std::size_t>(kb));
+    std::int64_t found = probe_->finish(d.data(), l.data());
+    const ProbeStats& probe = probe_->stats();
+    stats->rounds++;
+    stats->adaptive = adaptive_;
+    stats->selector_used = stats->selector_used || filter_ != nullptr;
+    stats->candidates += found;
+    stats->lists += probe.lists;
+    stats->compared += probe.compared;
+    stats->nprobe = std::max(stats->nprobe, static_cast<int>(probe.lists));
+    for (std::int64_t i = 0; i < found; i++) {
+        labels[i] = l[static_cast<std::size_t>(i)];
+        distances[i] = engine_.to_operator_distance(d[static_cast<std::size_t>(i)]);
+    }
+    return found;
+}
+
+}  // namespace benzer

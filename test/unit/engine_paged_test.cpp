@@ -1,0 +1,191 @@
+// engine_paged_test.cpp: IVF lists kept outside the engine (PagedSearch,
+// Engine::append_list) give exactly what the engine gives with its own
+// lists, whatever pieces the caller cuts the lists into.
+#if defined(BENZER_HAVE_FAISS)
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <vector>
+
+#include "core/engine.h"
+#include "core/error.h"
+
+namespace {
+
+using benzer::Engine;
+using benzer::Label;
+using benzer::LabelFilter;
+using benzer::Metric;
+using benzer::PagedSearch;
+using benzer::SearchOptions;
+using benzer::SearchStats;
+
+constexpr int kDim = 24;
+constexpr std::int64_t kRows = 6000;
+
+std::vector<float> random_rows(std::uint64_t seed, std::int64_t rows) {
+    std::mt19937_64 rng(seed);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::vector<float> data(static_cast<std::size_t>(rows * kDim));
+    for (float& x : data) x = normal(rng);
+    return data;
+}
+
+std::unique_ptr<Engine> build(Metric metric, const std::vector<float>& data) {
+    std::unique_ptr<Engine> engine(Engine::create("IVF64,Flat", kDim, metric));
+    engine->train(data.data(), kRows);
+    engine->add(data.data(), kRows);
+    return engine;
+}
+
+// Searches source's lists as a caller keeping them in pages would:
+// `piece` entries at a time, through a shell that holds no rows.
+std::int64_t paged(const Engine& shell, const Engine& source, const float* query, std::int64_t k,
+                   const SearchOptions& options, const LabelFilter* filter, std::int64_t piece,
+                   float* distances, Label* labels, SearchStats* stats) {
+    PagedSearch search(shell, query, k, options, filter, source.size());
+    std::size_t code_size = source.list_code_size();
+    for (Label list; (list = search.next_list()) >= 0;) {
+        std::int64_t n = source.list_size(list);
+        const std::uint8_t* codes = source.list_codes(list);
+        const Label* ids = source.list_labels(list);
+        for (std::int64_t i = 0; i < n; i += piece)
+            search.scan(std::min(piece, n - i), codes + i * code_size, ids + i);
+    }
+    return search.finish(distances, labels, stats);
+}
+
+class PagedSearchTest : public ::testing::TestWithParam<Metric> {};
+
+TEST_P(PagedSearchTest, SameAnswersAsTheEngineItself) {
+    Metric metric = GetParam();
+    std::vector<float> data = random_rows(7, kRows);
+    std::unique_ptr<Engine> engine = build(metric, data);
+    ASSERT_TRUE(engine->lists_pageable());
+    std::unique_ptr<Engine> shell(engine->clone_empty());
+    EXPECT_EQ(shell->size(), 0);
+
+    std::vector<std::uint8_t> bits(static_cast<std::size_t>((kRows + 7) / 8), 0);
+    LabelFilter filter;
+    filter.bits = bits.data();
+    filter.count = kRows;
+    for (Label l = 0; l < kRows; l += 7) {
+        bits[static_cast<std::size_t>(l >> 3)] |= static_cast<std::uint8_t>(1u << (l & 7));
+        filter.allowed++;
+    }
+    std::vector<float> queries = random_rows(11, 20);
+    for (int q = 0; q < 20; q++) {
+        for (bool adaptive : {true, false}) {
+            for (const LabelFilter* f : {static_cast<const LabelFilter*>(nullptr),
+                                         static_cast<const LabelFilter*>(&filter)}) {
+                SearchOptions options;
+                options.adaptive = adaptive;
+                options.min_candidates = 300;
+                options.patience = 3;
+                if (!adaptive) options.nprobe = 4;
+                const float* query = queries.data() + q * kDim;
+                float d1[10], d2[10];
+                Label l1[10], l2[10];
+                SearchStats s1, s2;
+                std::int64_t n1 = engine->search(query, 10, options, f, d1, l1, &s1);
+                std::int64_t n2 = paged(*shell, *engine, query, 10, options, f, 5, d2, l2, &s2);
+                ASSERT_EQ(n1, n2);
+                for (std::int64_t i = 0; i < n1; i++) {
+                    EXPECT_EQ(l1[i], l2[i]) << "query " << q << " rank " << i << " adaptive "
+                                            << adaptive << " filter " << (f != nullptr);
+                    EXPECT_FLOAT_EQ(d1[i], d2[i]);
+                    if (f != nullptr) EXPECT_EQ(l2[i] % 7, 0);
+                }
+                if (adaptive) {
+                    EXPECT_EQ(s1.lists, s2.lists);
+                } else {
+                    EXPECT_GE(s2.lists, 4);
+                }
+            }
+        }
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Metrics, PagedSearchTest,
+                         ::testing::Values(Metric::kL2, Metric::kInnerProduct, Metric::kCosine));
+
+TEST(PagedSearch, NeverUnderFilledWhileRowsRemain) {
+    std::vector<float> data = random_rows(3, kRows);
+    std::unique_ptr<Engine> engine = build(Metric::kL2, data);
+    std::unique_ptr<Engine> shell(engine->clone_empty());
+    // Three allowed rows, anywhere: a fixed nprobe of 1 must go on.
+    std::vector<std::uint8_t> bits(static_cast<std::size_t>((kRows + 7) / 8), 0);
+    for (Label l : {5, 2500, 5999})
+        bits[static_cast<std::size_t>(l >> 3)] |= static_cast<std::uint8_t>(1u << (l & 7));
+    LabelFilter filter{bits.data(), kRows, 3};
+    SearchOptions options;
+    options.nprobe = 1;
+    float d[10];
+    Label l[10];
+    std::int64_t n =
+        paged(*shell, *engine, data.data() + 5 * kDim, 10, options, &filter, 1000, d, l, nullptr);
+    ASSERT_EQ(n, 3);
+    EXPECT_EQ(l[0], 5);  // the query is row 5 itself
+    EXPECT_FLOAT_EQ(d[0], 0.0f);
+}
+
+TEST(PagedSearch, ZeroCosineQueryAndEmptyFilter) {
+    std::vector<float> data = random_rows(5, kRows);
+    std::unique_ptr<Engine> engine = build(Metric::kCosine, data);
+    std::unique_ptr<Engine> shell(engine->clone_empty());
+    std::vector<float> zero(kDim, 0.0f);
+    float d[4];
+    Label l[4];
+    std::int64_t n =
+        paged(*shell, *engine, zero.data(), 4, SearchOptions{}, nullptr, 8, d, l, nullptr);
+    ASSERT_EQ(n, 4);
+    EXPECT_TRUE(std::isnan(d[0]));
+    std::vector<std::uint8_t> none(static_cast<std::size_t>((kRows + 7) / 8), 0);
+    LabelFilter empty{none.data(), kRows, 0};
+    EXPECT_EQ(paged(*shell, *engine, data.data(), 4, SearchOptions{}, &empty, 8, d, l, nullptr), 0);
+}
+
+TEST(PagedSearch, ListsReloadIntoTheShell) {
+    std::vector<float> data = random_rows(9, kRows);
+    std::unique_ptr<Engine> engine = build(Metric::kL2, data);
+    std::unique_ptr<Engine> copy(engine->clone_empty());
+    for (int list = 0; list < engine->nlist(); list++)
+        copy->append_list(list, engine->list_size(list), engine->list_codes(list),
+                          engine->list_labels(list));
+    copy->finish_lists();
+    EXPECT_EQ(copy->size(), kRows);
+    ASSERT_TRUE(copy->has_exact_vectors());
+    std::vector<float> v(kDim);
+    copy->exact_vector(1234, v.data());
+    for (int j = 0; j < kDim; j++) EXPECT_EQ(v[j], data[1234 * kDim + j]);
+    float d[5];
+    Label l[5];
+    ASSERT_EQ(copy->search(data.data() + 77 * kDim, 5, SearchOptions{}, nullptr, d, l, nullptr), 5);
+    EXPECT_EQ(l[0], 77);
+}
+
+TEST(PagedSearch, DamagedListsAreAnErrorNotAWrongRow) {
+    std::vector<float> data = random_rows(13, kRows);
+    std::unique_ptr<Engine> engine = build(Metric::kL2, data);
+    std::unique_ptr<Engine> copy(engine->clone_empty());
+    // Every list but one twice: labels repeat.
+    for (int list = 0; list < engine->nlist(); list++)
+        copy->append_list(list, engine->list_size(list), engine->list_codes(list),
+                          engine->list_labels(list));
+    copy->append_list(0, engine->list_size(1), engine->list_codes(1), engine->list_labels(1));
+    EXPECT_THROW(copy->finish_lists(), benzer::Error);
+    EXPECT_THROW(copy->append_list(64, 1, engine->list_codes(0), engine->list_labels(0)),
+                 benzer::Error);
+    std::unique_ptr<Engine> hnsw(Engine::create("HNSW16", kDim, Metric::kL2));
+    EXPECT_FALSE(hnsw->lists_pageable());
+    EXPECT_THROW(hnsw->list_code_size(), benzer::Error);
+}
+
+}  // namespace
+
+#endif
