@@ -38,6 +38,7 @@
 #include "core/exact_batch.h"
 #include "pg/faiss_attributes.h"
 #include "pg/faiss_cache.h"
+#include "pg/faiss_lists.h"
 #include "pg/faiss_pages.h"
 #include "pg/faiss_view.h"
 #include "pg/guard.h"
@@ -316,6 +317,7 @@ void load_index(BatchState* state, MemoryContext context, Jsonb* filter) {
             faiss_cache_release(state->entry);
             state->entry = nullptr;
         }
+        faiss_lock_lists_for_reading(index);  // before the metapage (faiss_pages.h)
         faiss_read_meta(index, &state->meta);
         const FaissMeta& meta = state->meta;
         FaissView view;
@@ -472,11 +474,24 @@ void search_batch(BatchState* state, const float* vectors, const int32* position
                 filter.count = state->nlabels;
                 filter.allowed = state->allowed_count;
                 benzer::SearchStats stats;
-                faiss_use_threads(benzer_threads);
-                guarded("benzer_batch_search", [&] {
-                    engine->search_batch(ns, x, want_main, options, &filter, main_d, main_l, main_n,
-                                         &stats);
-                });
+                if (state->entry->lists != nullptr) {
+                    // Lists in pages: one probe a query, through shared buffers.
+                    for (int64 i = 0; i < ns; i++) {
+                        float* d = main_d + i * want_main;
+                        benzer::Label* l = main_l + i * want_main;
+                        main_n[i] = faiss_paged_search(state->index, state->meta, state->entry,
+                                                       x + i * dim, want_main, options, &filter, d,
+                                                       l, &stats);
+                        for (int64 j = main_n[i]; j < want_main; j++) l[j] = -1;
+                        CHECK_FOR_INTERRUPTS();
+                    }
+                } else {
+                    faiss_use_threads(benzer_threads);
+                    guarded("benzer_batch_search", [&] {
+                        engine->search_batch(ns, x, want_main, options, &filter, main_d, main_l,
+                                             main_n, &stats);
+                    });
+                }
                 state->rounds += stats.rounds;
                 state->candidates += stats.candidates;
             }

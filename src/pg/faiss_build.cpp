@@ -22,6 +22,7 @@
 #include "pg/context_owned.h"
 #include "pg/faiss_attributes.h"
 #include "pg/faiss_cache.h"
+#include "pg/faiss_lists.h"
 #include "pg/faiss_pages.h"
 #include "pg/faiss_search.h"
 #include "pg/guard.h"
@@ -74,6 +75,7 @@ void init_meta(FaissMeta* meta, int dimensions, benzer::Metric metric, uint32 ge
     meta->generation = generation;
     meta->blob.head = meta->labels.head = InvalidBlockNumber;
     meta->tombstones.head = meta->attributes.head = InvalidBlockNumber;
+    meta->list_directory.head = InvalidBlockNumber;
     meta->pending_head = meta->pending_tail = InvalidBlockNumber;
 }
 
@@ -365,7 +367,25 @@ void write_generation(Relation index, FaissMeta* meta, benzer::Engine* engine,
                       int64 nlabels, const uint8* tombstones, bool log_each) {
     pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, kPhaseWriting);
     uint64 blob_bytes = 0;
-    char* blob = engine != nullptr ? serialize_engine(engine, &blob_bytes) : nullptr;
+    char* blob = nullptr;
+    bool paged = false;
+    if (engine != nullptr)
+        guarded("could not write faiss index", [&] { paged = engine->lists_pageable(); });
+    meta->list_directory = {InvalidBlockNumber, 0, 0};
+    meta->list_pages = 0;
+    meta->list_count = 0;
+    meta->list_code_size = 0;
+    if (paged) {
+        // IVF lists go to their own pages (faiss_lists.h); the blob keeps
+        // the trained structure without rows.
+        faiss_write_lists(index, meta, engine, log_each);
+        EngineHolder* shell = EngineHolder::create(CurrentMemoryContext);
+        guarded("could not write faiss index", [&] { shell->object = engine->clone_empty(); });
+        blob = serialize_engine(shell->object, &blob_bytes);
+        delete shell->release();
+    } else if (engine != nullptr) {
+        blob = serialize_engine(engine, &blob_bytes);
+    }
     meta->blob =
         faiss_write_chain(index, kFaissPageBlob, meta->generation, blob, blob_bytes, log_each);
     if (blob != nullptr) pfree(blob);
@@ -457,7 +477,10 @@ IndexBuildResult* faiss_build(Relation heap, Relation index, IndexInfo* info) {
         log_newpage_range(index, MAIN_FORKNUM, 0, RelationGetNumberOfBlocks(index), true);
 
     // Keep what we built: the next query in this backend need not load it.
-    if (holder->object != nullptr)
+    // (Lists in pages are read through shared buffers; the rest is small.)
+    if (faiss_lists_paged(meta))
+        faiss_cache_supersede(index, meta.generation);
+    else if (holder->object != nullptr)
         faiss_cache_insert(index, meta.generation, holder, state.attributes, rows.tids, rows.count);
 
     MemoryContextSwitchTo(old);
@@ -616,6 +639,8 @@ bool faiss_merge(Relation index, bool compact, bool wait) {
                                                          meta.blob.bytes, metric);
         });
         pfree(blob);
+        // Lists in pages: read them back into the structure.
+        if (faiss_lists_paged(meta)) faiss_load_lists(index, meta, holder->object);
         bool exact = false;
         guarded("could not merge faiss index",
                 [&] { exact = holder->object->has_exact_vectors(); });
@@ -681,11 +706,20 @@ bool faiss_merge(Relation index, bool compact, bool wait) {
         faiss_free_chain(index, meta.tombstones, kFaissPageTombstones, meta.generation);
         if (meta.attributes.head != InvalidBlockNumber)
             faiss_free_chain(index, meta.attributes, kFaissPageAttributes, meta.generation);
+        // Searches still running may read the old lists: then they are
+        // left for a later merge to reclaim.
+        if (!faiss_free_lists(index, meta))
+            ereport(DEBUG1, (errmsg("faiss index \"%s\": old IVF lists left for later, "
+                                    "searches may still read them",
+                                    RelationGetRelationName(index))));
     }
     faiss_free_pending(index, meta);
     IndexFreeSpaceMapVacuum(index);
 
-    faiss_cache_insert(index, next.generation, holder, attributes, labels, nlabels);
+    if (faiss_lists_paged(next))
+        faiss_cache_supersede(index, next.generation);
+    else
+        faiss_cache_insert(index, next.generation, holder, attributes, labels, nlabels);
     MemoryContextSwitchTo(old);
     MemoryContextDelete(merge_context);
     UnlockRelation(index, ExclusiveLock);

@@ -9,6 +9,7 @@
 // ERROR. Nothing here runs C++ code that can throw outside run_guarded().
 #include "pg/faiss_cache.h"
 
+#include "pg/faiss_lists.h"
 #include "pg/guard.h"
 
 extern "C" {
@@ -235,6 +236,18 @@ FaissLoadedIndex* faiss_cache_acquire(Relation index, const FaissMeta& meta) {
         pfree(blob);
         entry->bytes += meta.blob.bytes;
     }
+    if (faiss_lists_paged(meta)) {
+        FaissListRef* directory = nullptr;
+        MemoryContext old = MemoryContextSwitchTo(context);
+        bool ok = faiss_read_list_directory(index, meta, &directory);
+        MemoryContextSwitchTo(old);
+        if (!ok) {
+            MemoryContextDelete(context);
+            return nullptr;
+        }
+        entry->lists = directory;
+        entry->bytes += meta.list_directory.bytes;
+    }
     publish(index, entry, engine, attributes);
     apply_options(index, entry);
     entry->pins++;
@@ -290,6 +303,13 @@ void faiss_cache_insert(Relation index, uint32 generation, EngineHolder* engine,
         }))
         entry->bytes += object_bytes;
     publish(index, entry, own_engine, own_attributes);
+}
+
+void faiss_cache_supersede(Relation index, uint32 generation) {
+    supersede(index, generation);
+    for (int i = 0; i < kMaxEntries; i++)
+        if (g_entries[i] != nullptr && g_entries[i]->stale && g_entries[i]->pins == 0)
+            free_entry(i);
 }
 
 Size faiss_cache_bytes(Relation index) {

@@ -11,6 +11,8 @@
 #include "pg/context_owned.h"
 #include "pg/faiss_pages.h"
 
+struct FaissListRef;
+
 // One loaded index. Everything it holds lives in its own memory context:
 // the labels directly, the engine and the attribute store through reset
 // callbacks (context_owned.h). While an entry is being loaded, that context
@@ -25,6 +27,10 @@ struct FaissLoadedIndex {
     ItemPointerData* labels;  // label -> heap TID
     int64 nlabels;
     benzer::AttributeStore* attributes;  // filter column values; null if none
+    // IVF lists in pages (faiss_lists.h): their directory, and then the
+    // engine holds the trained structure without rows. Null when the lists
+    // are inside the engine.
+    FaissListRef* lists;
     Size bytes;                          // memory held (approximate)
     int pins;
     int option_nprobe;  // index options applied to engine
@@ -56,6 +62,11 @@ void faiss_cache_release_on_reset(MemoryContext context, FaissLoadedIndex** slot
 void faiss_cache_insert(Relation index, uint32 generation, ContextOwned<benzer::Engine>* engine,
                         ContextOwned<benzer::AttributeStore>* attributes,
                         const ItemPointerData* labels, int64 nlabels);
+
+// Marks every loaded generation of the index but this one stale (a build or
+// merge whose result is not handed to the cache: list pages are read from
+// shared buffers, and the next search loads the small rest).
+void faiss_cache_supersede(Relation index, uint32 generation);
 
 // Bytes this backend holds for the index (0 if not loaded).
 Size faiss_cache_bytes(Relation index);

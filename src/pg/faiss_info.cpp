@@ -11,6 +11,7 @@
 #include "core/distance.h"
 
 #include "pg/faiss_cache.h"
+#include "pg/faiss_lists.h"
 #include "pg/faiss_pages.h"
 #include "pg/faiss_scan.h"
 #include "pg/faiss_search.h"
@@ -171,8 +172,27 @@ BENZER_FUNCTION(benzer_index_info) {
         if (entry != nullptr && entry->engine != nullptr) {
             benzer::GuardedError error;
             benzer::Engine* engine = entry->engine;
+            // Lists in pages: the engine holds none of the rows itself.
+            char paged[160] = "";
+            if (entry->lists != nullptr) {
+                FaissListSummary lists;
+                faiss_summarize_lists(meta, entry->lists, &lists);
+                snprintf(paged, sizeof(paged),
+                         ", lists in %llu pages read through shared buffers, largest list "
+                         "%lld rows (%.1fx the mean), %lld empty",
+                         static_cast<unsigned long long>(meta.list_pages),
+                         static_cast<long long>(lists.largest), lists.imbalance,
+                         static_cast<long long>(lists.empty_lists));
+            }
+            long long rows = static_cast<long long>(meta.main_rows);
             bool ok = benzer::run_guarded(error, [&] {
                 std::string text = engine->describe();
+                if (paged[0] != '\0') {
+                    std::string::size_type comma = text.find(',');
+                    text = "rows " + std::to_string(rows) +
+                           (comma == std::string::npos ? std::string() : text.substr(comma)) +
+                           paged;
+                }
                 snprintf(description, sizeof(description), "%s", text.c_str());
             });
             faiss_cache_release(entry);

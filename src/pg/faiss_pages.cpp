@@ -61,7 +61,8 @@ void faiss_read_meta(Relation index, FaissMeta* meta) {
     // No chain can start at block 0, the metapage. Indexes of unlogged
     // tables reset by crash recovery before benzer 0.1.1 had a zeroed
     // attribute chain head there; read it as "no chain".
-    FaissChain* chains[] = {&meta->blob, &meta->labels, &meta->tombstones, &meta->attributes};
+    FaissChain* chains[] = {&meta->blob, &meta->labels, &meta->tombstones, &meta->attributes,
+                            &meta->list_directory};
     for (FaissChain* chain : chains)
         if (chain->head == kFaissMetaBlock) *chain = {InvalidBlockNumber, 0, 0};
 }
@@ -160,37 +161,67 @@ static void finish_chain_page(Relation index, Buffer buffer, BlockNumber next, b
     UnlockReleaseBuffer(buffer);
 }
 
-FaissChain faiss_write_chain(Relation index, FaissPageKind kind, uint32 generation,
-                             const char* data, uint64 bytes, bool log_each) {
-    FaissChain chain = {InvalidBlockNumber, 0, bytes};
+FaissChain faiss_write_pages(Relation index, FaissPageKind kind, uint32 generation, bool log_each,
+                             FaissPageFill fill, void* arg) {
+    FaissChain chain = {InvalidBlockNumber, 0, 0};
     Size capacity = faiss_chain_page_capacity();
     Buffer previous = InvalidBuffer;
-    uint64 offset = 0;
+    bool more = true;
     // Even an empty stream gets one page, so every chain has a head.
-    do {
+    while (more) {
         // The chain is for a new generation; the one before it is in use.
         Buffer buffer = faiss_new_buffer(index, generation - 1);
         Page page = BufferGetPage(buffer);
         BlockNumber block = BufferGetBlockNumber(buffer);
-        Size length = static_cast<Size>(Min(static_cast<uint64>(capacity), bytes - offset));
         // Filled while locked and unreachable (no metapage points here yet);
         // finish_chain_page dirties and logs it.
         faiss_init_page(page, kind, generation);
         faiss_page_opaque(page)->sequence = chain.pages;
-        if (length > 0) memcpy(PageGetContents(page), data + offset, length);
+        more = false;
+        Size length = fill(arg, PageGetContents(page), capacity, chain.pages, &more);
+        Assert(length <= capacity);
         set_payload_length(page, length);
         if (BufferIsValid(previous))
             finish_chain_page(index, previous, block, log_each);
         else
             chain.head = block;
         previous = buffer;
-        offset += length;
+        chain.bytes += length;
         chain.pages++;
         if ((chain.pages & 255) == 0) CHECK_FOR_INTERRUPTS();
-    } while (offset < bytes);
+    }
     finish_chain_page(index, previous, InvalidBlockNumber, log_each);
     return chain;
 }
+
+namespace {
+
+// A byte stream cut across pages (faiss_write_chain).
+struct StreamFill {
+    const char* data;
+    uint64 bytes;
+    uint64 offset;
+};
+
+Size fill_from_stream(void* arg, char* contents, Size capacity, uint32, bool* more) {
+    auto* stream = static_cast<StreamFill*>(arg);
+    Size length =
+        static_cast<Size>(Min(static_cast<uint64>(capacity), stream->bytes - stream->offset));
+    if (length > 0) memcpy(contents, stream->data + stream->offset, length);
+    stream->offset += length;
+    *more = stream->offset < stream->bytes;
+    return length;
+}
+
+}  // namespace
+
+FaissChain faiss_write_chain(Relation index, FaissPageKind kind, uint32 generation,
+                             const char* data, uint64 bytes, bool log_each) {
+    StreamFill stream = {data, bytes, 0};
+    return faiss_write_pages(index, kind, generation, log_each, fill_from_stream, &stream);
+}
+
+Size faiss_page_payload_length(Page page) { return payload_length(page); }
 
 bool faiss_read_chain(Relation index, const FaissChain& chain, FaissPageKind kind,
                       uint32 generation, char** data) {
@@ -254,13 +285,14 @@ void faiss_free_chain(Relation index, const FaissChain& chain, FaissPageKind kin
 
 void faiss_reclaim_orphans(Relation index, const FaissMeta& meta) {
     uint64 live = static_cast<uint64>(meta.blob.pages) + meta.labels.pages + meta.tombstones.pages +
-                  meta.attributes.pages + 1;
+                  meta.attributes.pages + meta.list_directory.pages + meta.list_pages + 1;
     BlockNumber blocks = RelationGetNumberOfBlocks(index);
     // After a merge the old generation's pages are free (in the free space
     // map) and about as many as the new one's: up to about 2 * live blocks
     // is normal. Beyond 3 * live, pages went astray. (Pending pages of this
     // generation are live too; the scan keeps them, whatever the count.)
     if (static_cast<uint64>(blocks) <= 3 * live + 64) return;
+    if (!faiss_try_lock_lists_for_freeing(index)) return;
     BlockNumber reclaimed = 0;
     for (BlockNumber block = kFaissMetaBlock + 1; block < blocks; block++) {
         Buffer buffer = ReadBuffer(index, block);
@@ -277,9 +309,25 @@ void faiss_reclaim_orphans(Relation index, const FaissMeta& meta) {
         }
         if ((block & 1023) == 0) CHECK_FOR_INTERRUPTS();
     }
+    faiss_unlock_lists_for_freeing(index);
     IndexFreeSpaceMapVacuum(index);
     ereport(DEBUG1, (errmsg("faiss index \"%s\": %u of %u pages free for reuse",
                             RelationGetRelationName(index), reclaimed, blocks)));
+}
+
+// The lock's tag: a page number no index reaches.
+constexpr BlockNumber kFaissListLockBlock = MaxBlockNumber;
+
+void faiss_lock_lists_for_reading(Relation index) {
+    LockPage(index, kFaissListLockBlock, ShareLock);
+}
+
+bool faiss_try_lock_lists_for_freeing(Relation index) {
+    return ConditionalLockPage(index, kFaissListLockBlock, ExclusiveLock);
+}
+
+void faiss_unlock_lists_for_freeing(Relation index) {
+    UnlockPage(index, kFaissListLockBlock, ExclusiveLock);
 }
 
 void faiss_set_tombstones(Relation index, const FaissMeta& meta, const int64* labels, int64 count) {

@@ -8,6 +8,11 @@
 //                     (core/attributes.h), when the index has any
 //   pending chain     rows inserted since the last build or merge
 //                     (TID + vector + filter values), searched exactly
+//   list directory    IVF-Flat only: where each IVF list's pages start
+//   list chains       IVF-Flat only: each list's entries (label + vector),
+//                     read by searches through shared buffers
+//                     (faiss_lists.h); the blob then holds the trained
+//                     structure with empty lists (the coarse centroids)
 //
 // A "generation" is one immutable triple of blob, label and tombstone
 // chains (only tombstone bits change in place). A merge writes the chains
@@ -41,6 +46,8 @@ enum FaissPageKind : uint16 {
     kFaissPageTombstones = 4,
     kFaissPagePending = 5,
     kFaissPageAttributes = 6,
+    kFaissPageList = 7,
+    kFaissPageListDirectory = 8,
 };
 
 // The special space of every page.
@@ -82,6 +89,13 @@ struct FaissMeta {
     // last build or merge. Metapages written before it existed read as
     // zeros: kind kNone, the old fixed defaults.
     benzer::TuningTable tuning;
+    // IVF lists in pages (faiss_lists.h). Head InvalidBlockNumber (old
+    // metapages read zeros, which faiss_read_meta maps to it): the lists
+    // live in the blob with the rest of the Faiss structure.
+    FaissChain list_directory;
+    uint64 list_pages;  // pages of all list chains
+    uint32 list_count;  // IVF lists (entries in the directory)
+    uint32 list_code_size;
 };
 
 // A pending row, stored as one item on a pending page: the vector, then
@@ -137,6 +151,18 @@ Buffer faiss_new_buffer(Relation index, uint32 in_use_generation);
 FaissChain faiss_write_chain(Relation index, FaissPageKind kind, uint32 generation,
                              const char* data, uint64 bytes, bool log_each);
 
+// Writes a chain whose pages the caller fills: fill(arg, contents,
+// capacity, sequence) writes one page's payload (at most capacity bytes)
+// and returns its length, setting *more while further pages follow. Pages
+// are WAL-logged as faiss_write_chain's are.
+using FaissPageFill = Size (*)(void* arg, char* contents, Size capacity, uint32 sequence,
+                               bool* more);
+FaissChain faiss_write_pages(Relation index, FaissPageKind kind, uint32 generation, bool log_each,
+                             FaissPageFill fill, void* arg);
+
+// Bytes of payload on a chain page (what its writer's fill returned).
+Size faiss_page_payload_length(Page page);
+
 // Reads a whole chain into a palloc'd buffer (MemoryContextAllocHuge).
 // Returns false if a page of another generation was met (a merge raced us):
 // the caller re-reads the metapage and tries again.
@@ -149,12 +175,24 @@ void faiss_free_chain(Relation index, const FaissChain& chain, FaissPageKind kin
                       uint32 generation);
 
 // Lists in the free space map every page that belongs to no chain of
-// meta's generation, when the index has grown well beyond what its chains
+// meta's generation (unless searches may still read old list pages: see
+// faiss_lock_lists_for_reading), when the index has grown well beyond what its chains
 // use: pages left behind by a merge that failed or crashed half-way, and
 // freed pages a crash dropped from the (unlogged) free space map. Called
 // by a merge before it writes, under its ExclusiveLock, so a merge reuses
 // them even when crashes keep the free space map from ever being flushed.
 void faiss_reclaim_orphans(Relation index, const FaissMeta& meta);
+
+// Searches read an index's list pages (faiss_lists.h) for as long as a
+// scan runs, not in one go at its start, so the list pages of a generation
+// a merge replaced must not be reused while a search may still read them.
+// Searches of such an index hold this lock in share mode until their
+// transaction ends; whoever frees pages of an older generation (a merge,
+// faiss_reclaim_orphans) takes it exclusively, without waiting, and leaves
+// the pages for a later merge when it cannot.
+void faiss_lock_lists_for_reading(Relation index);
+bool faiss_try_lock_lists_for_freeing(Relation index);
+void faiss_unlock_lists_for_freeing(Relation index);
 
 // Sets bits in the tombstone chain (labels sorted ascending), WAL-logged.
 void faiss_set_tombstones(Relation index, const FaissMeta& meta, const int64* labels, int64 count);

@@ -32,6 +32,7 @@
 #include "core/distance.h"
 #include "pg/faiss_attributes.h"
 #include "pg/faiss_cache.h"
+#include "pg/faiss_lists.h"
 #include "pg/faiss_pages.h"
 #include "pg/faiss_scan.h"
 #include "pg/faiss_search.h"
@@ -52,6 +53,7 @@ extern "C" {
 namespace {
 
 struct FaissScanState {
+    Relation index;
     MemoryContext parent;   // where the state and the query vector live
     MemoryContext context;  // everything below; reset on rescan
     bool started;
@@ -268,15 +270,22 @@ void next_round(FaissScanState* state) {
     filter.allowed = state->allowed_count;
     benzer::SearchStats stats;
     int64 found = 0;
-    faiss_use_threads(benzer_threads);
-    benzer::GuardedError error;
-    bool ok = benzer::run_guarded(error, [&] {
-        found = engine->search(state->query, k, options, &filter, state->main_distances,
-                               state->main_labels, &stats);
-    });
-    if (!ok) {
-        CHECK_FOR_INTERRUPTS();
-        raise_guarded_error(error, "faiss index scan");
+    if (state->entry->lists != nullptr) {
+        // Lists in pages: read the probed ones through shared buffers.
+        found = faiss_paged_search(state->index, state->meta, state->entry, state->query, k,
+                                   options, &filter, state->main_distances, state->main_labels,
+                                   &stats);
+    } else {
+        faiss_use_threads(benzer_threads);
+        benzer::GuardedError error;
+        bool ok = benzer::run_guarded(error, [&] {
+            found = engine->search(state->query, k, options, &filter, state->main_distances,
+                                   state->main_labels, &stats);
+        });
+        if (!ok) {
+            CHECK_FOR_INTERRUPTS();
+            raise_guarded_error(error, "faiss index scan");
+        }
     }
     state->stats.rounds++;
     state->stats.candidates += stats.candidates;
@@ -305,6 +314,7 @@ IndexScanDesc faiss_begin_scan(Relation index, int nkeys, int norderbys) {
         memset(scan->xs_orderbynulls, true, sizeof(bool) * norderbys);
     }
     auto* state = static_cast<FaissScanState*>(palloc0(sizeof(FaissScanState)));
+    state->index = index;
     state->parent = CurrentMemoryContext;
     state->context =
         AllocSetContextCreate(CurrentMemoryContext, "benzer faiss scan", ALLOCSET_DEFAULT_SIZES);
@@ -335,6 +345,9 @@ bool faiss_get_tuple(IndexScanDesc scan, ScanDirection) {
         if (scan->numberOfOrderBys == 0 || scan->orderByData[0].sk_attno != 1)
             ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
                             errmsg("a faiss index can only be scanned with ORDER BY a distance")));
+        // Before the metapage is read: no merge frees list pages this scan
+        // may read (faiss_pages.h).
+        faiss_lock_lists_for_reading(scan->indexRelation);
         // start_scan uses this read of the metapage for its first attempt.
         faiss_read_meta(scan->indexRelation, &state->meta);
         const FaissMeta& meta = state->meta;

@@ -1,0 +1,86 @@
+// faiss_lists.h: IVF lists in index pages, read through shared buffers.
+//
+// An IVF-Flat index keeps its lists in pages of the index itself, one
+// chain of pages a list, and a directory (FaissListRef per list) that says
+// where each chain starts. A backend loads only the trained structure (the
+// coarse centroids: nlist x dim floats), the directory and the label map;
+// a search reads just the pages of the lists it probes, through shared
+// buffers, so every connection shares one copy, nothing large is loaded by
+// a new connection, and an index larger than memory works (pages come and
+// go like any index's).
+//
+// A list page holds an 8-byte header (FaissListPageHeader), then either
+// whole entries (labels first, then their codes, so the page can be
+// scanned in place) or, when one entry (label + dim floats) is larger than
+// a page, a piece of one entry: such entries start on a fresh page and
+// straddle as many pages as they need, so any dimension fits.
+#pragma once
+
+#include "core/engine.h"
+#include "pg/faiss_pages.h"
+
+// One list in the directory.
+struct FaissListRef {
+    BlockNumber head;  // InvalidBlockNumber: the list is empty
+    uint32 pages;
+    int64 rows;
+};
+
+// The start of every list page's payload.
+struct FaissListPageHeader {
+    uint32 count;  // entries starting on this page
+    uint32 bytes;  // payload bytes after the header
+};
+
+// Whether a search of this index reads its lists from pages.
+inline bool faiss_lists_paged(const FaissMeta& meta) {
+    return meta.list_directory.head != InvalidBlockNumber;
+}
+
+// Writes engine's lists (engine->lists_pageable()) as list chains of
+// meta's generation, and their directory; fills meta's list fields.
+// log_each as faiss_write_chain.
+void faiss_write_lists(Relation index, FaissMeta* meta, benzer::Engine* engine, bool log_each);
+
+// Reads meta's list directory (palloc'd, meta.list_count entries). Returns
+// false on a race with a merge (faiss_read_chain).
+bool faiss_read_list_directory(Relation index, const FaissMeta& meta, FaissListRef** directory);
+
+// Appends the entries of every list to shell, a copy of the structure with
+// no rows, and checks the result (a merge reads the lists back). The
+// caller holds the merge lock.
+void faiss_load_lists(Relation index, const FaissMeta& meta, benzer::Engine* shell);
+
+// Frees meta's list pages and directory after a merge switched the
+// metapage away from them, unless a search may still read them (they are
+// then reclaimed later as orphans). Returns whether it freed them.
+bool faiss_free_lists(Relation index, const FaissMeta& meta);
+
+// Runs search to its end over the list pages of meta's generation.
+// Returns false when a page of another generation was met: a merge
+// replaced the lists (on a standby, where searches cannot hold merges off).
+bool faiss_search_lists(Relation index, const FaissMeta& meta, const FaissListRef* directory,
+                        benzer::PagedSearch* search);
+
+// One search of the lists of a loaded index (entry->lists set) for the k
+// nearest rows filter allows (see benzer::PagedSearch): the same settings
+// and results as Engine::search() on the index with its lists in memory.
+// Returns the number found; distances/labels receive them nearest first.
+// ERRORs (40001) if a merge replaced the lists during the search.
+struct FaissLoadedIndex;
+int64 faiss_paged_search(Relation index, const FaissMeta& meta, FaissLoadedIndex* entry,
+                         const float* query, int64 k, const benzer::SearchOptions& options,
+                         const benzer::LabelFilter* filter, float* distances, benzer::Label* labels,
+                         benzer::SearchStats* stats);
+
+// Pages and rows of the lists, and how far the list sizes have drifted:
+// the largest list's rows over the mean.
+struct FaissListSummary {
+    int64 lists;
+    int64 empty_lists;
+    int64 rows;
+    int64 largest;
+    double imbalance;  // largest / mean, 0 without rows
+};
+void faiss_summarize_lists(const FaissMeta& meta, const FaissListRef* directory,
+                           FaissListSummary* summary);
