@@ -379,12 +379,14 @@ void write_generation(Relation index, FaissMeta* meta, benzer::Engine* engine,
         // IVF lists go to their own pages (faiss_lists.h); the blob keeps
         // the trained structure without rows.
         faiss_write_lists(index, meta, engine, log_each);
+        meta->version = kFaissFormatVersionPagedLists;
         EngineHolder* shell = EngineHolder::create(CurrentMemoryContext);
         guarded("could not write faiss index", [&] { shell->object = engine->clone_empty(); });
         blob = serialize_engine(shell->object, &blob_bytes);
         delete shell->release();
-    } else if (engine != nullptr) {
-        blob = serialize_engine(engine, &blob_bytes);
+    } else {
+        meta->version = kFaissFormatVersion;
+        if (engine != nullptr) blob = serialize_engine(engine, &blob_bytes);
     }
     meta->blob =
         faiss_write_chain(index, kFaissPageBlob, meta->generation, blob, blob_bytes, log_each);

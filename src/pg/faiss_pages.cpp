@@ -44,10 +44,11 @@ static void check_meta_page(Relation index, Page page) {
         ereport(ERROR,
                 (errcode(ERRCODE_INDEX_CORRUPTED),
                  errmsg("index \"%s\" is not a faiss index", RelationGetRelationName(index))));
-    if (meta->version != kFaissFormatVersion)
+    if (meta->version != kFaissFormatVersion && meta->version != kFaissFormatVersionPagedLists)
         ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-                        errmsg("faiss index \"%s\" has format version %u, this benzer reads %u",
-                               RelationGetRelationName(index), meta->version, kFaissFormatVersion),
+                        errmsg("faiss index \"%s\" has format version %u, this benzer reads %u and %u",
+                               RelationGetRelationName(index), meta->version, kFaissFormatVersion,
+                               kFaissFormatVersionPagedLists),
                         errhint("REINDEX the index.")));
 }
 

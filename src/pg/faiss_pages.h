@@ -35,7 +35,11 @@ extern "C" {
 }
 
 constexpr uint32 kFaissMagic = 0xBE52E401u;
+// Version 2: IVF lists in pages (list_directory set). An index without
+// them stays version 1, which benzer 0.1 reads too; 0.1 refuses version 2
+// ("REINDEX") instead of searching an empty blob.
 constexpr uint32 kFaissFormatVersion = 1;
+constexpr uint32 kFaissFormatVersionPagedLists = 2;
 constexpr BlockNumber kFaissMetaBlock = 0;
 constexpr int kFaissMaxFactory = 256;
 
