@@ -479,9 +479,9 @@ void search_batch(BatchState* state, const float* vectors, const int32* position
                     for (int64 i = 0; i < ns; i++) {
                         float* d = main_d + i * want_main;
                         benzer::Label* l = main_l + i * want_main;
-                        main_n[i] = faiss_paged_search(state->index, state->meta, state->entry,
-                                                       x + i * dim, want_main, options, &filter, d,
-                                                       l, &stats);
+                        main_n[i] =
+                            faiss_paged_search(state->index, state->meta, state->entry, x + i * dim,
+                                               want_main, options, &filter, d, l, &stats);
                         for (int64 j = main_n[i]; j < want_main; j++) l[j] = -1;
                         CHECK_FOR_INTERRUPTS();
                     }

@@ -224,8 +224,8 @@ BENZER_FUNCTION(benzer_index_info) {
     values[8] = Int64GetDatum(static_cast<int64>(RelationGetNumberOfBlocks(index)) * BLCKSZ);
     // The Faiss structure: with lists in pages, the trained part plus the
     // list pages and their directory.
-    values[9] = Int64GetDatum(static_cast<int64>(meta.blob.bytes + meta.list_directory.bytes +
-                                                 meta.list_pages * BLCKSZ));
+    values[9] = Int64GetDatum(
+        static_cast<int64>(meta.blob.bytes + meta.list_directory.bytes + meta.list_pages * BLCKSZ));
     values[10] = Int64GetDatum(static_cast<int64>(faiss_cache_bytes(index)));
     values[11] = Int64GetDatum(meta.generation);
     values[12] = Int64GetDatum(meta.merges);

@@ -38,8 +38,8 @@ struct ListFill {
     const uint8* codes;
     int64 rows;
     Size code_size;
-    Size per_page;     // whole entries a page (0: straddling)
-    int64 position;    // next entry
+    Size per_page;      // whole entries a page (0: straddling)
+    int64 position;     // next entry
     Size entry_offset;  // straddling: bytes of the current entry written
 };
 
@@ -134,10 +134,10 @@ bool walk_list(Relation index, const FaissMeta& meta, const FaissListRef& list, 
             if (header->count > per_page || header->bytes != header->count * entry_bytes) {
                 damage = "entry count";
             } else {
-                ok = visit(reinterpret_cast<const benzer::Label*>(payload),
-                           reinterpret_cast<const uint8*>(payload) +
-                               sizeof(benzer::Label) * header->count,
-                           static_cast<int64>(header->count));
+                ok = visit(
+                    reinterpret_cast<const benzer::Label*>(payload),
+                    reinterpret_cast<const uint8*>(payload) + sizeof(benzer::Label) * header->count,
+                    static_cast<int64>(header->count));
                 seen += header->count;
             }
         } else if ((header->count == 1) != (gathered == 0) ||
@@ -178,6 +178,17 @@ char* entry_scratch(const FaissMeta& meta) {
 
 }  // namespace
 
+bool faiss_walk_list(Relation index, const FaissMeta& meta, const FaissListRef& list,
+                     FaissListVisitor visit, void* arg) {
+    char* scratch = entry_scratch(meta);
+    bool same = walk_list(index, meta, list, scratch,
+                          [&](const benzer::Label* labels, const uint8* codes, int64 n) {
+                              return visit(arg, labels, codes, n);
+                          });
+    if (scratch != nullptr) pfree(scratch);
+    return same;
+}
+
 void faiss_write_lists(Relation index, FaissMeta* meta, benzer::Engine* engine, bool log_each) {
     int64 nlist = 0;
     Size code_size = 0;
@@ -208,10 +219,9 @@ void faiss_write_lists(Relation index, FaissMeta* meta, benzer::Engine* engine, 
         }
         CHECK_FOR_INTERRUPTS();
     }
-    meta->list_directory =
-        faiss_write_chain(index, kFaissPageListDirectory, meta->generation,
-                          reinterpret_cast<const char*>(directory),
-                          sizeof(FaissListRef) * static_cast<uint64>(nlist), log_each);
+    meta->list_directory = faiss_write_chain(
+        index, kFaissPageListDirectory, meta->generation, reinterpret_cast<const char*>(directory),
+        sizeof(FaissListRef) * static_cast<uint64>(nlist), log_each);
     meta->list_pages = pages;
     meta->list_count = static_cast<uint32>(nlist);
     meta->list_code_size = static_cast<uint32>(code_size);
@@ -243,15 +253,15 @@ void faiss_load_lists(Relation index, const FaissMeta& meta, benzer::Engine* she
     for (uint32 list = 0; list < meta.list_count; list++) {
         bool ok = walk_list(index, meta, directory[list], scratch,
                             [&](const benzer::Label* labels, const uint8* codes, int64 n) {
-                                return benzer::run_guarded(error, [&] {
-                                    shell->append_list(list, n, codes, labels);
-                                });
+                                return benzer::run_guarded(
+                                    error, [&] { shell->append_list(list, n, codes, labels); });
                             });
         if (!ok)
             ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
                             errmsg("faiss index \"%s\" changed during a merge",
                                    RelationGetRelationName(index))));
-        if (error.kind != benzer::ErrorKind::kNone) raise_guarded_error(error, "could not read faiss lists");
+        if (error.kind != benzer::ErrorKind::kNone)
+            raise_guarded_error(error, "could not read faiss lists");
     }
     guarded("could not read faiss lists", [&] { shell->finish_lists(); });
     pfree(directory);
@@ -290,12 +300,11 @@ bool faiss_search_lists(Relation index, const FaissMeta& meta, const FaissListRe
             ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
                             errmsg("faiss index \"%s\": IVF list %lld out of range",
                                    RelationGetRelationName(index), static_cast<long long>(list))));
-        bool same_generation =
-            walk_list(index, meta, directory[list], scratch,
-                      [&](const benzer::Label* labels, const uint8* codes, int64 n) {
-                          return benzer::run_guarded(error,
-                                                     [&] { search->scan(n, codes, labels); });
-                      });
+        bool same_generation = walk_list(
+            index, meta, directory[list], scratch,
+            [&](const benzer::Label* labels, const uint8* codes, int64 n) {
+                return benzer::run_guarded(error, [&] { search->scan(n, codes, labels); });
+            });
         if (!same_generation) return false;
         if (error.kind != benzer::ErrorKind::kNone) raise_guarded_error(error, "faiss index scan");
         CHECK_FOR_INTERRUPTS();

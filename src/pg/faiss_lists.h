@@ -73,6 +73,17 @@ int64 faiss_paged_search(Relation index, const FaissMeta& meta, FaissLoadedIndex
                          const benzer::LabelFilter* filter, float* distances, benzer::Label* labels,
                          benzer::SearchStats* stats);
 
+// Walks one list's pages in order, checking each page, and calls
+// visit(arg, labels, codes, n) for each run of whole entries. visit runs
+// with a page share-locked: it must not raise an ERROR, and returns false
+// to stop the walk. Returns false when a page of another generation was
+// met; ERRORs (XX002) on a damaged page or a row count that disagrees with
+// the directory.
+using FaissListVisitor = bool (*)(void* arg, const benzer::Label* labels, const uint8* codes,
+                                  int64 n);
+bool faiss_walk_list(Relation index, const FaissMeta& meta, const FaissListRef& list,
+                     FaissListVisitor visit, void* arg);
+
 // Pages and rows of the lists, and how far the list sizes have drifted:
 // the largest list's rows over the mean.
 struct FaissListSummary {

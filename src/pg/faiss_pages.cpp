@@ -45,11 +45,12 @@ static void check_meta_page(Relation index, Page page) {
                 (errcode(ERRCODE_INDEX_CORRUPTED),
                  errmsg("index \"%s\" is not a faiss index", RelationGetRelationName(index))));
     if (meta->version != kFaissFormatVersion && meta->version != kFaissFormatVersionPagedLists)
-        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-                        errmsg("faiss index \"%s\" has format version %u, this benzer reads %u and %u",
-                               RelationGetRelationName(index), meta->version, kFaissFormatVersion,
-                               kFaissFormatVersionPagedLists),
-                        errhint("REINDEX the index.")));
+        ereport(ERROR,
+                (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                 errmsg("faiss index \"%s\" has format version %u, this benzer reads %u and %u",
+                        RelationGetRelationName(index), meta->version, kFaissFormatVersion,
+                        kFaissFormatVersionPagedLists),
+                 errhint("REINDEX the index.")));
 }
 
 void faiss_read_meta(Relation index, FaissMeta* meta) {

@@ -272,9 +272,9 @@ void next_round(FaissScanState* state) {
     int64 found = 0;
     if (state->entry->lists != nullptr) {
         // Lists in pages: read the probed ones through shared buffers.
-        found = faiss_paged_search(state->index, state->meta, state->entry, state->query, k,
-                                   options, &filter, state->main_distances, state->main_labels,
-                                   &stats);
+        found =
+            faiss_paged_search(state->index, state->meta, state->entry, state->query, k, options,
+                               &filter, state->main_distances, state->main_labels, &stats);
     } else {
         faiss_use_threads(benzer_threads);
         benzer::GuardedError error;

@@ -75,3 +75,9 @@ CREATE FUNCTION benzer_index_merge(index regclass, compact boolean DEFAULT false
     AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
 COMMENT ON FUNCTION benzer_index_merge(regclass, boolean) IS
     'folds pending rows into a faiss index now (compact: also drop dead rows); returns the rows it then holds';
+
+CREATE FUNCTION benzer_index_check(index regclass)
+    RETURNS TABLE (problem text)
+    AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION benzer_index_check(regclass) IS
+    'verifies a faiss index against its table: every live row indexed exactly once, no entry for a dead or missing row, list pages and counts consistent; one row per problem, none when the index is sound';

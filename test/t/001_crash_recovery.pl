@@ -71,6 +71,7 @@ sub check_table
 	# the entries of aborted inserts: live rows in the Faiss structure plus
 	# pending rows = rows in the table.
 	sql_ok($node, $db, "VACUUM (INDEX_CLEANUP ON) $t", "$kind: $what: VACUUM succeeds");
+	is(index_check($node, $db, $idx), '', "$kind: $what: benzer_index_check finds no problem");
 	my $info = index_info($node, $db, $idx);
 	$count = $node->safe_psql($db, "SELECT count(*) FROM $t");
 	is($info->{rows} + $info->{pending_rows}, $count,

@@ -117,6 +117,8 @@ sub compare
 		my ($checked, $misses) = self_nn_misses($standby, $db, "t_$kind", 'id % 40 = 7 OR id > 4000');
 		cmp_ok($checked, '>', 0, "$kind: $what: $checked rows looked up on the standby");
 		is($misses, 0, "$kind: $what: on the standby each is its own nearest neighbour");
+		is(index_check($standby, $db, "t_${kind}_idx"), '',
+			"$kind: $what: benzer_index_check on the standby finds no problem");
 	}
 	return;
 }

@@ -145,6 +145,7 @@ for my $kind (@kinds)
 	is($misses, 0, "$kind: each is its own nearest neighbour");
 
 	sql_ok($node, $db, "VACUUM (INDEX_CLEANUP ON) $t", "$kind: final VACUUM succeeds");
+	is(index_check($node, $db, $idx), '', "$kind: benzer_index_check finds no problem");
 	$info = index_info($node, $db, $idx);
 	is($info->{rows} + $info->{pending_rows}, $count,
 		"$kind: index rows ($info->{rows}) + pending ($info->{pending_rows}) = table rows");

@@ -27,6 +27,7 @@ our @EXPORT = qw(
   topk
   exact_topk
   full_scan
+  index_check
   self_nn_misses
   server_log_problems
   start_pgbench
@@ -169,6 +170,15 @@ sub full_scan
 		FROM (SELECT id FROM $table ORDER BY v $op rv($seed, $dim) LIMIT 1000000) s;
 	});
 	return split /\|/, $out;
+}
+
+# benzer_index_check($index): the problems it reports, one a line ('' when
+# the index agrees with its table).
+sub index_check
+{
+	my ($node, $db, $index) = @_;
+	return $node->safe_psql($db,
+		"SELECT coalesce(string_agg(problem, E'\n'), '') FROM benzer_index_check('$index')");
 }
 
 # For the rows of $table matching $where, looks up each row's own vector
