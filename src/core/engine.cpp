@@ -685,40 +685,8 @@ std::int64_t Engine::search(const float* query_in, std::int64_t k, const SearchO
     }
 
     // Small filters: exact distances to just the allowed rows.
-    // ("Small": few rows, and a real restriction. The scan's own filter of
-    // rows not yet returned allows almost everything and must not count.)
-    // For IVF the choice is also by cost: a filtered IVF search computes
-    // distances to about ntotal * nprobe / nlist allowed rows whatever the
-    // filter (nprobe grows as the filter narrows), so exact distances to all
-    // allowed rows pay only when there are at most about twice as many.
-    bool probed = options.adaptive && options.nprobe == 0 && can_probe();
-    bool exact_pays = true;
-    if (const faiss::IndexIVF* ivf = find_ivf(index_); ivf != nullptr && filter != nullptr) {
-        double ivf_work;
-        if (probed && options.expected_compared > 0.0) {
-            // A probe compares about as many allowed rows whatever the
-            // filter, and skips the others at the price of a bit test
-            // (about 8 / dim of a distance).
-            double keep =
-                std::max(static_cast<double>(filter->allowed) /
-                             static_cast<double>(std::max<std::int64_t>(index_->ntotal, 1)),
-                         1e-6);
-            ivf_work = options.expected_compared * (1.0 + 8.0 / (keep * dim_));
-            // The tuner measured random filters. A filter that keeps whole
-            // clusters far from the query makes a probe visit many lists;
-            // where exact distances cost next to nothing (about 0.2 ms),
-            // they are the safer answer.
-            ivf_work = std::max(ivf_work, kCheapExactValues / dim_);
-        } else {
-            int nprobe = options.nprobe > 0 ? options.nprobe : static_cast<int>(ivf->nprobe);
-            ivf_work = 2.0 * static_cast<double>(index_->ntotal) * nprobe /
-                       static_cast<double>(std::max<size_t>(ivf->nlist, 1));
-        }
-        exact_pays = static_cast<double>(filter->allowed) <= ivf_work;
-    }
-    if (filter != nullptr && has_exact_vectors() && options.exact_filter_limit > 0 &&
-        filter->allowed <= options.exact_filter_limit && exact_pays &&
-        static_cast<double>(filter->allowed) < 0.6 * static_cast<double>(index_->ntotal)) {
+    if (filter != nullptr && has_exact_vectors() &&
+        prefers_exact_subset(options, *filter, index_->ntotal)) {
         stats->exact_scan = true;
         stats->candidates += filter->allowed;
         return search_exact_subset(query.data(), k, *filter, distances, labels);
@@ -741,7 +709,8 @@ std::int64_t Engine::search(const float* query_in, std::int64_t k, const SearchO
         return search_exact_subset(query.data(), k, *filter, distances, labels);
     }
 
-    if (probed) return search_probed(query.data(), k, options, filter, distances, labels, stats);
+    if (options.adaptive && options.nprobe == 0 && can_probe())
+        return search_probed(query.data(), k, options, filter, distances, labels, stats);
 
     if (!refine_) {
         std::int64_t found =
@@ -782,6 +751,42 @@ std::int64_t Engine::rerank_exact(const float* query, const Label* candidates, s
         distances[i] = to_operator_distance(faiss_space);
     }
     return found;
+}
+
+// ("Small": few rows, and a real restriction. The scan's own filter of rows
+// not yet returned allows almost everything and must not count.) For IVF
+// the choice is also by cost: a filtered IVF search computes distances to
+// about rows * nprobe / nlist allowed rows whatever the filter (nprobe grows
+// as the filter narrows), so exact distances to all allowed rows pay only
+// when there are at most about twice as many.
+bool Engine::prefers_exact_subset(const SearchOptions& options, const LabelFilter& filter,
+                                  std::int64_t rows) const {
+    if (options.exact_filter_limit <= 0 || filter.allowed > options.exact_filter_limit ||
+        !(static_cast<double>(filter.allowed) < 0.6 * static_cast<double>(rows)))
+        return false;
+    const faiss::IndexIVF* ivf = find_ivf(index_);
+    if (ivf == nullptr) return true;
+    bool probed = options.adaptive && options.nprobe == 0 && can_probe();
+    double ivf_work;
+    if (probed && options.expected_compared > 0.0) {
+        // A probe compares about as many allowed rows whatever the filter,
+        // and skips the others at the price of a bit test (about 8 / dim of
+        // a distance).
+        double keep = std::max(static_cast<double>(filter.allowed) /
+                                   static_cast<double>(std::max<std::int64_t>(rows, 1)),
+                               1e-6);
+        ivf_work = options.expected_compared * (1.0 + 8.0 / (keep * dim_));
+        // The tuner measured random filters. A filter that keeps whole
+        // clusters far from the query makes a probe visit many lists; where
+        // exact distances cost next to nothing (about 0.2 ms), they are the
+        // safer answer.
+        ivf_work = std::max(ivf_work, kCheapExactValues / dim_);
+    } else {
+        int nprobe = options.nprobe > 0 ? options.nprobe : static_cast<int>(ivf->nprobe);
+        ivf_work = 2.0 * static_cast<double>(rows) * nprobe /
+                   static_cast<double>(std::max<size_t>(ivf->nlist, 1));
+    }
+    return static_cast<double>(filter.allowed) <= ivf_work;
 }
 
 bool Engine::can_probe() const { return benzer::can_probe(find_ivf(base_)); }

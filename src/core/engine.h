@@ -96,6 +96,27 @@ struct RowSource;
 class ListProbe;
 class Engine;
 
+// Exact distances from one query to rows the caller hands over one by one
+// (the allowed rows of a small filter, read from pages), keeping the k
+// nearest. The stored vectors are in the index's space (cosine: normalised).
+class ExactCandidates {
+  public:
+    ExactCandidates(const Engine& engine, const float* query, std::int64_t k);
+    // Whether add() is needed at all (false for a zero cosine query: every
+    // distance is NaN, finish() returns the first k labels it was given).
+    void add(Label label, const float* stored);
+    // Nearest first, as operator distances; returns how many.
+    std::int64_t finish(float* distances, Label* labels, SearchStats* stats);
+
+  private:
+    const Engine& engine_;
+    std::int64_t k_;
+    std::vector<float> query_;
+    bool zero_ = false;
+    std::vector<std::pair<float, Label>> heap_;  // max-heap on badness
+    std::int64_t seen_ = 0;
+};
+
 // A search of an IVF index whose lists the caller keeps outside the engine
 // (the pages of a PostgreSQL index, faiss_lists.cpp): the engine holds only
 // the trained structure (coarse centroids), the caller walks the lists the
@@ -249,9 +270,23 @@ class Engine {
     void append_list(std::int64_t list, std::int64_t n, const std::uint8_t* codes,
                      const Label* labels);
     void finish_lists();
+    // Gives the rows new labels in list order (list 0's rows first, in
+    // their order in the list), so that each list, and each page of it,
+    // holds a contiguous range of labels: a filtered search can then skip
+    // a page without reading it, and a label's page is computed, not
+    // looked up. new_label[old] receives each row's new label (size()
+    // entries); the caller permutes whatever it keeps by label the same way.
+    void relabel_by_list(Label* new_label);
+
+    // Whether a filtered search should compute exact distances to just the
+    // allowed rows rather than probe lists (Engine::search's rule), for an
+    // index of rows rows.
+    bool prefers_exact_subset(const SearchOptions& options, const LabelFilter& filter,
+                              std::int64_t rows) const;
 
   private:
     friend class PagedSearch;
+    friend class ExactCandidates;
     Engine(faiss::Index* index, int dim, Metric metric);
     void analyse();
     std::int64_t search_exact_subset(const float* query, std::int64_t k, const LabelFilter& filter,

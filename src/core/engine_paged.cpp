@@ -11,6 +11,7 @@
 // its page reads (which may raise PostgreSQL errors) between the calls.
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,7 @@
 #include <faiss/invlists/DirectMap.h>
 #include <faiss/invlists/InvertedLists.h>
 
+#include "distance.h"
 #include "engine.h"
 #include "engine_internal.h"
 #include "error.h"
@@ -109,6 +111,77 @@ void Engine::finish_lists() {
         ivf->set_direct_map_type(faiss::DirectMap::Array);
     }
     analyse();
+}
+
+void Engine::relabel_by_list(Label* new_label) {
+    faiss::IndexIVF* ivf = find_ivf(index_);
+    pageable_ivf(*this, index_);
+    std::int64_t total = ivf->ntotal;
+    for (std::int64_t i = 0; i < total; i++) new_label[i] = -1;
+    Label next = 0;
+    for (std::size_t list = 0; list < ivf->nlist; list++) {
+        std::size_t n = ivf->invlists->list_size(list);
+        if (n == 0) continue;
+        std::vector<Label> ids(ivf->invlists->get_ids(list), ivf->invlists->get_ids(list) + n);
+        for (Label& id : ids) {
+            if (id < 0 || id >= total || new_label[id] >= 0)
+                throw Error(ErrorKind::kInternal, "IVF lists hold a label twice or out of range");
+            new_label[id] = next;
+            id = next++;
+        }
+        ivf->invlists->update_entries(list, 0, n, ids.data(), ivf->invlists->get_codes(list));
+    }
+    if (next != total) throw Error(ErrorKind::kInternal, "IVF lists do not hold every row");
+    if (ivf->direct_map.type == faiss::DirectMap::Array) {
+        ivf->set_direct_map_type(faiss::DirectMap::NoMap);
+        ivf->set_direct_map_type(faiss::DirectMap::Array);
+    }
+}
+
+ExactCandidates::ExactCandidates(const Engine& engine, const float* query, std::int64_t k)
+    : engine_(engine), k_(std::max<std::int64_t>(k, 0)), query_(query, query + engine.dim()) {
+    if (engine.metric() == Metric::kCosine) {
+        zero_ = internal::is_zero(query_.data(), engine.dim());
+        if (!zero_) normalize_vectors(query_.data(), 1, engine.dim());
+    }
+    heap_.reserve(static_cast<std::size_t>(std::min<std::int64_t>(k_, 4096)));
+}
+
+void ExactCandidates::add(Label label, const float* stored) {
+    seen_++;
+    if (k_ == 0) return;
+    std::size_t d = static_cast<std::size_t>(engine_.dim());
+    // Smaller is better in this "badness" space for every metric.
+    float badness = zero_                             ? 0.0f
+                    : engine_.metric() == Metric::kL2 ? l2_squared(query_.data(), stored, d)
+                                                      : -inner_product(query_.data(), stored, d);
+    std::pair<float, Label> entry(badness, label);
+    if (static_cast<std::int64_t>(heap_.size()) < k_) {
+        heap_.push_back(entry);
+        std::push_heap(heap_.begin(), heap_.end());
+    } else if (entry < heap_.front()) {
+        std::pop_heap(heap_.begin(), heap_.end());
+        heap_.back() = entry;
+        std::push_heap(heap_.begin(), heap_.end());
+    }
+}
+
+std::int64_t ExactCandidates::finish(float* distances, Label* labels, SearchStats* stats) {
+    std::sort_heap(heap_.begin(), heap_.end());
+    std::int64_t found = static_cast<std::int64_t>(heap_.size());
+    for (std::int64_t i = 0; i < found; i++) {
+        const auto& entry = heap_[static_cast<std::size_t>(i)];
+        labels[i] = entry.second;
+        float faiss_space = engine_.metric() == Metric::kL2 ? entry.first : -entry.first;
+        distances[i] = zero_ ? std::numeric_limits<float>::quiet_NaN()
+                             : engine_.to_operator_distance(faiss_space);
+    }
+    if (stats != nullptr) {
+        stats->rounds++;
+        stats->exact_scan = true;
+        stats->candidates += seen_;
+    }
+    return found;
 }
 
 struct PagedSearch::Selector : internal::FilterSelector {

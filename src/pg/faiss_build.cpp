@@ -44,6 +44,7 @@ extern "C" {
 
 #include <cmath>
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -350,6 +351,61 @@ void tune_build(Relation index, benzer::Engine* engine, RowSet* rows, benzer::Me
     tune_engine(index, engine, &source, attributes, table);
 }
 
+// Gives the engine's rows labels in list order when its lists go to pages
+// (Engine::relabel_by_list: each list page then holds a known range of
+// labels), and permutes what is kept by label the same way: the TIDs, the
+// tombstone bitmap (if any) and the filter columns' values (into a fresh
+// store with the same kinds).
+void relabel_for_pages(benzer::Engine* engine, ItemPointerData* tids, int64 count,
+                       uint8* tombstones, AttributesHolder* attributes) {
+    bool pageable = false;
+    int64 rows = 0;
+    guarded("could not write faiss index", [&] {
+        pageable = engine->lists_pageable();
+        rows = engine->size();
+    });
+    if (!pageable || rows != count || count <= 0) return;
+    auto* new_label = static_cast<benzer::Label*>(
+        MemoryContextAllocHuge(CurrentMemoryContext, sizeof(benzer::Label) * count));
+    guarded("could not write faiss index", [&] { engine->relabel_by_list(new_label); });
+    auto* old_label = static_cast<benzer::Label*>(
+        MemoryContextAllocHuge(CurrentMemoryContext, sizeof(benzer::Label) * count));
+    for (int64 old = 0; old < count; old++) old_label[new_label[old]] = old;
+
+    auto* moved = static_cast<ItemPointerData*>(
+        MemoryContextAllocHuge(CurrentMemoryContext, sizeof(ItemPointerData) * count));
+    for (int64 label = 0; label < count; label++) moved[label] = tids[old_label[label]];
+    memcpy(tids, moved, sizeof(ItemPointerData) * count);
+    pfree(moved);
+    if (tombstones != nullptr) {
+        Size bytes = static_cast<Size>((count + 7) / 8);
+        auto* bits = static_cast<uint8*>(alloc_huge_zero(bytes));
+        for (int64 label = 0; label < count; label++) {
+            int64 old = old_label[label];
+            if (tombstones[old >> 3] & (1 << (old & 7)))
+                bits[label >> 3] |= static_cast<uint8>(1u << (label & 7));
+        }
+        memcpy(tombstones, bits, bytes);
+        pfree(bits);
+    }
+    if (attributes != nullptr && attributes->object != nullptr) {
+        benzer::AttributeStore* from = attributes->object;
+        benzer::AttributeStore* to = nullptr;
+        guarded("could not store filter columns", [&] {
+            std::vector<benzer::AttributeKind> kinds;
+            for (int c = 0; c < from->columns(); c++) kinds.push_back(from->kind(c));
+            to = new benzer::AttributeStore(kinds);
+            std::unique_ptr<benzer::AttributeStore> owner(to);
+            for (int64 label = 0; label < count; label++) to->append_from(*from, old_label[label]);
+            owner.release();
+        });
+        attributes->object = to;
+        delete from;
+    }
+    pfree(old_label);
+    pfree(new_label);
+}
+
 // Serialises the engine into a palloc'd buffer.
 char* serialize_engine(benzer::Engine* engine, uint64* bytes) {
     Size size = 0;
@@ -467,6 +523,7 @@ IndexBuildResult* faiss_build(Relation heap, Relation index, IndexInfo* info) {
     if (holder->object != nullptr) {
         add_rows(holder->object, rows.vectors, rows.count, rows.dim, 0);
         tune_build(index, holder->object, &rows, metric, state.attributes->object, &meta.tuning);
+        relabel_for_pages(holder->object, rows.tids, rows.count, nullptr, state.attributes);
         write_generation(index, &meta, holder->object, state.attributes->object, rows.tids,
                          rows.count, nullptr, false);
     } else {
@@ -697,6 +754,8 @@ bool faiss_merge(Relation index, bool compact, bool wait) {
     // index without exact vectors keeps the settings measured at build).
     if (meta.factory[0] != '\0')
         tune_engine(index, holder->object, nullptr, attributes->object, &next.tuning);
+    if (holder->object != nullptr)
+        relabel_for_pages(holder->object, labels, nlabels, tombstones, attributes);
     write_generation(index, &next, holder->object, attributes->object, labels, nlabels, tombstones,
                      true);
     faiss_update_meta(index, &next);

@@ -238,15 +238,18 @@ FaissLoadedIndex* faiss_cache_acquire(Relation index, const FaissMeta& meta) {
     }
     if (faiss_lists_paged(meta)) {
         FaissListRef* directory = nullptr;
+        BlockNumber* blocks = nullptr;
         MemoryContext old = MemoryContextSwitchTo(context);
-        bool ok = faiss_read_list_directory(index, meta, &directory);
+        bool ok = faiss_read_list_directory(index, meta, &directory) &&
+                  faiss_read_list_page_table(index, meta, &blocks);
         MemoryContextSwitchTo(old);
         if (!ok) {
             MemoryContextDelete(context);
             return nullptr;
         }
         entry->lists = directory;
-        entry->bytes += meta.list_directory.bytes;
+        entry->list_blocks = blocks;
+        entry->bytes += meta.list_directory.bytes + meta.list_page_table.bytes;
     }
     publish(index, entry, engine, attributes);
     apply_options(index, entry);

@@ -31,7 +31,8 @@ struct FaissLoadedIndex {
     // engine holds the trained structure without rows. Null when the lists
     // are inside the engine.
     FaissListRef* lists;
-    Size bytes;  // memory held (approximate)
+    BlockNumber* list_blocks;  // every list page's block, list by list
+    Size bytes;                // memory held (approximate)
     int pins;
     int option_nprobe;  // index options applied to engine
     int option_ef_search;

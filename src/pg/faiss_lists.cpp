@@ -192,13 +192,33 @@ bool faiss_walk_list(Relation index, const FaissMeta& meta, const FaissListRef& 
 void faiss_write_lists(Relation index, FaissMeta* meta, benzer::Engine* engine, bool log_each) {
     int64 nlist = 0;
     Size code_size = 0;
+    int64 total_rows = 0;
     guarded("could not write faiss lists", [&] {
         nlist = engine->nlist();
         code_size = engine->list_code_size();
+        total_rows = engine->size();
     });
+    Size entry_bytes = sizeof(benzer::Label) + code_size;
+    Size per_page = entries_per_page(entry_bytes);
+    // Pages a straddling entry takes.
+    Size entry_pages = per_page > 0
+                           ? 0
+                           : (entry_bytes + faiss_chain_page_capacity() - kHeaderBytes - 1) /
+                                 (faiss_chain_page_capacity() - kHeaderBytes);
     auto* directory = static_cast<FaissListRef*>(
         MemoryContextAllocHuge(CurrentMemoryContext, sizeof(FaissListRef) * Max(nlist, 1)));
+    // Every page of every list, in order: at most this many.
+    uint64 max_pages = 0;
+    for (int64 list = 0; list < nlist; list++) {
+        int64 rows = 0;
+        guarded("could not write faiss lists", [&] { rows = engine->list_size(list); });
+        max_pages += per_page > 0 ? (rows + per_page - 1) / per_page : rows * entry_pages;
+    }
+    auto* blocks = static_cast<BlockNumber*>(MemoryContextAllocHuge(
+        CurrentMemoryContext, sizeof(BlockNumber) * Max(max_pages, static_cast<uint64>(1))));
     uint64 pages = 0;
+    int64 next_label = 0;
+    bool ordered = true;
     for (int64 list = 0; list < nlist; list++) {
         ListFill fill = {};
         guarded("could not write faiss lists", [&] {
@@ -207,25 +227,50 @@ void faiss_write_lists(Relation index, FaissMeta* meta, benzer::Engine* engine, 
             fill.codes = engine->list_codes(list);
         });
         fill.code_size = code_size;
-        fill.per_page = entries_per_page(sizeof(benzer::Label) + code_size);
+        fill.per_page = per_page;
         FaissListRef& ref = directory[list];
-        ref = {InvalidBlockNumber, 0, fill.rows};
+        ref = {InvalidBlockNumber, 0, fill.rows, next_label, static_cast<uint32>(pages), 0};
+        for (int64 i = 0; i < fill.rows && ordered; i++) ordered = fill.labels[i] == next_label + i;
+        next_label += fill.rows;
         if (fill.rows > 0) {
             FaissChain chain = faiss_write_pages(index, kFaissPageList, meta->generation, log_each,
-                                                 fill_list_page, &fill);
+                                                 fill_list_page, &fill, blocks + pages);
             ref.head = chain.head;
             ref.pages = chain.pages;
             pages += chain.pages;
+            Assert(pages <= max_pages);
         }
         CHECK_FOR_INTERRUPTS();
     }
+    // Labels not in list order (an engine not relabelled): nothing may be
+    // inferred from a page's position.
+    if (!ordered || next_label != total_rows)
+        for (int64 list = 0; list < nlist; list++) directory[list].first_label = -1;
     meta->list_directory = faiss_write_chain(
         index, kFaissPageListDirectory, meta->generation, reinterpret_cast<const char*>(directory),
         sizeof(FaissListRef) * static_cast<uint64>(nlist), log_each);
+    meta->list_page_table = faiss_write_chain(index, kFaissPageListPageTable, meta->generation,
+                                              reinterpret_cast<const char*>(blocks),
+                                              sizeof(BlockNumber) * pages, log_each);
     meta->list_pages = pages;
     meta->list_count = static_cast<uint32>(nlist);
     meta->list_code_size = static_cast<uint32>(code_size);
+    pfree(blocks);
     pfree(directory);
+}
+
+bool faiss_read_list_page_table(Relation index, const FaissMeta& meta, BlockNumber** blocks) {
+    char* data = nullptr;
+    if (!faiss_read_chain(index, meta.list_page_table, kFaissPageListPageTable, meta.generation,
+                          &data))
+        return false;
+    if (meta.list_page_table.bytes != sizeof(BlockNumber) * meta.list_pages)
+        ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
+                        errmsg("faiss index \"%s\": the IVF page table has the wrong size",
+                               RelationGetRelationName(index)),
+                        errhint("Rebuild the index with REINDEX.")));
+    *blocks = reinterpret_cast<BlockNumber*>(data);
+    return true;
 }
 
 bool faiss_read_list_directory(Relation index, const FaissMeta& meta, FaissListRef** directory) {
@@ -281,12 +326,98 @@ bool faiss_free_lists(Relation index, const FaissMeta& meta) {
         pfree(directory);
     }
     faiss_free_chain(index, meta.list_directory, kFaissPageListDirectory, meta.generation);
+    if (meta.list_page_table.head != InvalidBlockNumber)
+        faiss_free_chain(index, meta.list_page_table, kFaissPageListPageTable, meta.generation);
     faiss_unlock_lists_for_freeing(index);
     return true;
 }
 
-bool faiss_search_lists(Relation index, const FaissMeta& meta, const FaissListRef* directory,
-                        benzer::PagedSearch* search) {
+namespace {
+
+// Whether filter allows any label in [first, end).
+bool any_allowed(const benzer::LabelFilter* filter, int64 first, int64 end) {
+    if (filter == nullptr) return true;
+    end = Min(end, filter->count);
+    for (int64 label = first; label < end; label++) {
+        if ((label & 7) == 0 && label + 8 <= end) {
+            if (filter->bits[label >> 3] != 0) return true;
+            label += 7;
+            continue;
+        }
+        if (filter->contains(label)) return true;
+    }
+    return false;
+}
+
+// Reads page `page` of list ref (through the page table) and checks it is
+// the list page of meta's generation it should be, holding labels
+// [first, first + count). Returns the pinned, share-locked buffer, or
+// InvalidBuffer when the page belongs to another generation.
+Buffer read_list_page(Relation index, const FaissMeta& meta, const BlockNumber* blocks,
+                      const FaissListRef& ref, uint32 page, int64 first, int64 count) {
+    BlockNumber block = blocks[ref.first_page + page];
+    Buffer buffer = ReadBuffer(index, block);
+    LockBuffer(buffer, BUFFER_LOCK_SHARE);
+    Page p = BufferGetPage(buffer);
+    FaissPageOpaque* opaque = faiss_page_opaque(p);
+    if (PageIsNew(p) || opaque->generation != meta.generation || opaque->kind != kFaissPageList ||
+        opaque->sequence != page) {
+        UnlockReleaseBuffer(buffer);
+        return InvalidBuffer;
+    }
+    const char* contents = PageGetContents(p);
+    const auto* header = reinterpret_cast<const FaissListPageHeader*>(contents);
+    const auto* labels = reinterpret_cast<const benzer::Label*>(contents + kHeaderBytes);
+    if (header->count != static_cast<uint64>(count) || (count > 0 && labels[0] != first) ||
+        header->bytes != count * (sizeof(benzer::Label) + meta.list_code_size)) {
+        UnlockReleaseBuffer(buffer);
+        raise_bad_page(index, block, "entries not as the directory says");
+    }
+    return buffer;
+}
+
+// The lists the search asks for, visited through the page table, skipping
+// pages that hold no label the filter allows (labels in list order only).
+// Returns false on a page of another generation.
+bool search_ordered_lists(Relation index, const FaissMeta& meta, const FaissListRef* directory,
+                          const BlockNumber* blocks, const benzer::LabelFilter* filter,
+                          benzer::PagedSearch* search) {
+    Size entry_bytes = sizeof(benzer::Label) + meta.list_code_size;
+    int64 per_page = static_cast<int64>(entries_per_page(entry_bytes));
+    benzer::GuardedError error;
+    for (;;) {
+        benzer::Label list = -1;
+        if (!benzer::run_guarded(error, [&] { list = search->next_list(); })) {
+            CHECK_FOR_INTERRUPTS();
+            raise_guarded_error(error, "faiss index scan");
+        }
+        if (list < 0) return true;
+        if (list >= static_cast<benzer::Label>(meta.list_count))
+            ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
+                            errmsg("faiss index \"%s\": IVF list %lld out of range",
+                                   RelationGetRelationName(index), static_cast<long long>(list))));
+        const FaissListRef& ref = directory[list];
+        for (uint32 page = 0; page < ref.pages; page++) {
+            int64 first = ref.first_label + static_cast<int64>(page) * per_page;
+            int64 count = Min(per_page, ref.rows - static_cast<int64>(page) * per_page);
+            if (!any_allowed(filter, first, first + count)) continue;
+            Buffer buffer = read_list_page(index, meta, blocks, ref, page, first, count);
+            if (!BufferIsValid(buffer)) return false;
+            const char* payload = PageGetContents(BufferGetPage(buffer)) + kHeaderBytes;
+            const auto* labels = reinterpret_cast<const benzer::Label*>(payload);
+            const auto* codes = reinterpret_cast<const uint8*>(payload) +
+                                sizeof(benzer::Label) * static_cast<Size>(count);
+            bool ok = benzer::run_guarded(error, [&] { search->scan(count, codes, labels); });
+            UnlockReleaseBuffer(buffer);
+            if (!ok) raise_guarded_error(error, "faiss index scan");
+        }
+        CHECK_FOR_INTERRUPTS();
+    }
+}
+
+// The lists the search asks for, page by page along their chains.
+bool search_chained_lists(Relation index, const FaissMeta& meta, const FaissListRef* directory,
+                          benzer::PagedSearch* search) {
     char* scratch = entry_scratch(meta);
     benzer::GuardedError error;
     for (;;) {
@@ -313,6 +444,86 @@ bool faiss_search_lists(Relation index, const FaissMeta& meta, const FaissListRe
     return true;
 }
 
+// The list holding label (labels in list order): binary search on
+// first_label.
+uint32 list_of_label(const FaissMeta& meta, const FaissListRef* directory, int64 label) {
+    uint32 low = 0, high = meta.list_count;  // the answer is in [low, high)
+    while (high - low > 1) {
+        uint32 middle = low + (high - low) / 2;
+        if (directory[middle].first_label <= label)
+            low = middle;
+        else
+            high = middle;
+    }
+    return low;
+}
+
+// Exact distances to every allowed label, each read from its page (labels
+// in list order, whole entries a page). Returns false on a page of another
+// generation.
+bool search_allowed_rows(Relation index, const FaissMeta& meta, const FaissListRef* directory,
+                         const BlockNumber* blocks, const benzer::LabelFilter* filter,
+                         benzer::ExactCandidates* exact) {
+    Size entry_bytes = sizeof(benzer::Label) + meta.list_code_size;
+    int64 per_page = static_cast<int64>(entries_per_page(entry_bytes));
+    Buffer buffer = InvalidBuffer;
+    uint32 buffer_list = 0, buffer_page = 0;
+    benzer::GuardedError error;
+    for (int64 byte = 0; byte * 8 < filter->count; byte++) {
+        uint8 bits = filter->bits[byte];
+        while (bits != 0) {
+            int bit = __builtin_ctz(bits);
+            bits &= static_cast<uint8>(bits - 1);
+            int64 label = byte * 8 + bit;
+            if (label >= filter->count) break;
+            uint32 list = list_of_label(meta, directory, label);
+            const FaissListRef& ref = directory[list];
+            int64 position = label - ref.first_label;
+            if (position < 0 || position >= ref.rows) {
+                if (BufferIsValid(buffer)) UnlockReleaseBuffer(buffer);
+                ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
+                                errmsg("faiss index \"%s\": label %lld is in no IVF list",
+                                       RelationGetRelationName(index), (long long)label)));
+            }
+            uint32 page = static_cast<uint32>(position / per_page);
+            if (!BufferIsValid(buffer) || buffer_list != list || buffer_page != page) {
+                if (BufferIsValid(buffer)) UnlockReleaseBuffer(buffer);
+                int64 first = ref.first_label + static_cast<int64>(page) * per_page;
+                int64 count = Min(per_page, ref.rows - static_cast<int64>(page) * per_page);
+                buffer = read_list_page(index, meta, blocks, ref, page, first, count);
+                if (!BufferIsValid(buffer)) return false;
+                buffer_list = list;
+                buffer_page = page;
+            }
+            const char* payload = PageGetContents(BufferGetPage(buffer)) + kHeaderBytes;
+            int64 count = Min(per_page, ref.rows - static_cast<int64>(page) * per_page);
+            const auto* vector = reinterpret_cast<const float*>(
+                payload + sizeof(benzer::Label) * static_cast<Size>(count) +
+                static_cast<Size>(position % per_page) * meta.list_code_size);
+            if (!benzer::run_guarded(error, [&] { exact->add(label, vector); })) {
+                UnlockReleaseBuffer(buffer);
+                raise_guarded_error(error, "faiss index scan");
+            }
+        }
+        if ((byte & 4095) == 4095) {
+            if (BufferIsValid(buffer)) UnlockReleaseBuffer(buffer);
+            buffer = InvalidBuffer;
+            CHECK_FOR_INTERRUPTS();
+        }
+    }
+    if (BufferIsValid(buffer)) UnlockReleaseBuffer(buffer);
+    return true;
+}
+
+[[noreturn]] void raise_merged_during_search(Relation index) {
+    ereport(ERROR, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+                    errmsg("faiss index \"%s\" was merged while a search read it",
+                           RelationGetRelationName(index)),
+                    errhint("Run the query again.")));
+}
+
+}  // namespace
+
 void faiss_summarize_lists(const FaissMeta& meta, const FaissListRef* directory,
                            FaissListSummary* summary) {
     *summary = {};
@@ -332,25 +543,46 @@ int64 faiss_paged_search(Relation index, const FaissMeta& meta, FaissLoadedIndex
                          const float* query, int64 k, const benzer::SearchOptions& options,
                          const benzer::LabelFilter* filter, float* distances, benzer::Label* labels,
                          benzer::SearchStats* stats) {
-    // The search object belongs to a context of its own: an ERROR or a
-    // cancel while pages are read frees it with the query's memory.
+    benzer::Engine* engine = entry->engine;
+    int64 rows = entry->nlabels;
+    const FaissListRef* directory = entry->lists;
+    // Labels in list order, whole entries a page: pages are found without
+    // following chains, and skipped when they hold no allowed row.
+    bool ordered = meta.list_count > 0 && directory[0].first_label == 0 &&
+                   entry->list_blocks != nullptr &&
+                   entries_per_page(sizeof(benzer::Label) + meta.list_code_size) > 0;
+    // The search objects belong to a context of their own: an ERROR or a
+    // cancel while pages are read frees them with the query's memory.
     MemoryContext context = AllocSetContextCreate(CurrentMemoryContext, "benzer faiss list search",
                                                   ALLOCSET_SMALL_SIZES);
     MemoryContext old = MemoryContextSwitchTo(context);
-    auto* search = ContextOwned<benzer::PagedSearch>::create(context);
-    benzer::Engine* engine = entry->engine;
-    int64 rows = entry->nlabels;
-    guarded("faiss index scan", [&] {
-        search->object = new benzer::PagedSearch(*engine, query, k, options, filter, rows);
-    });
-    if (!faiss_search_lists(index, meta, entry->lists, search->object))
-        ereport(ERROR, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-                        errmsg("faiss index \"%s\" was merged while a search read it",
-                               RelationGetRelationName(index)),
-                        errhint("Run the query again.")));
     int64 found = 0;
-    benzer::PagedSearch* s = search->object;
-    guarded("faiss index scan", [&] { found = s->finish(distances, labels, stats); });
+    bool exact = false;
+    if (ordered && filter != nullptr)
+        guarded("faiss index scan",
+                [&] { exact = engine->prefers_exact_subset(options, *filter, rows); });
+    if (exact) {
+        // A small filter: exact distances to just its rows.
+        auto* candidates = ContextOwned<benzer::ExactCandidates>::create(context);
+        guarded("faiss index scan",
+                [&] { candidates->object = new benzer::ExactCandidates(*engine, query, k); });
+        if (!search_allowed_rows(index, meta, directory, entry->list_blocks, filter,
+                                 candidates->object))
+            raise_merged_during_search(index);
+        benzer::ExactCandidates* c = candidates->object;
+        guarded("faiss index scan", [&] { found = c->finish(distances, labels, stats); });
+    } else {
+        auto* search = ContextOwned<benzer::PagedSearch>::create(context);
+        guarded("faiss index scan", [&] {
+            search->object = new benzer::PagedSearch(*engine, query, k, options, filter, rows);
+        });
+        bool same = ordered ? search_ordered_lists(index, meta, directory, entry->list_blocks,
+                                                   filter, search->object)
+                            : search_chained_lists(index, meta, directory, search->object);
+        if (!same) raise_merged_during_search(index);
+        benzer::PagedSearch* s = search->object;
+        guarded("faiss index scan", [&] { found = s->finish(distances, labels, stats); });
+    }
     MemoryContextSwitchTo(old);
     MemoryContextDelete(context);
     return found;

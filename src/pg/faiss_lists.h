@@ -24,6 +24,12 @@ struct FaissListRef {
     BlockNumber head;  // InvalidBlockNumber: the list is empty
     uint32 pages;
     int64 rows;
+    // The list's rows carry labels first_label .. first_label + rows - 1 in
+    // list order (Engine::relabel_by_list), or first_label is -1. With
+    // ordered labels a page's labels are known without reading it.
+    int64 first_label;
+    uint32 first_page;  // the list's first page in the page table
+    uint32 unused;
 };
 
 // The start of every list page's payload.
@@ -56,11 +62,9 @@ void faiss_load_lists(Relation index, const FaissMeta& meta, benzer::Engine* she
 // then reclaimed later as orphans). Returns whether it freed them.
 bool faiss_free_lists(Relation index, const FaissMeta& meta);
 
-// Runs search to its end over the list pages of meta's generation.
-// Returns false when a page of another generation was met: a merge
-// replaced the lists (on a standby, where searches cannot hold merges off).
-bool faiss_search_lists(Relation index, const FaissMeta& meta, const FaissListRef* directory,
-                        benzer::PagedSearch* search);
+// Reads meta's page table (every list page's block, list by list;
+// palloc'd). Returns false on a race with a merge.
+bool faiss_read_list_page_table(Relation index, const FaissMeta& meta, BlockNumber** blocks);
 
 // One search of the lists of a loaded index (entry->lists set) for the k
 // nearest rows filter allows (see benzer::PagedSearch): the same settings

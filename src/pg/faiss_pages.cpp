@@ -63,8 +63,8 @@ void faiss_read_meta(Relation index, FaissMeta* meta) {
     // No chain can start at block 0, the metapage. Indexes of unlogged
     // tables reset by crash recovery before benzer 0.1.1 had a zeroed
     // attribute chain head there; read it as "no chain".
-    FaissChain* chains[] = {&meta->blob, &meta->labels, &meta->tombstones, &meta->attributes,
-                            &meta->list_directory};
+    FaissChain* chains[] = {&meta->blob,       &meta->labels,         &meta->tombstones,
+                            &meta->attributes, &meta->list_directory, &meta->list_page_table};
     for (FaissChain* chain : chains)
         if (chain->head == kFaissMetaBlock) *chain = {InvalidBlockNumber, 0, 0};
 }
@@ -164,7 +164,7 @@ static void finish_chain_page(Relation index, Buffer buffer, BlockNumber next, b
 }
 
 FaissChain faiss_write_pages(Relation index, FaissPageKind kind, uint32 generation, bool log_each,
-                             FaissPageFill fill, void* arg) {
+                             FaissPageFill fill, void* arg, BlockNumber* blocks) {
     FaissChain chain = {InvalidBlockNumber, 0, 0};
     Size capacity = faiss_chain_page_capacity();
     Buffer previous = InvalidBuffer;
@@ -179,6 +179,7 @@ FaissChain faiss_write_pages(Relation index, FaissPageKind kind, uint32 generati
         // finish_chain_page dirties and logs it.
         faiss_init_page(page, kind, generation);
         faiss_page_opaque(page)->sequence = chain.pages;
+        if (blocks != nullptr) blocks[chain.pages] = block;
         more = false;
         Size length = fill(arg, PageGetContents(page), capacity, chain.pages, &more);
         Assert(length <= capacity);
@@ -287,7 +288,8 @@ void faiss_free_chain(Relation index, const FaissChain& chain, FaissPageKind kin
 
 void faiss_reclaim_orphans(Relation index, const FaissMeta& meta) {
     uint64 live = static_cast<uint64>(meta.blob.pages) + meta.labels.pages + meta.tombstones.pages +
-                  meta.attributes.pages + meta.list_directory.pages + meta.list_pages + 1;
+                  meta.attributes.pages + meta.list_directory.pages + meta.list_page_table.pages +
+                  meta.list_pages + 1;
     BlockNumber blocks = RelationGetNumberOfBlocks(index);
     // After a merge the old generation's pages are free (in the free space
     // map) and about as many as the new one's: up to about 2 * live blocks

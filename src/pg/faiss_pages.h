@@ -52,6 +52,7 @@ enum FaissPageKind : uint16 {
     kFaissPageAttributes = 6,
     kFaissPageList = 7,
     kFaissPageListDirectory = 8,
+    kFaissPageListPageTable = 9,
 };
 
 // The special space of every page.
@@ -97,8 +98,9 @@ struct FaissMeta {
     // metapages read zeros, which faiss_read_meta maps to it): the lists
     // live in the blob with the rest of the Faiss structure.
     FaissChain list_directory;
-    uint64 list_pages;  // pages of all list chains
-    uint32 list_count;  // IVF lists (entries in the directory)
+    FaissChain list_page_table;  // BlockNumber of every list page, list by list
+    uint64 list_pages;           // pages of all list chains
+    uint32 list_count;           // IVF lists (entries in the directory)
     uint32 list_code_size;
 };
 
@@ -161,8 +163,9 @@ FaissChain faiss_write_chain(Relation index, FaissPageKind kind, uint32 generati
 // are WAL-logged as faiss_write_chain's are.
 using FaissPageFill = Size (*)(void* arg, char* contents, Size capacity, uint32 sequence,
                                bool* more);
+// blocks, when given, receives each page's block number in chain order.
 FaissChain faiss_write_pages(Relation index, FaissPageKind kind, uint32 generation, bool log_each,
-                             FaissPageFill fill, void* arg);
+                             FaissPageFill fill, void* arg, BlockNumber* blocks = nullptr);
 
 // Bytes of payload on a chain page (what its writer's fill returned).
 Size faiss_page_payload_length(Page page);

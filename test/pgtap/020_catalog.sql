@@ -113,6 +113,8 @@ INSERT INTO function_exceptions VALUES
     ('benzer_index_info(regclass)', '{s,v}', true, '{s,r}', 'reads an index'),
     -- Writes to an index.
     ('benzer_index_merge(regclass,boolean)', '{v}', true, '{u}', 'modifies an index'),
+    -- Reads an index and its table under ShareLock.
+    ('benzer_index_check(regclass)', '{v}', true, '{u}', 'locks and reads an index and its table'),
     -- Run a query given as text (SPI).
     ('benzer_kmeans(text,integer,integer,boolean,integer,integer)', '{v}', false, '{u}', 'runs a query given as text'),
     ('benzer_kmeans_centroids(text,integer,integer,boolean,integer,integer)', '{v}', false, '{u}', 'runs a query given as text'),

@@ -99,7 +99,9 @@ TEST_P(PagedSearchTest, SameAnswersAsTheEngineItself) {
                     EXPECT_EQ(l1[i], l2[i]) << "query " << q << " rank " << i << " adaptive "
                                             << adaptive << " filter " << (f != nullptr);
                     EXPECT_FLOAT_EQ(d1[i], d2[i]);
-                    if (f != nullptr) EXPECT_EQ(l2[i] % 7, 0);
+                    if (f != nullptr) {
+                        EXPECT_EQ(l2[i] % 7, 0);
+                    }
                 }
                 if (adaptive) {
                     EXPECT_EQ(s1.lists, s2.lists);
@@ -167,6 +169,71 @@ TEST(PagedSearch, ListsReloadIntoTheShell) {
     Label l[5];
     ASSERT_EQ(copy->search(data.data() + 77 * kDim, 5, SearchOptions{}, nullptr, d, l, nullptr), 5);
     EXPECT_EQ(l[0], 77);
+}
+
+TEST(PagedSearch, RelabelByListGivesEachListARangeOfLabels) {
+    std::vector<float> data = random_rows(21, kRows);
+    std::unique_ptr<Engine> engine = build(Metric::kL2, data);
+    std::vector<Label> new_label(kRows);
+    engine->relabel_by_list(new_label.data());
+    Label next = 0;
+    for (int list = 0; list < engine->nlist(); list++) {
+        const Label* ids = engine->list_labels(list);
+        for (std::int64_t i = 0; i < engine->list_size(list); i++) EXPECT_EQ(ids[i], next++);
+    }
+    EXPECT_EQ(next, kRows);
+    // Each row's vector is found under its new label.
+    std::vector<float> v(kDim);
+    for (Label old : {0, 17, 5999}) {
+        engine->exact_vector(new_label[old], v.data());
+        for (int j = 0; j < kDim; j++) EXPECT_EQ(v[j], data[old * kDim + j]);
+    }
+    float d[1];
+    Label l[1];
+    ASSERT_EQ(engine->search(data.data() + 42 * kDim, 1, SearchOptions{}, nullptr, d, l, nullptr),
+              1);
+    EXPECT_EQ(l[0], new_label[42]);
+}
+
+TEST(PagedSearch, ExactCandidatesMatchTheEnginesExactSubset) {
+    for (Metric metric : {Metric::kL2, Metric::kInnerProduct, Metric::kCosine}) {
+        std::vector<float> data = random_rows(31, kRows);
+        std::unique_ptr<Engine> engine = build(metric, data);
+        std::vector<std::uint8_t> bits(static_cast<std::size_t>((kRows + 7) / 8), 0);
+        LabelFilter filter{bits.data(), kRows, 0};
+        for (Label l = 3; l < kRows; l += 50) {
+            bits[static_cast<std::size_t>(l >> 3)] |= static_cast<std::uint8_t>(1u << (l & 7));
+            filter.allowed++;
+        }
+        SearchOptions options;
+        options.exact_filter_limit = 1000;
+        ASSERT_TRUE(engine->prefers_exact_subset(options, filter, kRows));
+        const float* query = data.data() + 9 * kDim;
+        float d1[10], d2[10];
+        Label l1[10], l2[10];
+        SearchStats stats;
+        std::int64_t n1 = engine->search(query, 10, options, &filter, d1, l1, &stats);
+        EXPECT_TRUE(stats.exact_scan);
+        benzer::ExactCandidates exact(*engine, query, 10);
+        std::vector<float> v(kDim);
+        for (Label l = 3; l < kRows; l += 50) {
+            engine->exact_vector(l, v.data());
+            exact.add(l, v.data());
+        }
+        std::int64_t n2 = exact.finish(d2, l2, nullptr);
+        ASSERT_EQ(n1, n2);
+        for (std::int64_t i = 0; i < n1; i++) {
+            EXPECT_EQ(l1[i], l2[i]);
+            EXPECT_FLOAT_EQ(d1[i], d2[i]);
+        }
+    }
+    std::vector<float> data = random_rows(33, kRows);
+    std::unique_ptr<Engine> engine = build(Metric::kL2, data);
+    std::vector<std::uint8_t> all(static_cast<std::size_t>((kRows + 7) / 8), 0xff);
+    LabelFilter everything{all.data(), kRows, kRows};
+    SearchOptions options;
+    options.exact_filter_limit = 100000;
+    EXPECT_FALSE(engine->prefers_exact_subset(options, everything, kRows));
 }
 
 TEST(PagedSearch, DamagedListsAreAnErrorNotAWrongRow) {
