@@ -255,8 +255,11 @@ class Engine {
 
     // Paged lists. An index whose lists can live outside the engine (in
     // the pages of a PostgreSQL index) and be searched with PagedSearch:
-    // IVF-Flat, without transforms or re-ranking.
+    // IVF-Flat, IVF-SQ and IVF-PQ, without transforms or re-ranking.
     bool lists_pageable() const;
+    // Whether a list entry's code is the stored vector itself (IVF-Flat):
+    // exact distances can be computed from the pages (ExactCandidates).
+    bool list_codes_are_vectors() const;
     std::size_t list_code_size() const;
     // The entries of one list: codes (list_code_size() bytes each) and
     // their labels, valid until the engine changes.

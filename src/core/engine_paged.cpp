@@ -47,10 +47,16 @@ const faiss::IndexIVF* pageable_ivf(const Engine& engine, const faiss::Index* in
 }  // namespace
 
 bool Engine::lists_pageable() const {
+    // The IVF itself at the top (no transform, no re-ranking wrapper), with
+    // a list scanner (IVF-Flat, IVF-SQ, IVF-PQ; not FastScan).
     if (refine_ || base_ != index_) return false;
-    auto* ivf = dynamic_cast<const faiss::IndexIVFFlat*>(index_);
+    auto* ivf = dynamic_cast<const faiss::IndexIVF*>(index_);
     return ivf != nullptr && benzer::can_probe(ivf) &&
            dynamic_cast<const faiss::ArrayInvertedLists*>(ivf->invlists) != nullptr;
+}
+
+bool Engine::list_codes_are_vectors() const {
+    return lists_pageable() && dynamic_cast<const faiss::IndexIVFFlat*>(index_) != nullptr;
 }
 
 std::size_t Engine::list_code_size() const { return pageable_ivf(*this, index_)->code_size; }

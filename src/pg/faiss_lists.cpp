@@ -559,8 +559,10 @@ int64 faiss_paged_search(Relation index, const FaissMeta& meta, FaissLoadedIndex
     int64 found = 0;
     bool exact = false;
     if (ordered && filter != nullptr)
-        guarded("faiss index scan",
-                [&] { exact = engine->prefers_exact_subset(options, *filter, rows); });
+        guarded("faiss index scan", [&] {
+            exact = engine->list_codes_are_vectors() &&
+                    engine->prefers_exact_subset(options, *filter, rows);
+        });
     if (exact) {
         // A small filter: exact distances to just its rows.
         auto* candidates = ContextOwned<benzer::ExactCandidates>::create(context);

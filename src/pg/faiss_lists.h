@@ -1,8 +1,9 @@
 // faiss_lists.h: IVF lists in index pages, read through shared buffers.
 //
-// An IVF-Flat index keeps its lists in pages of the index itself, one
-// chain of pages a list, and a directory (FaissListRef per list) that says
-// where each chain starts. A backend loads only the trained structure (the
+// An IVF index (IVF-Flat, IVF-SQ, IVF-PQ; no transform, no RFlat) keeps
+// its lists in pages of the index itself, one chain of pages a list, a
+// directory (FaissListRef per list) that says where each chain starts and
+// which labels it holds, and a page table of every list page's block. A backend loads only the trained structure (the
 // coarse centroids: nlist x dim floats), the directory and the label map;
 // a search reads just the pages of the lists it probes, through shared
 // buffers, so every connection shares one copy, nothing large is loaded by
@@ -11,8 +12,8 @@
 //
 // A list page holds an 8-byte header (FaissListPageHeader), then either
 // whole entries (labels first, then their codes, so the page can be
-// scanned in place) or, when one entry (label + dim floats) is larger than
-// a page, a piece of one entry: such entries start on a fresh page and
+// scanned in place) or, when one entry (label + code: dim floats for
+// IVF-Flat) is larger than a page, a piece of one entry: such entries start on a fresh page and
 // straddle as many pages as they need, so any dimension fits.
 #pragma once
 

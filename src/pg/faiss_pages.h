@@ -8,8 +8,8 @@
 //                     (core/attributes.h), when the index has any
 //   pending chain     rows inserted since the last build or merge
 //                     (TID + vector + filter values), searched exactly
-//   list directory    IVF-Flat only: where each IVF list's pages start
-//   list chains       IVF-Flat only: each list's entries (label + vector),
+//   list directory    IVF-Flat/SQ/PQ: where each IVF list's pages start
+//   list chains       IVF-Flat/SQ/PQ: each list's entries (label + code),
 //                     read by searches through shared buffers
 //                     (faiss_lists.h); the blob then holds the trained
 //                     structure with empty lists (the coarse centroids)

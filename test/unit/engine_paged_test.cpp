@@ -116,6 +116,37 @@ TEST_P(PagedSearchTest, SameAnswersAsTheEngineItself) {
 INSTANTIATE_TEST_SUITE_P(Metrics, PagedSearchTest,
                          ::testing::Values(Metric::kL2, Metric::kInnerProduct, Metric::kCosine));
 
+TEST(PagedSearch, QuantisedListsGiveTheSameAnswersToo) {
+    std::vector<float> data = random_rows(17, kRows);
+    for (const char* factory : {"IVF64,SQ8", "IVF64,PQ8np"}) {
+        std::unique_ptr<Engine> engine(Engine::create(factory, kDim, Metric::kL2));
+        engine->train(data.data(), kRows);
+        engine->add(data.data(), kRows);
+        ASSERT_TRUE(engine->lists_pageable()) << factory;
+        EXPECT_FALSE(engine->list_codes_are_vectors());
+        std::unique_ptr<Engine> shell(engine->clone_empty());
+        SearchOptions options;
+        options.adaptive = true;
+        options.min_candidates = 200;
+        options.patience = 2;
+        for (int q = 0; q < 10; q++) {
+            const float* query = data.data() + q * 97 * kDim;
+            float d1[10], d2[10];
+            Label l1[10], l2[10];
+            std::int64_t n1 = engine->search(query, 10, options, nullptr, d1, l1, nullptr);
+            std::int64_t n2 =
+                paged(*shell, *engine, query, 10, options, nullptr, 3, d2, l2, nullptr);
+            ASSERT_EQ(n1, n2) << factory;
+            for (std::int64_t i = 0; i < n1; i++) {
+                EXPECT_EQ(l1[i], l2[i]) << factory;
+                EXPECT_FLOAT_EQ(d1[i], d2[i]) << factory;
+            }
+        }
+    }
+    std::unique_ptr<Engine> refine(Engine::create("IVF64,SQ8,RFlat", kDim, Metric::kL2));
+    EXPECT_FALSE(refine->lists_pageable());
+}
+
 TEST(PagedSearch, NeverUnderFilledWhileRowsRemain) {
     std::vector<float> data = random_rows(3, kRows);
     std::unique_ptr<Engine> engine = build(Metric::kL2, data);
