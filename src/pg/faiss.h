@@ -42,6 +42,7 @@ struct FaissOptions {
     int merge_threshold;  // pending rows that make VACUUM merge (0: auto)
     int ef_construction;  // HNSW efConstruction (0: Faiss's default)
     double recall;        // recall target of the tuned settings (0: the default)
+    bool lists_in_pages;  // IVF lists in pages read through shared buffers
 };
 
 // Settings (GUCs), defined in faiss_am.cpp.

@@ -84,6 +84,10 @@ void faiss_define_settings(void) {
     add_real_reloption(faiss_relopt_kind, "recall",
                        "recall@10 the search settings are tuned for (0: 0.97)", 0, 0, 1,
                        AccessExclusiveLock);
+    add_bool_reloption(faiss_relopt_kind, "lists_in_pages",
+                       "keep IVF lists in index pages read through shared buffers (off: one "
+                       "Faiss structure that every backend loads)",
+                       true, AccessExclusiveLock);
 
     DefineCustomIntVariable("benzer.nprobe", "IVF lists searched per query (0: the index's).",
                             nullptr, &benzer_nprobe, 0, 0, 65536, PGC_USERSET, 0, nullptr, nullptr,
@@ -142,6 +146,7 @@ static bytea* faiss_options(Datum reloptions, bool validate) {
         {"merge_threshold", RELOPT_TYPE_INT, offsetof(FaissOptions, merge_threshold)},
         {"ef_construction", RELOPT_TYPE_INT, offsetof(FaissOptions, ef_construction)},
         {"recall", RELOPT_TYPE_REAL, offsetof(FaissOptions, recall)},
+        {"lists_in_pages", RELOPT_TYPE_BOOL, offsetof(FaissOptions, lists_in_pages)},
     };
     return static_cast<bytea*>(build_reloptions(reloptions, validate, faiss_relopt_kind,
                                                 sizeof(FaissOptions), table, lengthof(table)));
@@ -153,6 +158,7 @@ FaissOptions* faiss_get_options(Relation index) {
     // No WITH clause: all defaults.
     static FaissOptions defaults;
     memset(&defaults, 0, sizeof(defaults));
+    defaults.lists_in_pages = true;
     return &defaults;
 }
 

@@ -356,8 +356,9 @@ void tune_build(Relation index, benzer::Engine* engine, RowSet* rows, benzer::Me
 // labels), and permutes what is kept by label the same way: the TIDs, the
 // tombstone bitmap (if any) and the filter columns' values (into a fresh
 // store with the same kinds).
-void relabel_for_pages(benzer::Engine* engine, ItemPointerData* tids, int64 count,
-                       uint8* tombstones, AttributesHolder* attributes) {
+void relabel_for_pages(Relation index, benzer::Engine* engine, ItemPointerData* tids,
+                       int64 count, uint8* tombstones, AttributesHolder* attributes) {
+    if (!faiss_get_options(index)->lists_in_pages) return;
     bool pageable = false;
     int64 rows = 0;
     guarded("could not write faiss index", [&] {
@@ -425,7 +426,7 @@ void write_generation(Relation index, FaissMeta* meta, benzer::Engine* engine,
     uint64 blob_bytes = 0;
     char* blob = nullptr;
     bool paged = false;
-    if (engine != nullptr)
+    if (engine != nullptr && faiss_get_options(index)->lists_in_pages)
         guarded("could not write faiss index", [&] { paged = engine->lists_pageable(); });
     meta->list_directory = {InvalidBlockNumber, 0, 0};
     meta->list_pages = 0;
@@ -523,7 +524,7 @@ IndexBuildResult* faiss_build(Relation heap, Relation index, IndexInfo* info) {
     if (holder->object != nullptr) {
         add_rows(holder->object, rows.vectors, rows.count, rows.dim, 0);
         tune_build(index, holder->object, &rows, metric, state.attributes->object, &meta.tuning);
-        relabel_for_pages(holder->object, rows.tids, rows.count, nullptr, state.attributes);
+        relabel_for_pages(index, holder->object, rows.tids, rows.count, nullptr, state.attributes);
         write_generation(index, &meta, holder->object, state.attributes->object, rows.tids,
                          rows.count, nullptr, false);
     } else {
@@ -755,7 +756,7 @@ bool faiss_merge(Relation index, bool compact, bool wait) {
     if (meta.factory[0] != '\0')
         tune_engine(index, holder->object, nullptr, attributes->object, &next.tuning);
     if (holder->object != nullptr)
-        relabel_for_pages(holder->object, labels, nlabels, tombstones, attributes);
+        relabel_for_pages(index, holder->object, labels, nlabels, tombstones, attributes);
     write_generation(index, &next, holder->object, attributes->object, labels, nlabels, tombstones,
                      true);
     faiss_update_meta(index, &next);

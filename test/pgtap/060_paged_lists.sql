@@ -14,7 +14,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS benzer;
 
-SELECT plan(16);
+SELECT plan(19);
 
 SELECT setseed(0.25);
 CREATE TABLE pl (id int PRIMARY KEY, tag int, v vector(24));
@@ -80,6 +80,16 @@ SELECT is_empty($$SELECT * FROM benzer_index_check('pl_idx')$$,
                 'benzer_index_check: after the merge');
 SELECT ok(bool_and(pl_same(q, 'true')), 'after the merge: the exact top 10')
 FROM generate_series(6001, 6300, 37) q;
+
+-- lists_in_pages = off: one Faiss structure that each backend loads, with
+-- the same answers.
+CREATE INDEX pl_blob ON pl USING faiss (v, tag) WITH (factory = 'IVF32,Flat', lists_in_pages = off);
+SELECT doesnt_match((SELECT description FROM benzer_index_info('pl_blob')), 'lists in',
+                    'lists_in_pages = off keeps the lists in the Faiss blob');
+SELECT is_empty($$SELECT * FROM benzer_index_check('pl_blob')$$, 'benzer_index_check: blob lists');
+DROP INDEX pl_idx;
+SELECT ok(bool_and(pl_same(q, 'tag = 2')), 'lists_in_pages = off: the exact top 10 too')
+FROM generate_series(4, 60, 7) q;
 
 -- Other structures keep their lists in the Faiss blob; the check still
 -- compares rows.
