@@ -16,6 +16,8 @@
 #include "pg/guard.h"
 #include "pg/guarded.h"
 
+#include <cmath>
+
 extern "C" {
 #include "miscadmin.h"
 #include "storage/indexfsm.h"
@@ -349,36 +351,57 @@ bool any_allowed(const benzer::LabelFilter* filter, int64 first, int64 end) {
     return false;
 }
 
-// Reads page `page` of list ref (through the page table) and checks it is
-// the list page of meta's generation it should be, holding labels
-// [first, first + count). Returns the pinned, share-locked buffer, or
-// InvalidBuffer when the page belongs to another generation.
-Buffer read_list_page(Relation index, const FaissMeta& meta, const BlockNumber* blocks,
-                      const FaissListRef& ref, uint32 page, int64 first, int64 count) {
-    BlockNumber block = blocks[ref.first_page + page];
-    Buffer buffer = ReadBuffer(index, block);
+// Pins page `page` of list ref (through the page table), unlocked, and
+// asks the CPU for the start of its contents, so that the memory is on its
+// way while the caller scans the page before it.
+Buffer pin_list_page(Relation index, const BlockNumber* blocks, const FaissListRef& ref,
+                     uint32 page) {
+    Buffer buffer = ReadBuffer(index, blocks[ref.first_page + page]);
+    const char* contents = PageGetContents(BufferGetPage(buffer));
+    for (int line = 0; line < 4; line++) __builtin_prefetch(contents + 64 * line);
+    return buffer;
+}
+
+// Share-locks a pinned list page and checks it is the page of meta's
+// generation it should be, holding labels [first, first + count). Returns
+// false (the buffer unlocked, still pinned) when the page belongs to
+// another generation; ERRORs on a damaged page.
+bool lock_list_page(Relation index, const FaissMeta& meta, Buffer buffer, uint32 page, int64 first,
+                    int64 count) {
     LockBuffer(buffer, BUFFER_LOCK_SHARE);
     Page p = BufferGetPage(buffer);
     FaissPageOpaque* opaque = faiss_page_opaque(p);
     if (PageIsNew(p) || opaque->generation != meta.generation || opaque->kind != kFaissPageList ||
         opaque->sequence != page) {
-        UnlockReleaseBuffer(buffer);
-        return InvalidBuffer;
+        LockBuffer(buffer, BUFFER_LOCK_UNLOCK);
+        return false;
     }
     const char* contents = PageGetContents(p);
     const auto* header = reinterpret_cast<const FaissListPageHeader*>(contents);
     const auto* labels = reinterpret_cast<const benzer::Label*>(contents + kHeaderBytes);
     if (header->count != static_cast<uint64>(count) || (count > 0 && labels[0] != first) ||
         header->bytes != count * (sizeof(benzer::Label) + meta.list_code_size)) {
+        BlockNumber block = BufferGetBlockNumber(buffer);
         UnlockReleaseBuffer(buffer);
         raise_bad_page(index, block, "entries not as the directory says");
     }
-    return buffer;
+    return true;
+}
+
+// Reads page `page` of list ref: pinned and share-locked, or InvalidBuffer
+// when the page belongs to another generation.
+Buffer read_list_page(Relation index, const FaissMeta& meta, const BlockNumber* blocks,
+                      const FaissListRef& ref, uint32 page, int64 first, int64 count) {
+    Buffer buffer = pin_list_page(index, blocks, ref, page);
+    if (lock_list_page(index, meta, buffer, page, first, count)) return buffer;
+    ReleaseBuffer(buffer);
+    return InvalidBuffer;
 }
 
 // The lists the search asks for, visited through the page table, skipping
 // pages that hold no label the filter allows (labels in list order only).
-// Returns false on a page of another generation.
+// The next page to read is pinned, and its memory requested, before the
+// current one is scanned. Returns false on a page of another generation.
 bool search_ordered_lists(Relation index, const FaissMeta& meta, const FaissListRef* directory,
                           const BlockNumber* blocks, const benzer::LabelFilter* filter,
                           benzer::PagedSearch* search) {
@@ -397,19 +420,40 @@ bool search_ordered_lists(Relation index, const FaissMeta& meta, const FaissList
                             errmsg("faiss index \"%s\": IVF list %lld out of range",
                                    RelationGetRelationName(index), static_cast<long long>(list))));
         const FaissListRef& ref = directory[list];
-        for (uint32 page = 0; page < ref.pages; page++) {
+        // The next page with an allowed row, from `from` on (ref.pages: none).
+        auto next_page = [&](uint32 from) {
+            for (uint32 page = from; page < ref.pages; page++) {
+                int64 first = ref.first_label + static_cast<int64>(page) * per_page;
+                int64 count = Min(per_page, ref.rows - static_cast<int64>(page) * per_page);
+                if (any_allowed(filter, first, first + count)) return page;
+            }
+            return ref.pages;
+        };
+        uint32 page = next_page(0);
+        Buffer buffer = page < ref.pages ? pin_list_page(index, blocks, ref, page) : InvalidBuffer;
+        while (page < ref.pages) {
+            uint32 following = next_page(page + 1);
+            Buffer ahead = following < ref.pages ? pin_list_page(index, blocks, ref, following)
+                                                 : InvalidBuffer;
             int64 first = ref.first_label + static_cast<int64>(page) * per_page;
             int64 count = Min(per_page, ref.rows - static_cast<int64>(page) * per_page);
-            if (!any_allowed(filter, first, first + count)) continue;
-            Buffer buffer = read_list_page(index, meta, blocks, ref, page, first, count);
-            if (!BufferIsValid(buffer)) return false;
+            if (!lock_list_page(index, meta, buffer, page, first, count)) {
+                ReleaseBuffer(buffer);
+                if (BufferIsValid(ahead)) ReleaseBuffer(ahead);
+                return false;
+            }
             const char* payload = PageGetContents(BufferGetPage(buffer)) + kHeaderBytes;
             const auto* labels = reinterpret_cast<const benzer::Label*>(payload);
             const auto* codes = reinterpret_cast<const uint8*>(payload) +
                                 sizeof(benzer::Label) * static_cast<Size>(count);
             bool ok = benzer::run_guarded(error, [&] { search->scan(count, codes, labels); });
             UnlockReleaseBuffer(buffer);
-            if (!ok) raise_guarded_error(error, "faiss index scan");
+            if (!ok) {
+                if (BufferIsValid(ahead)) ReleaseBuffer(ahead);
+                raise_guarded_error(error, "faiss index scan");
+            }
+            page = following;
+            buffer = ahead;
         }
         CHECK_FOR_INTERRUPTS();
     }
@@ -515,6 +559,29 @@ bool search_allowed_rows(Relation index, const FaissMeta& meta, const FaissListR
     return true;
 }
 
+// Whether exact distances to a filter's rows cost less than a tuned probe,
+// counting what pages cost. Both read only pages that hold an allowed row:
+// exact reads all of them, a probe those of the lists it visits (it visits
+// about expected_compared / keep rows to compare expected_compared). A page
+// read (buffer lookup, lock, cache misses) costs about a microsecond here,
+// a distance about dim / 2000 microseconds, a page's bit test next to
+// nothing.
+bool exact_pays_in_pages(const FaissMeta& meta, const benzer::SearchOptions& options,
+                         const benzer::LabelFilter& filter, int64 rows) {
+    double per_page =
+        static_cast<double>(entries_per_page(sizeof(benzer::Label) + meta.list_code_size));
+    double keep = Max(static_cast<double>(filter.allowed) / Max(rows, static_cast<int64>(1)), 1e-9);
+    double page_has_allowed = 1.0 - pow(1.0 - Min(keep, 1.0), per_page);
+    double distance = meta.dimensions / 2000.0;
+    double exact = static_cast<double>(meta.list_pages) * page_has_allowed +
+                   static_cast<double>(filter.allowed) * distance;
+    double visited_pages =
+        Min(options.expected_compared / keep, static_cast<double>(rows)) / per_page;
+    double probe = visited_pages * page_has_allowed + options.expected_compared * distance +
+                   visited_pages * 0.01;
+    return exact <= probe;
+}
+
 [[noreturn]] void raise_merged_during_search(Relation index) {
     ereport(ERROR, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
                     errmsg("faiss index \"%s\" was merged while a search read it",
@@ -558,11 +625,14 @@ int64 faiss_paged_search(Relation index, const FaissMeta& meta, FaissLoadedIndex
     MemoryContext old = MemoryContextSwitchTo(context);
     int64 found = 0;
     bool exact = false;
-    if (ordered && filter != nullptr)
+    if (ordered && filter != nullptr) {
         guarded("faiss index scan", [&] {
             exact = engine->list_codes_are_vectors() &&
                     engine->prefers_exact_subset(options, *filter, rows);
         });
+        if (exact && options.expected_compared > 0.0)
+            exact = exact_pays_in_pages(meta, options, *filter, rows);
+    }
     if (exact) {
         // A small filter: exact distances to just its rows.
         auto* candidates = ContextOwned<benzer::ExactCandidates>::create(context);
