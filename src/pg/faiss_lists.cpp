@@ -351,6 +351,22 @@ bool any_allowed(const benzer::LabelFilter* filter, int64 first, int64 end) {
     return false;
 }
 
+// The next list the search wants read, or -1 when it is done.
+benzer::Label next_list_to_read(Relation index, const FaissMeta& meta,
+                                benzer::PagedSearch* search) {
+    benzer::Label list = -1;
+    benzer::GuardedError error;
+    if (!benzer::run_guarded(error, [&] { list = search->next_list(); })) {
+        CHECK_FOR_INTERRUPTS();
+        raise_guarded_error(error, "faiss index scan");
+    }
+    if (list >= static_cast<benzer::Label>(meta.list_count))
+        ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
+                        errmsg("faiss index \"%s\": IVF list %lld out of range",
+                               RelationGetRelationName(index), static_cast<long long>(list))));
+    return list;
+}
+
 // Pins page `page` of list ref (through the page table), unlocked, and
 // asks the CPU for the start of its contents, so that the memory is on its
 // way while the caller scans the page before it.
@@ -409,16 +425,8 @@ bool search_ordered_lists(Relation index, const FaissMeta& meta, const FaissList
     int64 per_page = static_cast<int64>(entries_per_page(entry_bytes));
     benzer::GuardedError error;
     for (;;) {
-        benzer::Label list = -1;
-        if (!benzer::run_guarded(error, [&] { list = search->next_list(); })) {
-            CHECK_FOR_INTERRUPTS();
-            raise_guarded_error(error, "faiss index scan");
-        }
+        benzer::Label list = next_list_to_read(index, meta, search);
         if (list < 0) return true;
-        if (list >= static_cast<benzer::Label>(meta.list_count))
-            ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
-                            errmsg("faiss index \"%s\": IVF list %lld out of range",
-                                   RelationGetRelationName(index), static_cast<long long>(list))));
         const FaissListRef& ref = directory[list];
         // The next page with an allowed row, from `from` on (ref.pages: none).
         auto next_page = [&](uint32 from) {
@@ -465,16 +473,8 @@ bool search_chained_lists(Relation index, const FaissMeta& meta, const FaissList
     char* scratch = entry_scratch(meta);
     benzer::GuardedError error;
     for (;;) {
-        benzer::Label list = -1;
-        if (!benzer::run_guarded(error, [&] { list = search->next_list(); })) {
-            CHECK_FOR_INTERRUPTS();
-            raise_guarded_error(error, "faiss index scan");
-        }
+        benzer::Label list = next_list_to_read(index, meta, search);
         if (list < 0) break;
-        if (list >= static_cast<benzer::Label>(meta.list_count))
-            ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
-                            errmsg("faiss index \"%s\": IVF list %lld out of range",
-                                   RelationGetRelationName(index), static_cast<long long>(list))));
         bool same_generation = walk_list(
             index, meta, directory[list], scratch,
             [&](const benzer::Label* labels, const uint8* codes, int64 n) {
