@@ -60,9 +60,14 @@ CREATE INDEX ON big USING faiss (v);
 \echo :SQLSTATE
 RESET maintenance_work_mem;
 
--- Too many dimensions for a faiss index (a pending row must fit a page).
-CREATE TABLE wide (v vector(3000));
-CREATE INDEX ON wide USING faiss (v);
+-- Rows wider than a page are indexed (their vectors stored out of line).
+CREATE TABLE wide (id int, v vector(3000));
+CREATE INDEX wide_v_idx ON wide USING faiss (v);
+INSERT INTO wide SELECT i, array_fill(i::real, ARRAY[3000])::vector FROM generate_series(1, 3) i;
+SET enable_seqscan = off;
+SELECT id FROM wide ORDER BY v <-> array_fill(2.2::real, ARRAY[3000])::vector LIMIT 2;
+RESET enable_seqscan;
+INSERT INTO wide VALUES (4, array_fill(1::real, ARRAY[2999])::vector);
 \echo :SQLSTATE
 
 -- A build cancelled by statement_timeout is a cancel, not a crash.

@@ -71,8 +71,8 @@ benzer::Metric faiss_index_metric(Relation index);
 // The dimension fixed by the column's type modifier, or 0.
 int faiss_column_typmod_dim(Relation index);
 
-// Largest vector dimension a faiss index accepts: a pending row must fit on
-// one 8 kB page.
+// Largest vector dimension a faiss index accepts: the vector type's (16 000);
+// rows and list entries larger than a page straddle pages.
 int faiss_max_dimensions(void);
 
 // ERRORs (22023) unless factory is empty (automatic) or a string benzer's

@@ -7,6 +7,7 @@
 
 #include "core/factory.h"
 #include "core/faiss_kernels.h"
+#include "core/vector_text.h"
 #include "pg/faiss_cache.h"
 #include "pg/faiss_pages.h"
 #include "pg/guard.h"
@@ -186,11 +187,7 @@ int faiss_column_typmod_dim(Relation index) {
     return typmod > 0 ? typmod : 0;
 }
 
-int faiss_max_dimensions(void) {
-    Size usable = BLCKSZ - MAXALIGN(SizeOfPageHeaderData) - MAXALIGN(sizeof(FaissPageOpaque)) -
-                  sizeof(ItemIdData) - offsetof(FaissPendingTuple, vector);
-    return static_cast<int>(usable / sizeof(float)) - 2;
-}
+int faiss_max_dimensions(void) { return benzer::kMaxDimensions; }
 
 void faiss_check_norm(Relation index, const float* vector, int dim, const char* what) {
     double norm = benzer::vector_norm(vector, static_cast<size_t>(dim));

@@ -163,16 +163,17 @@ static void finish_chain_page(Relation index, Buffer buffer, BlockNumber next, b
     UnlockReleaseBuffer(buffer);
 }
 
-FaissChain faiss_write_pages(Relation index, FaissPageKind kind, uint32 generation, bool log_each,
-                             FaissPageFill fill, void* arg, BlockNumber* blocks) {
+// faiss_write_pages, for pages that must not reuse one of in_use_generation.
+static FaissChain write_pages(Relation index, FaissPageKind kind, uint32 generation,
+                              uint32 in_use_generation, bool log_each, FaissPageFill fill,
+                              void* arg, BlockNumber* blocks) {
     FaissChain chain = {InvalidBlockNumber, 0, 0};
     Size capacity = faiss_chain_page_capacity();
     Buffer previous = InvalidBuffer;
     bool more = true;
     // Even an empty stream gets one page, so every chain has a head.
     while (more) {
-        // The chain is for a new generation; the one before it is in use.
-        Buffer buffer = faiss_new_buffer(index, generation - 1);
+        Buffer buffer = faiss_new_buffer(index, in_use_generation);
         Page page = BufferGetPage(buffer);
         BlockNumber block = BufferGetBlockNumber(buffer);
         // Filled while locked and unreachable (no metapage points here yet);
@@ -195,6 +196,12 @@ FaissChain faiss_write_pages(Relation index, FaissPageKind kind, uint32 generati
     }
     finish_chain_page(index, previous, InvalidBlockNumber, log_each);
     return chain;
+}
+
+FaissChain faiss_write_pages(Relation index, FaissPageKind kind, uint32 generation, bool log_each,
+                             FaissPageFill fill, void* arg, BlockNumber* blocks) {
+    // The chain is for a new generation; the one before it is in use.
+    return write_pages(index, kind, generation, generation - 1, log_each, fill, arg, blocks);
 }
 
 namespace {
@@ -426,21 +433,76 @@ Size faiss_max_pending_tuple_size(void) {
     pg_unreachable();
 }
 
+// Writes a vector too large for a pending page as a chain of its own, of
+// the generation in use (an insert holds a lock that keeps merges away, so
+// it cannot change before the item pointing here is added). A crash before
+// the item is added leaves the pages unreferenced until the next merge,
+// which reclaims every page of an older generation.
+static FaissWideVector write_wide_vector(Relation index, const float* vector, int dim) {
+    FaissMeta meta;
+    faiss_read_meta(index, &meta);
+    StreamFill stream = {reinterpret_cast<const char*>(vector),
+                         sizeof(float) * static_cast<uint64>(dim), 0};
+    FaissChain chain = write_pages(index, kFaissPageWideRow, meta.generation, meta.generation, true,
+                                   fill_from_stream, &stream, nullptr);
+    return {chain.head, chain.pages};
+}
+
+// Reads the out-of-line vector of a pending tuple (its pending page locked)
+// into out. Returns false when a page is not the one it should be: the
+// pending page was freed by a merge and the chain's pages reused.
+static bool read_wide_vector(Relation index, const FaissPendingTuple* tuple, int dim,
+                             uint32 generation, float* out) {
+    FaissWideVector wide;
+    memcpy(&wide, tuple->vector, sizeof(wide));
+    FaissChain chain = {wide.head, wide.pages, sizeof(float) * static_cast<uint64>(dim)};
+    char* data = nullptr;
+    if (!faiss_read_chain(index, chain, kFaissPageWideRow, generation, &data)) return false;
+    memcpy(out, data, chain.bytes);
+    pfree(data);
+    return true;
+}
+
+// Frees the out-of-line vector of a pending tuple whose item is gone.
+static void free_wide_vector(Relation index, const FaissWideVector& wide, uint32 generation) {
+    FaissChain chain = {wide.head, wide.pages, 0};
+    faiss_free_chain(index, chain, kFaissPageWideRow, generation);
+}
+
 void faiss_append_pending(Relation index, ItemPointer tid, const float* vector, int dim,
                           const uint8* attributes, Size attribute_bytes) {
-    Size size = faiss_pending_tuple_size(dim, attribute_bytes);
+    bool out_of_line =
+        faiss_pending_tuple_size(dim, attribute_bytes) > faiss_max_pending_tuple_size();
+    Size size = out_of_line ? faiss_pending_out_of_line_size(attribute_bytes)
+                            : faiss_pending_tuple_size(dim, attribute_bytes);
     if (size > faiss_max_pending_tuple_size())
         ereport(ERROR,
                 (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
                  errmsg("row too large for faiss index \"%s\": %zu bytes, at most %zu",
                         RelationGetRelationName(index), size, faiss_max_pending_tuple_size()),
                  errhint("Filter columns hold too much data (long texts or arrays).")));
+    if (out_of_line) {
+        // Check the dimension before writing pages for it.
+        FaissMeta meta;
+        faiss_read_meta(index, &meta);
+        if (meta.dimensions != 0 && meta.dimensions != dim)
+            wrong_dimensions(index, meta.dimensions, dim,
+                             meta.main_rows == 0 && meta.factory[0] == '\0');
+    }
     FaissPendingTuple* tuple = static_cast<FaissPendingTuple*>(palloc0(size));
     tuple->tid = *tid;
     tuple->attribute_bytes = static_cast<uint16>(attribute_bytes);
-    memcpy(tuple->vector, vector, sizeof(float) * static_cast<Size>(dim));
-    if (attribute_bytes > 0)
-        memcpy(reinterpret_cast<char*>(tuple->vector + dim), attributes, attribute_bytes);
+    char* after_vector;
+    if (out_of_line) {
+        FaissWideVector wide = write_wide_vector(index, vector, dim);
+        memcpy(tuple->vector, &wide, sizeof(wide));
+        tuple->attribute_bytes |= kFaissPendingOutOfLine;
+        after_vector = reinterpret_cast<char*>(tuple->vector) + sizeof(wide);
+    } else {
+        memcpy(tuple->vector, vector, sizeof(float) * static_cast<Size>(dim));
+        after_vector = reinterpret_cast<char*>(tuple->vector + dim);
+    }
+    if (attribute_bytes > 0) memcpy(after_vector, attributes, attribute_bytes);
 
     // The metapage stays locked (share on the fast path, exclusive on the
     // slow one) until the row is on its page, so the dimension checked here
@@ -534,7 +596,8 @@ static FaissPendingTuple* pending_tuple(Page page, OffsetNumber off, int dim) {
     ItemId item = PageGetItemId(page, off);
     if (!ItemIdIsUsed(item)) return nullptr;
     auto* tuple = reinterpret_cast<FaissPendingTuple*>(PageGetItem(page, item));
-    if (ItemIdGetLength(item) < faiss_pending_tuple_size(dim, tuple->attribute_bytes))
+    if (ItemIdGetLength(item) < offsetof(FaissPendingTuple, vector) ||
+        ItemIdGetLength(item) < faiss_pending_item_size(tuple, dim))
         return nullptr;
     return tuple;
 }
@@ -568,17 +631,24 @@ bool faiss_read_pending(Relation index, const FaissMeta& meta, FaissPendingRows*
                 rows->attribute_offsets = static_cast<uint64*>(
                     repalloc_huge(rows->attribute_offsets, sizeof(uint64) * (capacity + 1)));
             }
-            if (attribute_used + tuple->attribute_bytes > static_cast<uint64>(attribute_capacity)) {
-                attribute_capacity =
-                    Max(attribute_capacity * 2,
-                        static_cast<int64>(attribute_used + tuple->attribute_bytes));
+            Size attribute_bytes = faiss_pending_attribute_bytes(tuple);
+            if (attribute_used + attribute_bytes > static_cast<uint64>(attribute_capacity)) {
+                attribute_capacity = Max(attribute_capacity * 2,
+                                         static_cast<int64>(attribute_used + attribute_bytes));
                 rows->attributes =
                     static_cast<uint8*>(repalloc_huge(rows->attributes, attribute_capacity));
             }
             rows->tids[rows->count] = tuple->tid;
-            memcpy(rows->vectors + rows->count * dim, tuple->vector, sizeof(float) * dim);
-            memcpy(rows->attributes + attribute_used, tuple->vector + dim, tuple->attribute_bytes);
-            attribute_used += tuple->attribute_bytes;
+            float* vector = rows->vectors + rows->count * dim;
+            if (!faiss_pending_out_of_line(tuple)) {
+                memcpy(vector, tuple->vector, sizeof(float) * dim);
+            } else if (!read_wide_vector(index, tuple, dim, meta.generation, vector)) {
+                UnlockReleaseBuffer(buffer);
+                return false;
+            }
+            memcpy(rows->attributes + attribute_used, faiss_pending_attributes(tuple, dim),
+                   attribute_bytes);
+            attribute_used += attribute_bytes;
             rows->count++;
             rows->attribute_offsets[rows->count] = attribute_used;
         }
@@ -598,15 +668,19 @@ int64 faiss_vacuum_pending(Relation index, const FaissMeta& meta, IndexBulkDelet
            InvalidBuffer) {
         Page page = BufferGetPage(buffer);
         OffsetNumber dead[MaxOffsetNumber];
-        int ndead = 0;
+        FaissWideVector wide[MaxOffsetNumber];
+        int ndead = 0, nwide = 0;
         OffsetNumber max = PageGetMaxOffsetNumber(page);
         for (OffsetNumber off = FirstOffsetNumber; off <= max; off = OffsetNumberNext(off)) {
             if (!ItemIdIsUsed(PageGetItemId(page, off))) continue;
             FaissPendingTuple* tuple = pending_tuple(page, off, meta.dimensions);
-            if (tuple == nullptr || callback(&tuple->tid, state))
+            if (tuple == nullptr || callback(&tuple->tid, state)) {
                 dead[ndead++] = off;
-            else
+                if (tuple != nullptr && faiss_pending_out_of_line(tuple))
+                    memcpy(&wide[nwide++], tuple->vector, sizeof(FaissWideVector));
+            } else {
                 (*remaining)++;
+            }
         }
         if (ndead > 0) {
             GenericXLogState* xlog = GenericXLogStart(index);
@@ -616,6 +690,8 @@ int64 faiss_vacuum_pending(Relation index, const FaissMeta& meta, IndexBulkDelet
             deleted += ndead;
         }
         UnlockReleaseBuffer(buffer);
+        // Nothing points to these pages any more (see FaissPendingTuple).
+        for (int i = 0; i < nwide; i++) free_wide_vector(index, wide[i], meta.generation);
         vacuum_delay_point();
     }
     return deleted;
@@ -625,6 +701,15 @@ void faiss_free_pending(Relation index, const FaissMeta& meta) {
     FaissPendingWalk walk(meta);
     Buffer buffer;
     while ((buffer = faiss_pending_walk_next(index, &walk, BUFFER_LOCK_SHARE)) != InvalidBuffer) {
+        Page page = BufferGetPage(buffer);
+        OffsetNumber max = PageGetMaxOffsetNumber(page);
+        for (OffsetNumber off = FirstOffsetNumber; off <= max; off = OffsetNumberNext(off)) {
+            FaissPendingTuple* tuple = pending_tuple(page, off, meta.dimensions);
+            if (tuple == nullptr || !faiss_pending_out_of_line(tuple)) continue;
+            FaissWideVector wide;
+            memcpy(&wide, tuple->vector, sizeof(wide));
+            free_wide_vector(index, wide, meta.generation);
+        }
         BlockNumber block = BufferGetBlockNumber(buffer);
         UnlockReleaseBuffer(buffer);
         RecordFreeIndexPage(index, block);

@@ -8,6 +8,9 @@
 //                     (core/attributes.h), when the index has any
 //   pending chain     rows inserted since the last build or merge
 //                     (TID + vector + filter values), searched exactly
+//   wide rows         the vector of a pending row too large for one page
+//                     (more than about 2 000 dimensions), cut across a
+//                     chain of its own that the pending item points to
 //   list directory    IVF-Flat/SQ/PQ: where each IVF list's pages start
 //   list chains       IVF-Flat/SQ/PQ: each list's entries (label + code),
 //                     read by searches through shared buffers
@@ -53,6 +56,7 @@ enum FaissPageKind : uint16 {
     kFaissPageList = 7,
     kFaissPageListDirectory = 8,
     kFaissPageListPageTable = 9,
+    kFaissPageWideRow = 10,
 };
 
 // The special space of every page.
@@ -106,15 +110,57 @@ struct FaissMeta {
 
 // A pending row, stored as one item on a pending page: the vector, then
 // attribute_bytes of encoded filter values (AttributeStore::encode_row).
+// A vector too large for a page (faiss_pending_fits) lives out of line, in
+// a chain of kFaissPageWideRow pages of the same generation: the item then
+// holds a FaissWideVector where the vector would be, and attribute_bytes
+// carries kFaissPendingOutOfLine. Such pages are read only while the
+// pending page that points to them is locked, so VACUUM, which deletes the
+// item under an exclusive lock before it frees them, never frees pages a
+// reader is about to read.
 struct FaissPendingTuple {
     ItemPointerData tid;
     uint16 attribute_bytes;
     float vector[FLEXIBLE_ARRAY_MEMBER];
 };
 
+constexpr uint16 kFaissPendingOutOfLine = 0x8000;
+
+struct FaissWideVector {
+    BlockNumber head;
+    uint32 pages;
+};
+
+inline bool faiss_pending_out_of_line(const FaissPendingTuple* tuple) {
+    return (tuple->attribute_bytes & kFaissPendingOutOfLine) != 0;
+}
+
+inline Size faiss_pending_attribute_bytes(const FaissPendingTuple* tuple) {
+    return tuple->attribute_bytes & ~kFaissPendingOutOfLine;
+}
+
+// The encoded filter values of a pending tuple of dim dimensions.
+inline const uint8* faiss_pending_attributes(const FaissPendingTuple* tuple, int dim) {
+    const char* start = reinterpret_cast<const char*>(tuple->vector);
+    return reinterpret_cast<const uint8*>(start + (faiss_pending_out_of_line(tuple)
+                                                       ? sizeof(FaissWideVector)
+                                                       : sizeof(float) * static_cast<Size>(dim)));
+}
+
 inline Size faiss_pending_tuple_size(int dim, Size attribute_bytes) {
     return MAXALIGN(offsetof(FaissPendingTuple, vector) + sizeof(float) * static_cast<Size>(dim) +
                     attribute_bytes);
+}
+
+inline Size faiss_pending_out_of_line_size(Size attribute_bytes) {
+    return MAXALIGN(offsetof(FaissPendingTuple, vector) + sizeof(FaissWideVector) +
+                    attribute_bytes);
+}
+
+// The size of the item a pending tuple occupies.
+inline Size faiss_pending_item_size(const FaissPendingTuple* tuple, int dim) {
+    Size attribute_bytes = faiss_pending_attribute_bytes(tuple);
+    return faiss_pending_out_of_line(tuple) ? faiss_pending_out_of_line_size(attribute_bytes)
+                                            : faiss_pending_tuple_size(dim, attribute_bytes);
 }
 
 // The largest pending tuple a page holds.
