@@ -48,6 +48,10 @@ using Label = std::int64_t;
 
 // Allowed labels: bit (label % 8) of bits[label / 8]. Labels at or beyond
 // count are not allowed.
+// Labels from here on name entries a caller adds to a paged search on
+// its own terms (PagedSearch's extra_rows): no filter judges them.
+constexpr Label kExternalLabelBase = Label(1) << 62;
+
 struct LabelFilter {
     const std::uint8_t* bits = nullptr;
     std::int64_t count = 0;
@@ -134,8 +138,13 @@ class ExactCandidates {
 class PagedSearch {
   public:
     // rows: the labels the index holds (0..rows-1). filter may be null.
+    // extra_rows: entries the caller may add to lists besides them, with
+    // labels from kExternalLabelBase on, which the filter does not judge
+    // (the caller applies its own conditions to them): rows inserted into
+    // a paged list since it was written.
     PagedSearch(const Engine& engine, const float* query, std::int64_t k,
-                const SearchOptions& options, const LabelFilter* filter, std::int64_t rows);
+                const SearchOptions& options, const LabelFilter* filter, std::int64_t rows,
+                std::int64_t extra_rows = 0);
     ~PagedSearch();
     PagedSearch(const PagedSearch&) = delete;
     PagedSearch& operator=(const PagedSearch&) = delete;
@@ -273,6 +282,11 @@ class Engine {
     void append_list(std::int64_t list, std::int64_t n, const std::uint8_t* codes,
                      const Label* labels);
     void finish_lists();
+    // The list a new row belongs to, and its code there (list_code_size()
+    // bytes into code): what add() would store, for a row that goes
+    // straight into a paged list instead (cosine rows are normalised, as
+    // add() does). Throws kInternal unless lists_pageable().
+    std::int64_t encode_for_list(const float* vector, std::uint8_t* code) const;
     // Gives the rows new labels in list order (list 0's rows first, in
     // their order in the list), so that each list, and each page of it,
     // holds a contiguous range of labels: a filtered search can then skip

@@ -190,19 +190,38 @@ std::int64_t ExactCandidates::finish(float* distances, Label* labels, SearchStat
     return found;
 }
 
+// The filter judges the index's own labels; external ones were judged by
+// the caller.
 struct PagedSearch::Selector : internal::FilterSelector {
     using FilterSelector::FilterSelector;
+    bool is_member(faiss::IDSelector::idx_t id) const override {
+        return id >= kExternalLabelBase || filter->contains(id);
+    }
 };
 
+std::int64_t Engine::encode_for_list(const float* vector, std::uint8_t* code) const {
+    const faiss::IndexIVF* ivf = pageable_ivf(*this, index_);
+    std::vector<float> copy(vector, vector + dim_);
+    if (metric_ == Metric::kCosine) normalize_vectors(copy.data(), 1, dim_);
+    faiss::Index::idx_t list = -1;
+    ivf->quantizer->assign(1, copy.data(), &list);
+    check_list(ivf, list);
+    ivf->encode_vectors(1, copy.data(), &list, code, false);
+    return static_cast<std::int64_t>(list);
+}
+
 PagedSearch::PagedSearch(const Engine& engine, const float* query, std::int64_t k,
-                         const SearchOptions& options, const LabelFilter* filter, std::int64_t rows)
+                         const SearchOptions& options, const LabelFilter* filter, std::int64_t rows,
+                         std::int64_t extra_rows)
     : engine_(engine),
       k_(std::max<std::int64_t>(k, 0)),
       rows_(rows),
       filter_(filter),
       query_(query, query + engine.dim()) {
     const faiss::IndexIVF* ivf = pageable_ivf(engine, engine.index_);
-    if (k_ == 0 || rows_ <= 0 || (filter != nullptr && filter->allowed == 0)) {
+    extra_rows = std::max<std::int64_t>(extra_rows, 0);
+    if (k_ == 0 || rows_ + extra_rows <= 0 ||
+        (extra_rows == 0 && filter != nullptr && filter->allowed == 0)) {
         trivial_ = true;
         k_ = 0;
         return;
@@ -227,12 +246,14 @@ PagedSearch::PagedSearch(const Engine& engine, const float* query, std::int64_t 
         double nprobe = options.nprobe > 0 ? options.nprobe : static_cast<double>(ivf->nprobe);
         double keep = 1.0;
         if (filter != nullptr && filter->allowed < rows_)
-            keep =
-                std::max(static_cast<double>(filter->allowed) / static_cast<double>(rows_), 1e-6);
+            keep = std::max(static_cast<double>(filter->allowed + extra_rows) /
+                                static_cast<double>(rows_ + extra_rows),
+                            1e-6);
         policy.min_lists = static_cast<std::int64_t>(
             std::min(std::ceil(nprobe / keep), static_cast<double>(ivf->nlist)));
     }
     if (filter != nullptr) selector_.reset(new Selector(filter));
+    rows_ += extra_rows;
     probe_.reset(new ListProbe(ivf, query_.data(), std::min(k_, rows_), policy, selector_.get()));
 }
 

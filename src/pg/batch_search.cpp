@@ -40,6 +40,7 @@
 #include "pg/faiss_cache.h"
 #include "pg/faiss_lists.h"
 #include "pg/faiss_pages.h"
+#include "pg/faiss_tails.h"
 #include "pg/faiss_view.h"
 #include "pg/guard.h"
 #include "pg/guarded.h"
@@ -98,6 +99,12 @@ struct BatchState {
     uint8* allowed;  // live labels that match the filter
     int64 nlabels;
     int64 allowed_count;
+
+    // Rows inserted into list tails (faiss_tails.h), searched with their
+    // lists; tails.kinds / conditions judge them.
+    bool have_tails;
+    FaissTailSearch tails;
+    benzer::AttributeKind kinds[kFaissMaxFilterColumns];
 
     // Pending rows that match the filter.
     FaissPendingRows pending;
@@ -327,6 +334,15 @@ void load_index(BatchState* state, MemoryContext context, Jsonb* filter) {
         state->allowed = view.allowed;
         state->nlabels = view.nlabels;
         state->allowed_count = view.allowed_count;
+        state->have_tails = state->entry != nullptr && state->entry->tail_blocks != nullptr &&
+                            faiss_has_tails(meta) && meta.tail_rows > 0;
+        memcpy(state->kinds, columns.kinds, sizeof(columns.kinds));
+        state->tails.rows = state->have_tails ? meta.tail_rows : 0;
+        state->tails.kinds = state->kinds;
+        state->tails.nkinds = columns.count;
+        state->tails.conditions = conditions;
+        state->tails.nconditions = nconditions;
+        state->tails.returned = nullptr;  // the caller's seen table skips rows returned
         FaissPendingRows& pending = view.pending;
         int dim = meta.dimensions;
         state->pending = pending;
@@ -410,7 +426,7 @@ void search_batch(BatchState* state, const float* vectors, const int32* position
                   int32 k, HTAB* seen, OutputRow** out, int64* out_count, int64* out_capacity) {
     int dim = state->dim;
     benzer::Engine* engine = state->entry != nullptr ? state->entry->engine : nullptr;
-    int64 main_total = engine != nullptr ? state->allowed_count : 0;
+    int64 main_total = engine != nullptr ? state->allowed_count + state->tails.rows : 0;
     int64 pending_total = state->pending.count;
     // Deeper rounds (invisible rows) stop at benzer.max_scan_tuples, and
     // at what work_mem holds.
@@ -479,9 +495,10 @@ void search_batch(BatchState* state, const float* vectors, const int32* position
                     for (int64 i = 0; i < ns; i++) {
                         float* d = main_d + i * want_main;
                         benzer::Label* l = main_l + i * want_main;
-                        main_n[i] =
-                            faiss_paged_search(state->index, state->meta, state->entry, x + i * dim,
-                                               want_main, options, &filter, d, l, &stats);
+                        main_n[i] = faiss_paged_search(state->index, state->meta, state->entry,
+                                                       x + i * dim, want_main, options, &filter,
+                                                       state->have_tails ? &state->tails : nullptr,
+                                                       d, l, &stats);
                         for (int64 j = main_n[i]; j < want_main; j++) l[j] = -1;
                         CHECK_FOR_INTERRUPTS();
                     }
@@ -572,7 +589,9 @@ void search_batch(BatchState* state, const float* vectors, const int32* position
                         distance = main_d[i * want_main + mi];
                         mi++;
                         key.key = label;
-                        tid = state->entry->labels[label];
+                        // Rows of list tails carry their TID in the label.
+                        tid = faiss_is_tail_label(label) ? faiss_tail_label_tid(label)
+                                                         : state->entry->labels[label];
                     } else {
                         const PendingCandidate& c = pending_c[i * want_pending + pi];
                         distance = c.distance;

@@ -25,6 +25,7 @@
 #include "pg/faiss_lists.h"
 #include "pg/faiss_pages.h"
 #include "pg/faiss_search.h"
+#include "pg/faiss_tails.h"
 #include "pg/guard.h"
 #include "pg/guarded.h"
 #include "pg/vector.h"
@@ -356,8 +357,8 @@ void tune_build(Relation index, benzer::Engine* engine, RowSet* rows, benzer::Me
 // labels), and permutes what is kept by label the same way: the TIDs, the
 // tombstone bitmap (if any) and the filter columns' values (into a fresh
 // store with the same kinds).
-void relabel_for_pages(Relation index, benzer::Engine* engine, ItemPointerData* tids,
-                       int64 count, uint8* tombstones, AttributesHolder* attributes) {
+void relabel_for_pages(Relation index, benzer::Engine* engine, ItemPointerData* tids, int64 count,
+                       uint8* tombstones, AttributesHolder* attributes) {
     if (!faiss_get_options(index)->lists_in_pages) return;
     bool pageable = false;
     int64 rows = 0;
@@ -429,6 +430,8 @@ void write_generation(Relation index, FaissMeta* meta, benzer::Engine* engine,
     if (engine != nullptr && faiss_get_options(index)->lists_in_pages)
         guarded("could not write faiss index", [&] { paged = engine->lists_pageable(); });
     meta->list_directory = {InvalidBlockNumber, 0, 0};
+    meta->list_tails = {InvalidBlockNumber, 0, 0};
+    meta->tail_rows = 0;
     meta->list_pages = 0;
     meta->list_count = 0;
     meta->list_code_size = 0;
@@ -436,6 +439,7 @@ void write_generation(Relation index, FaissMeta* meta, benzer::Engine* engine,
         // IVF lists go to their own pages (faiss_lists.h); the blob keeps
         // the trained structure without rows.
         faiss_write_lists(index, meta, engine, log_each);
+        faiss_write_tail_directory(index, meta, log_each);
         meta->version = kFaissFormatVersionPagedLists;
         EngineHolder* shell = EngineHolder::create(CurrentMemoryContext);
         guarded("could not write faiss index", [&] { shell->object = engine->clone_empty(); });
@@ -571,6 +575,53 @@ static char* read_chain_or_error(Relation index, const FaissMeta& meta, const Fa
     return data;
 }
 
+// Appends the rows of meta's list tails to engine's lists (loaded from the
+// pages), with labels *nold on, and their TIDs, live tombstone bits and
+// filter values to the old generation's arrays, which grow; *nold grows.
+static void fold_tails_in(Relation index, const FaissMeta& meta, benzer::Engine* engine,
+                          ItemPointerData** labels, uint8** tombstones,
+                          benzer::AttributeStore* attributes, int64* nold) {
+    FaissTailRows tails;
+    faiss_tail_rows_init(&tails, meta.list_code_size);
+    if (!faiss_read_tails(index, meta, &tails))
+        ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
+                        errmsg("faiss index \"%s\" changed during a merge",
+                               RelationGetRelationName(index))));
+    if (tails.count == 0) return;
+    int64 first = *nold, total = first + tails.count;
+    auto* grown_labels = static_cast<ItemPointerData*>(
+        MemoryContextAllocHuge(CurrentMemoryContext, sizeof(ItemPointerData) * total));
+    if (first > 0) memcpy(grown_labels, *labels, sizeof(ItemPointerData) * first);
+    memcpy(grown_labels + first, tails.tids, sizeof(ItemPointerData) * tails.count);
+    auto* grown_tombstones = static_cast<uint8*>(alloc_huge_zero((total + 7) / 8 + 1));
+    if (first > 0 && *tombstones != nullptr) memcpy(grown_tombstones, *tombstones, (first + 7) / 8);
+    // Bits past the old rows may be set as padding: clear the tails' bits.
+    for (int64 label = first; label < total; label++)
+        grown_tombstones[label >> 3] &= static_cast<uint8>(~(1u << (label & 7)));
+    guarded("could not merge faiss list tails", [&] {
+        // Rows come list by list: one call a run of the same list.
+        int64 i = 0;
+        while (i < tails.count) {
+            int64 end = i + 1;
+            while (end < tails.count && tails.lists[end] == tails.lists[i]) end++;
+            std::vector<benzer::Label> run(static_cast<size_t>(end - i));
+            for (int64 j = i; j < end; j++) run[static_cast<size_t>(j - i)] = first + j;
+            engine->append_list(tails.lists[i], end - i, tails.codes + i * tails.code_size,
+                                run.data());
+            i = end;
+        }
+        engine->finish_lists();
+        if (attributes != nullptr)
+            for (int64 j = 0; j < tails.count; j++)
+                attributes->append_encoded(
+                    tails.attributes + tails.attribute_offsets[j],
+                    tails.attribute_offsets[j + 1] - tails.attribute_offsets[j]);
+    });
+    *labels = grown_labels;
+    *tombstones = grown_tombstones;
+    *nold = total;
+}
+
 bool faiss_merge(Relation index, bool compact, bool wait) {
     if (wait)
         LockRelation(index, ExclusiveLock);
@@ -597,7 +648,11 @@ bool faiss_merge(Relation index, bool compact, bool wait) {
                         errmsg("faiss index \"%s\": pending rows changed during a merge",
                                RelationGetRelationName(index))));
     bool drop_dead = meta.dead_rows > 0 && (compact || meta.dead_rows * 5 > meta.main_rows);
-    if (pending.count == 0 && !drop_dead) {
+    // An explicit merge (benzer_index_merge waits) also folds the rows
+    // inserted into list tails back into the lists; VACUUM's merges do so
+    // only when they run for other reasons.
+    bool fold_tails = wait && faiss_has_tails(meta) && meta.tail_rows > 0;
+    if (pending.count == 0 && !drop_dead && !fold_tails) {
         MemoryContextSwitchTo(old);
         MemoryContextDelete(merge_context);
         UnlockRelation(index, ExclusiveLock);
@@ -701,6 +756,11 @@ bool faiss_merge(Relation index, bool compact, bool wait) {
         pfree(blob);
         // Lists in pages: read them back into the structure.
         if (faiss_lists_paged(meta)) faiss_load_lists(index, meta, holder->object);
+        // Rows inserted into list tails join their lists as old rows with
+        // the next labels (the new generation starts with empty tails).
+        if (faiss_has_tails(meta))
+            fold_tails_in(index, meta, holder->object, &old_labels, &old_tombstones,
+                          old_attributes->object, &nold);
         bool exact = false;
         guarded("could not merge faiss index",
                 [&] { exact = holder->object->has_exact_vectors(); });

@@ -10,6 +10,7 @@
 #include "pg/faiss_cache.h"
 
 #include "pg/faiss_lists.h"
+#include "pg/faiss_tails.h"
 #include "pg/guard.h"
 
 extern "C" {
@@ -240,8 +241,10 @@ FaissLoadedIndex* faiss_cache_acquire(Relation index, const FaissMeta& meta) {
         FaissListRef* directory = nullptr;
         BlockNumber* blocks = nullptr;
         MemoryContext old = MemoryContextSwitchTo(context);
+        BlockNumber* tails = nullptr;
         bool ok = faiss_read_list_directory(index, meta, &directory) &&
-                  faiss_read_list_page_table(index, meta, &blocks);
+                  faiss_read_list_page_table(index, meta, &blocks) &&
+                  (!faiss_has_tails(meta) || faiss_read_tail_directory_blocks(index, meta, &tails));
         MemoryContextSwitchTo(old);
         if (!ok) {
             MemoryContextDelete(context);
@@ -249,6 +252,7 @@ FaissLoadedIndex* faiss_cache_acquire(Relation index, const FaissMeta& meta) {
         }
         entry->lists = directory;
         entry->list_blocks = blocks;
+        entry->tail_blocks = tails;
         entry->bytes += meta.list_directory.bytes + meta.list_page_table.bytes;
     }
     publish(index, entry, engine, attributes);

@@ -32,6 +32,7 @@ struct FaissLoadedIndex {
     // are inside the engine.
     FaissListRef* lists;
     BlockNumber* list_blocks;  // every list page's block, list by list
+    BlockNumber* tail_blocks;  // the list tail directory's pages (faiss_tails.h), or null
     Size bytes;                // memory held (approximate)
     int pins;
     int option_nprobe;  // index options applied to engine

@@ -11,7 +11,7 @@
 //     generation and sequence, and each list's row count against its
 //     directory entry), and that every label appears in exactly one list
 //     exactly once;
-//   - the pending rows;
+//   - the rows inserted into list tails, and the pending rows;
 //   - the table, through the same scan CREATE INDEX uses (so partial-index
 //     predicates, expressions and HOT chains count exactly as a build would
 //     count them). An entry whose row is gone is a problem only if the
@@ -26,6 +26,7 @@
 
 #include "pg/faiss_lists.h"
 #include "pg/faiss_pages.h"
+#include "pg/faiss_tails.h"
 #include "pg/postgres_headers.h"
 
 extern "C" {
@@ -265,7 +266,18 @@ BENZER_FUNCTION(benzer_index_check) {
                         errmsg("faiss index \"%s\": the pending rows are not of generation %u",
                                RelationGetRelationName(index), meta.generation)));
 
-    int64 nindexed = nlabels - dead + pending.count;
+    // Rows inserted into list tails.
+    FaissTailRows tails;
+    faiss_tail_rows_init(&tails, meta.list_code_size);
+    if (faiss_has_tails(meta) && !faiss_read_tails(index, meta, &tails))
+        ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
+                        errmsg("faiss index \"%s\": the list tails are not of generation %u",
+                               RelationGetRelationName(index), meta.generation)));
+    if (tails.count > meta.tail_rows)
+        report(&out, psprintf("the list tails hold %lld rows, the metapage counts %lld",
+                              (long long)tails.count, (long long)meta.tail_rows));
+
+    int64 nindexed = nlabels - dead + pending.count + tails.count;
     auto* indexed = static_cast<ItemPointerData*>(MemoryContextAllocHuge(
         CurrentMemoryContext, sizeof(ItemPointerData) * static_cast<Size>(Max(nindexed, 1))));
     int64 n = 0;
@@ -273,6 +285,7 @@ BENZER_FUNCTION(benzer_index_check) {
         if (tombstones == nullptr || !(tombstones[label >> 3] & (1 << (label & 7))))
             indexed[n++] = labels[label];
     for (int64 i = 0; i < pending.count; i++) indexed[n++] = pending.tids[i];
+    for (int64 i = 0; i < tails.count; i++) indexed[n++] = tails.tids[i];
     qsort(indexed, static_cast<size_t>(n), sizeof(ItemPointerData), compare_tids);
 
     // The table's rows, as a build would see them.

@@ -15,6 +15,7 @@
 #include "pg/faiss_pages.h"
 #include "pg/faiss_scan.h"
 #include "pg/faiss_search.h"
+#include "pg/faiss_tails.h"
 #include "pg/guard.h"
 
 extern "C" {
@@ -158,7 +159,7 @@ BENZER_FUNCTION(benzer_index_info) {
     Relation index = open_checked_index(relid, false, AccessShareLock, &table);
     FaissMeta meta;
     faiss_read_meta(index, &meta);
-    int64 pending = faiss_count_pending(index, meta);
+    int64 pending = faiss_count_inserted(index, meta);
     FaissOptions* options = faiss_get_options(index);
 
     // Loading the index (if this backend has not yet) gives the details.
@@ -173,14 +174,28 @@ BENZER_FUNCTION(benzer_index_info) {
             benzer::GuardedError error;
             benzer::Engine* engine = entry->engine;
             // Lists in pages: the engine holds none of the rows itself.
-            char paged[160] = "";
+            char paged[224] = "";
             if (entry->lists != nullptr) {
+                // Rows inserted since go to their lists' tails: count them
+                // per list, so the imbalance says how far the lists drifted.
+                int64* tail_rows = nullptr;
+                FaissTailRows tails;
+                faiss_tail_rows_init(&tails, meta.list_code_size);
+                if (faiss_has_tails(meta) && faiss_read_tails(index, meta, &tails)) {
+                    tail_rows =
+                        static_cast<int64*>(palloc0(sizeof(int64) * Max(meta.list_count, 1u)));
+                    for (int64 i = 0; i < tails.count; i++) tail_rows[tails.lists[i]]++;
+                }
                 FaissListSummary lists;
-                faiss_summarize_lists(meta, entry->lists, &lists);
+                faiss_summarize_lists(meta, entry->lists, tail_rows, &lists);
+                char inserted[64] = "";
+                if (tails.count > 0)
+                    snprintf(inserted, sizeof(inserted), ", %lld rows inserted into list tails",
+                             static_cast<long long>(tails.count));
                 snprintf(paged, sizeof(paged),
-                         ", lists in %llu pages read through shared buffers, largest list "
+                         ", lists in %llu pages read through shared buffers%s, largest list "
                          "%lld rows (%.1fx the mean), %lld empty",
-                         static_cast<unsigned long long>(meta.list_pages),
+                         static_cast<unsigned long long>(meta.list_pages), inserted,
                          static_cast<long long>(lists.largest), lists.imbalance,
                          static_cast<long long>(lists.empty_lists));
             }
@@ -295,7 +310,7 @@ static void explain_faiss(ExplainState* es, PlannedStmt* planned) {
         Relation index = relation_open(relid, AccessShareLock);
         FaissMeta meta;
         faiss_read_meta(index, &meta);
-        int64 pending = faiss_count_pending(index, meta);
+        int64 pending = faiss_count_inserted(index, meta);
         appendStringInfo(es->str, "Faiss index %s: %s, %s, %d dimensions, %lld rows",
                          RelationGetRelationName(index),
                          meta.factory[0] ? meta.factory : "untrained (exact search)",

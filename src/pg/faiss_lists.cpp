@@ -9,6 +9,7 @@
 // cancel between pages unwinds cleanly; the PagedSearch itself belongs to
 // the caller's memory context.
 #include "pg/faiss_lists.h"
+#include "pg/faiss_tails.h"
 
 #include "core/engine.h"
 #include "pg/context_owned.h"
@@ -17,6 +18,7 @@
 #include "pg/guarded.h"
 
 #include <cmath>
+#include <vector>
 
 extern "C" {
 #include "miscadmin.h"
@@ -330,6 +332,7 @@ bool faiss_free_lists(Relation index, const FaissMeta& meta) {
     faiss_free_chain(index, meta.list_directory, kFaissPageListDirectory, meta.generation);
     if (meta.list_page_table.head != InvalidBlockNumber)
         faiss_free_chain(index, meta.list_page_table, kFaissPageListPageTable, meta.generation);
+    faiss_free_tails(index, meta);
     faiss_unlock_lists_for_freeing(index);
     return true;
 }
@@ -414,12 +417,77 @@ Buffer read_list_page(Relation index, const FaissMeta& meta, const BlockNumber* 
     return InvalidBuffer;
 }
 
+// Reads list's tail (rows inserted since the lists were written) and
+// hands scan(n, codes, labels) the entries the search may return: those
+// the filter conditions accept, not returned already, labelled by TID.
+// Returns false on a page of another generation.
+template <typename Scan>
+bool scan_list_tail(Relation index, const FaissMeta& meta, const BlockNumber* tail_blocks,
+                    int64 list, const FaissTailSearch* tails, Scan scan) {
+    FaissTailRows rows;
+    faiss_tail_rows_init(&rows, meta.list_code_size);
+    if (!faiss_read_list_tail(index, meta, tail_blocks, list, &rows)) return false;
+    if (rows.count > 0) {
+        uint8* match = nullptr;
+        if (tails->nconditions > 0) {
+            Size bytes = static_cast<Size>((rows.count + 7) / 8) + 1;
+            match = static_cast<uint8*>(palloc(bytes));
+            memset(match, 0xff, bytes);
+            guarded("could not apply filter columns to inserted rows", [&] {
+                benzer::AttributeStore store(
+                    std::vector<benzer::AttributeKind>(tails->kinds, tails->kinds + tails->nkinds));
+                for (int64 i = 0; i < rows.count; i++)
+                    store.append_encoded(rows.attributes + rows.attribute_offsets[i],
+                                         rows.attribute_offsets[i + 1] - rows.attribute_offsets[i]);
+                store.filter(tails->conditions, tails->nconditions, match, rows.count);
+            });
+        }
+        auto* labels = static_cast<benzer::Label*>(palloc(sizeof(benzer::Label) * rows.count));
+        Size code_size = meta.list_code_size;
+        int64 kept = 0;
+        for (int64 i = 0; i < rows.count; i++) {
+            if (match != nullptr && !((match[i >> 3] >> (i & 7)) & 1)) continue;
+            if (tails->returned != nullptr &&
+                hash_search(tails->returned, &rows.tids[i], HASH_FIND, nullptr) != nullptr)
+                continue;
+            if (kept != i)
+                memmove(rows.codes + kept * code_size, rows.codes + i * code_size, code_size);
+            labels[kept++] = faiss_tail_label(rows.tids[i]);
+        }
+        if (kept > 0) scan(kept, rows.codes, labels);
+        pfree(labels);
+        if (match != nullptr) pfree(match);
+    }
+    pfree(rows.lists);
+    pfree(rows.tids);
+    pfree(rows.codes);
+    pfree(rows.attributes);
+    pfree(rows.attribute_offsets);
+    return true;
+}
+
+// A search's scan of one list's tail, when the index has tails.
+bool search_list_tail(Relation index, const FaissMeta& meta, const BlockNumber* tail_blocks,
+                      const FaissTailSearch* tails, benzer::Label list,
+                      benzer::PagedSearch* search) {
+    if (tails == nullptr) return true;
+    benzer::GuardedError error;
+    bool same =
+        scan_list_tail(index, meta, tail_blocks, list, tails,
+                       [&](int64 n, const uint8* codes, const benzer::Label* labels) {
+                           if (!benzer::run_guarded(error, [&] { search->scan(n, codes, labels); }))
+                               raise_guarded_error(error, "faiss index scan");
+                       });
+    return same;
+}
+
 // The lists the search asks for, visited through the page table, skipping
 // pages that hold no label the filter allows (labels in list order only).
 // The next page to read is pinned, and its memory requested, before the
 // current one is scanned. Returns false on a page of another generation.
 bool search_ordered_lists(Relation index, const FaissMeta& meta, const FaissListRef* directory,
                           const BlockNumber* blocks, const benzer::LabelFilter* filter,
+                          const BlockNumber* tail_blocks, const FaissTailSearch* tails,
                           benzer::PagedSearch* search) {
     Size entry_bytes = sizeof(benzer::Label) + meta.list_code_size;
     int64 per_page = static_cast<int64>(entries_per_page(entry_bytes));
@@ -463,12 +531,14 @@ bool search_ordered_lists(Relation index, const FaissMeta& meta, const FaissList
             page = following;
             buffer = ahead;
         }
+        if (!search_list_tail(index, meta, tail_blocks, tails, list, search)) return false;
         CHECK_FOR_INTERRUPTS();
     }
 }
 
 // The lists the search asks for, page by page along their chains.
 bool search_chained_lists(Relation index, const FaissMeta& meta, const FaissListRef* directory,
+                          const BlockNumber* tail_blocks, const FaissTailSearch* tails,
                           benzer::PagedSearch* search) {
     char* scratch = entry_scratch(meta);
     benzer::GuardedError error;
@@ -482,6 +552,7 @@ bool search_chained_lists(Relation index, const FaissMeta& meta, const FaissList
             });
         if (!same_generation) return false;
         if (error.kind != benzer::ErrorKind::kNone) raise_guarded_error(error, "faiss index scan");
+        if (!search_list_tail(index, meta, tail_blocks, tails, list, search)) return false;
         CHECK_FOR_INTERRUPTS();
     }
     if (scratch != nullptr) pfree(scratch);
@@ -507,6 +578,7 @@ uint32 list_of_label(const FaissMeta& meta, const FaissListRef* directory, int64
 // generation.
 bool search_allowed_rows(Relation index, const FaissMeta& meta, const FaissListRef* directory,
                          const BlockNumber* blocks, const benzer::LabelFilter* filter,
+                         const BlockNumber* tail_blocks, const FaissTailSearch* tails,
                          benzer::ExactCandidates* exact) {
     Size entry_bytes = sizeof(benzer::Label) + meta.list_code_size;
     int64 per_page = static_cast<int64>(entries_per_page(entry_bytes));
@@ -556,6 +628,21 @@ bool search_allowed_rows(Relation index, const FaissMeta& meta, const FaissListR
         }
     }
     if (BufferIsValid(buffer)) UnlockReleaseBuffer(buffer);
+    // Rows inserted since: every tail, their codes being the vectors.
+    for (uint32 list = 0; tails != nullptr && list < meta.list_count; list++) {
+        bool same = scan_list_tail(index, meta, tail_blocks, list, tails,
+                                   [&](int64 n, const uint8* codes, const benzer::Label* labels) {
+                                       if (!benzer::run_guarded(error, [&] {
+                                               for (int64 i = 0; i < n; i++)
+                                                   exact->add(labels[i],
+                                                              reinterpret_cast<const float*>(
+                                                                  codes + i * meta.list_code_size));
+                                           }))
+                                           raise_guarded_error(error, "faiss index scan");
+                                   });
+        if (!same) return false;
+        CHECK_FOR_INTERRUPTS();
+    }
     return true;
 }
 
@@ -592,11 +679,11 @@ bool exact_pays_in_pages(const FaissMeta& meta, const benzer::SearchOptions& opt
 }  // namespace
 
 void faiss_summarize_lists(const FaissMeta& meta, const FaissListRef* directory,
-                           FaissListSummary* summary) {
+                           const int64* tail_rows, FaissListSummary* summary) {
     *summary = {};
     summary->lists = meta.list_count;
     for (uint32 list = 0; list < meta.list_count; list++) {
-        int64 rows = directory[list].rows;
+        int64 rows = directory[list].rows + (tail_rows != nullptr ? tail_rows[list] : 0);
         summary->rows += rows;
         summary->largest = Max(summary->largest, rows);
         if (rows == 0) summary->empty_lists++;
@@ -608,9 +695,14 @@ void faiss_summarize_lists(const FaissMeta& meta, const FaissListRef* directory,
 
 int64 faiss_paged_search(Relation index, const FaissMeta& meta, FaissLoadedIndex* entry,
                          const float* query, int64 k, const benzer::SearchOptions& options,
-                         const benzer::LabelFilter* filter, float* distances, benzer::Label* labels,
-                         benzer::SearchStats* stats) {
+                         const benzer::LabelFilter* filter, const FaissTailSearch* tails,
+                         float* distances, benzer::Label* labels, benzer::SearchStats* stats) {
     benzer::Engine* engine = entry->engine;
+    // Tails to read: only where rows went into them.
+    if (entry->tail_blocks == nullptr || !faiss_has_tails(meta) || meta.tail_rows <= 0)
+        tails = nullptr;
+    const BlockNumber* tail_blocks = entry->tail_blocks;
+    int64 extra_rows = tails != nullptr ? tails->rows : 0;
     int64 rows = entry->nlabels;
     const FaissListRef* directory = entry->lists;
     // Labels in list order, whole entries a page: pages are found without
@@ -638,19 +730,21 @@ int64 faiss_paged_search(Relation index, const FaissMeta& meta, FaissLoadedIndex
         auto* candidates = ContextOwned<benzer::ExactCandidates>::create(context);
         guarded("faiss index scan",
                 [&] { candidates->object = new benzer::ExactCandidates(*engine, query, k); });
-        if (!search_allowed_rows(index, meta, directory, entry->list_blocks, filter,
-                                 candidates->object))
+        if (!search_allowed_rows(index, meta, directory, entry->list_blocks, filter, tail_blocks,
+                                 tails, candidates->object))
             raise_merged_during_search(index);
         benzer::ExactCandidates* c = candidates->object;
         guarded("faiss index scan", [&] { found = c->finish(distances, labels, stats); });
     } else {
         auto* search = ContextOwned<benzer::PagedSearch>::create(context);
         guarded("faiss index scan", [&] {
-            search->object = new benzer::PagedSearch(*engine, query, k, options, filter, rows);
+            search->object =
+                new benzer::PagedSearch(*engine, query, k, options, filter, rows, extra_rows);
         });
         bool same = ordered ? search_ordered_lists(index, meta, directory, entry->list_blocks,
-                                                   filter, search->object)
-                            : search_chained_lists(index, meta, directory, search->object);
+                                                   filter, tail_blocks, tails, search->object)
+                            : search_chained_lists(index, meta, directory, tail_blocks, tails,
+                                                   search->object);
         if (!same) raise_merged_during_search(index);
         benzer::PagedSearch* s = search->object;
         guarded("faiss index scan", [&] { found = s->finish(distances, labels, stats); });

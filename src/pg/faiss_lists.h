@@ -3,12 +3,11 @@
 // An IVF index (IVF-Flat, IVF-SQ, IVF-PQ; no transform, no RFlat) keeps
 // its lists in pages of the index itself, one chain of pages a list, a
 // directory (FaissListRef per list) that says where each chain starts and
-// which labels it holds, and a page table of every list page's block. A backend loads only the trained structure (the
-// coarse centroids: nlist x dim floats), the directory and the label map;
-// a search reads just the pages of the lists it probes, through shared
-// buffers, so every connection shares one copy, nothing large is loaded by
-// a new connection, and an index larger than memory works (pages come and
-// go like any index's).
+// which labels it holds, and a page table of every list page's block. A backend loads only the
+// trained structure (the coarse centroids: nlist x dim floats), the directory and the label map; a
+// search reads just the pages of the lists it probes, through shared buffers, so every connection
+// shares one copy, nothing large is loaded by a new connection, and an index larger than memory
+// works (pages come and go like any index's).
 //
 // A list page holds an 8-byte header (FaissListPageHeader), then either
 // whole entries (labels first, then their codes, so the page can be
@@ -17,8 +16,13 @@
 // straddle as many pages as they need, so any dimension fits.
 #pragma once
 
+#include "core/attributes.h"
 #include "core/engine.h"
 #include "pg/faiss_pages.h"
+
+extern "C" {
+#include "utils/hsearch.h"
+}
 
 // One list in the directory.
 struct FaissListRef {
@@ -67,16 +71,32 @@ bool faiss_free_lists(Relation index, const FaissMeta& meta);
 // palloc'd). Returns false on a race with a merge.
 bool faiss_read_list_page_table(Relation index, const FaissMeta& meta, BlockNumber** blocks);
 
+// Rows in list tails (faiss_tails.h) for a search: each probed list's tail
+// is read right after the list, its entries judged by the filter
+// conditions on their own values (the label filter knows only the lists'
+// labels), and those already returned skipped.
+struct FaissTailSearch {
+    int64 rows;  // tail entries that may exist (meta.tail_rows)
+    const benzer::AttributeKind* kinds;
+    int nkinds;
+    const benzer::Condition* conditions;
+    int nconditions;
+    HTAB* returned;  // TIDs (keys ItemPointerData) a scan returned already, or null
+};
+
 // One search of the lists of a loaded index (entry->lists set) for the k
 // nearest rows filter allows (see benzer::PagedSearch): the same settings
 // and results as Engine::search() on the index with its lists in memory.
-// Returns the number found; distances/labels receive them nearest first.
-// ERRORs (40001) if a merge replaced the lists during the search.
+// With tails, the rows inserted since are searched with their lists, and
+// come back with labels faiss_is_tail_label() (faiss_tail_label_tid gives
+// their TIDs). Returns the number found; distances/labels receive them
+// nearest first. ERRORs (40001) if a merge replaced the lists during the
+// search.
 struct FaissLoadedIndex;
 int64 faiss_paged_search(Relation index, const FaissMeta& meta, FaissLoadedIndex* entry,
                          const float* query, int64 k, const benzer::SearchOptions& options,
-                         const benzer::LabelFilter* filter, float* distances, benzer::Label* labels,
-                         benzer::SearchStats* stats);
+                         const benzer::LabelFilter* filter, const FaissTailSearch* tails,
+                         float* distances, benzer::Label* labels, benzer::SearchStats* stats);
 
 // Walks one list's pages in order, checking each page, and calls
 // visit(arg, labels, codes, n) for each run of whole entries. visit runs
@@ -98,5 +118,6 @@ struct FaissListSummary {
     int64 largest;
     double imbalance;  // largest / mean, 0 without rows
 };
+// tail_rows, when given, adds each list's rows inserted since (list tails).
 void faiss_summarize_lists(const FaissMeta& meta, const FaissListRef* directory,
-                           FaissListSummary* summary);
+                           const int64* tail_rows, FaissListSummary* summary);

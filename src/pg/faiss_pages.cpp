@@ -64,7 +64,8 @@ void faiss_read_meta(Relation index, FaissMeta* meta) {
     // tables reset by crash recovery before benzer 0.1.1 had a zeroed
     // attribute chain head there; read it as "no chain".
     FaissChain* chains[] = {&meta->blob,       &meta->labels,         &meta->tombstones,
-                            &meta->attributes, &meta->list_directory, &meta->list_page_table};
+                            &meta->attributes, &meta->list_directory, &meta->list_page_table,
+                            &meta->list_tails};
     for (FaissChain* chain : chains)
         if (chain->head == kFaissMetaBlock) *chain = {InvalidBlockNumber, 0, 0};
 }

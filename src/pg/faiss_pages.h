@@ -16,6 +16,9 @@
 //                     read by searches through shared buffers
 //                     (faiss_lists.h); the blob then holds the trained
 //                     structure with empty lists (the coarse centroids)
+//   list tails        IVF-Flat/SQ/PQ: rows inserted since, each in its
+//                     list's tail (TID + code + filter values), and the
+//                     directory of tails (faiss_tails.h)
 //
 // A "generation" is one immutable triple of blob, label and tombstone
 // chains (only tombstone bits change in place). A merge writes the chains
@@ -57,6 +60,8 @@ enum FaissPageKind : uint16 {
     kFaissPageListDirectory = 8,
     kFaissPageListPageTable = 9,
     kFaissPageWideRow = 10,
+    kFaissPageListTails = 11,
+    kFaissPageListTail = 12,
 };
 
 // The special space of every page.
@@ -106,6 +111,13 @@ struct FaissMeta {
     uint64 list_pages;           // pages of all list chains
     uint32 list_count;           // IVF lists (entries in the directory)
     uint32 list_code_size;
+    // Rows inserted since the lists were written go straight into their
+    // list, on pages of their own after it (faiss_tails.h): where each
+    // list's tail starts and ends, and how many entries they hold (an upper
+    // bound: VACUUM's deletions are counted just after they are made).
+    // Head InvalidBlockNumber: rows wait in the pending chain instead.
+    FaissChain list_tails;
+    int64 tail_rows;
 };
 
 // A pending row, stored as one item on a pending page: the vector, then

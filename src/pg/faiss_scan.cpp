@@ -36,6 +36,7 @@
 #include "pg/faiss_pages.h"
 #include "pg/faiss_scan.h"
 #include "pg/faiss_search.h"
+#include "pg/faiss_tails.h"
 #include "pg/faiss_view.h"
 #include "pg/guard.h"
 #include "pg/vector.h"
@@ -82,6 +83,12 @@ struct FaissScanState {
     int64 patience;
     bool widen;  // last round found fewer rows than asked
     bool main_exhausted;
+
+    // Rows inserted into list tails (faiss_tails.h): searched with their
+    // lists; those returned are remembered so later rounds skip them.
+    bool have_tails;
+    FaissTailSearch tails;
+    int64 tail_remaining;  // tail rows that may still be returned (upper bound)
 
     // Pending rows with exact distances, nearest first.
     ItemPointerData* pending_tids;
@@ -165,6 +172,28 @@ void start_scan(IndexScanDesc scan, FaissScanState* state) {
         state->pending_position = 0;
         state->stats.pending_rows = pending.count;
 
+        // List tails, when rows went into them.
+        state->have_tails = false;
+        state->tail_remaining = 0;
+        if (state->entry != nullptr && state->entry->tail_blocks != nullptr &&
+            faiss_has_tails(meta) && meta.tail_rows > 0) {
+            HASHCTL ctl = {};
+            ctl.keysize = sizeof(ItemPointerData);
+            ctl.entrysize = sizeof(ItemPointerData);
+            ctl.hcxt = state->context;
+            auto* kept_kinds =
+                static_cast<benzer::AttributeKind*>(palloc(sizeof(kinds[0]) * Max(nkinds, 1)));
+            memcpy(kept_kinds, kinds, sizeof(kinds[0]) * nkinds);
+            state->tails.kinds = kept_kinds;
+            state->tails.nkinds = nkinds;
+            state->tails.conditions = conditions;
+            state->tails.nconditions = nconditions;
+            state->tails.returned = hash_create("benzer faiss scan tail rows", 256, &ctl,
+                                                HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+            state->tail_remaining = meta.tail_rows;
+            state->have_tails = true;
+        }
+
         state->main_count = state->main_position = 0;
         // With the LIMIT known, the first round asks for just that many.
         state->round_k = state->limit > 0 ? state->limit : benzer_scan_rows;
@@ -177,8 +206,8 @@ void start_scan(IndexScanDesc scan, FaissScanState* state) {
         state->stats.recall_measured = state->choice.measured;
         state->stats.setting_source = state->choice.source;
         state->widen = false;
-        state->main_exhausted =
-            state->entry == nullptr || state->entry->engine == nullptr || state->allowed_count == 0;
+        state->main_exhausted = state->entry == nullptr || state->entry->engine == nullptr ||
+                                state->allowed_count + state->tail_remaining == 0;
         MemoryContextSwitchTo(old);
         break;
     }
@@ -188,7 +217,7 @@ void start_scan(IndexScanDesc scan, FaissScanState* state) {
 // Runs the next round of the Faiss search (see the essay above).
 void next_round(FaissScanState* state) {
     benzer::Engine* engine = state->entry->engine;
-    if (state->allowed_count == 0) {
+    if (state->allowed_count + state->tail_remaining == 0) {
         state->main_exhausted = true;
         return;
     }
@@ -249,7 +278,7 @@ void next_round(FaissScanState* state) {
         else if (ef > 0)
             state->ef_search = Min(ef * 2, 1000000);
     }
-    int64 k = Min(state->round_k, state->allowed_count);
+    int64 k = Min(state->round_k, state->allowed_count + state->tail_remaining);
     MemoryContext old = MemoryContextSwitchTo(state->context);
     if (state->main_distances != nullptr) {
         pfree(state->main_distances);
@@ -272,9 +301,10 @@ void next_round(FaissScanState* state) {
     int64 found = 0;
     if (state->entry->lists != nullptr) {
         // Lists in pages: read the probed ones through shared buffers.
-        found =
-            faiss_paged_search(state->index, state->meta, state->entry, state->query, k, options,
-                               &filter, state->main_distances, state->main_labels, &stats);
+        state->tails.rows = state->tail_remaining;
+        found = faiss_paged_search(state->index, state->meta, state->entry, state->query, k,
+                                   options, &filter, state->have_tails ? &state->tails : nullptr,
+                                   state->main_distances, state->main_labels, &stats);
     } else {
         faiss_use_threads(benzer_threads);
         benzer::GuardedError error;
@@ -403,6 +433,17 @@ bool faiss_get_tuple(IndexScanDesc scan, ScanDirection) {
         if (take_main) {
             benzer::Label label = state->main_labels[state->main_position++];
             distance = state->main_distances[state->main_position - 1];
+            if (faiss_is_tail_label(label)) {
+                // A row of a list tail: remembered, so later rounds skip it.
+                ItemPointerData tid = faiss_tail_label_tid(label);
+                bool found = false;
+                hash_search(state->tails.returned, &tid, HASH_ENTER, &found);
+                if (found) continue;  // defensive: never twice
+                state->tail_remaining = Max(state->tail_remaining - 1, 0);
+                scan->xs_heaptid = tid;
+                state->stats.main_returned++;
+                goto returned;
+            }
             // Returned rows leave the allowed set, so later rounds skip them.
             uint8 bit = static_cast<uint8>(1u << (label & 7));
             if (!(state->allowed[label >> 3] & bit)) continue;  // defensive: never twice
@@ -415,6 +456,7 @@ bool faiss_get_tuple(IndexScanDesc scan, ScanDirection) {
             scan->xs_heaptid = state->pending_tids[state->pending_position++];
             state->stats.pending_returned++;
         }
+    returned:
         state->returned++;
         scan->xs_recheck = false;
         scan->xs_recheckorderby = false;

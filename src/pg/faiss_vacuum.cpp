@@ -2,13 +2,14 @@
 //
 // Bulk delete marks dead labels in the tombstone bitmap (the Faiss
 // structure itself is not touched: several Faiss structures cannot remove
-// rows, and one aborts the process when asked) and deletes dead pending
-// rows outright. Cleanup merges pending rows into the structure once there
-// are enough of them, and compacts when a fifth of the rows are dead; it
-// never waits for the merge's lock, so VACUUM never blocks on inserts.
+// rows, and one aborts the process when asked) and deletes dead rows of
+// list tails (faiss_tails.h) and dead pending rows outright. Cleanup merges pending rows into the
+// structure once there are enough of them, and compacts when a fifth of the rows are dead; it never
+// waits for the merge's lock, so VACUUM never blocks on inserts.
 #include "pg/faiss.h"
 
 #include "pg/faiss_pages.h"
+#include "pg/faiss_tails.h"
 
 extern "C" {
 #include "utils/builtins.h"
@@ -114,6 +115,11 @@ IndexBulkDeleteResult* faiss_bulk_delete(IndexVacuumInfo* info, IndexBulkDeleteR
         pfree(label_bytes);
         pfree(tomb_bytes);
     }
+    // Rows inserted into list tails are deleted in place.
+    int64 tail_remaining = 0;
+    int64 tail_deleted = faiss_vacuum_tails(index, meta, callback, callback_state, &tail_remaining);
+    stats->tuples_removed += static_cast<double>(tail_deleted);
+    live_main += tail_remaining;
     int64 remaining = 0;
     int64 deleted = faiss_vacuum_pending(index, meta, callback, callback_state, &remaining);
     // An untyped index whose only rows were rolled back forgets the
@@ -147,7 +153,8 @@ IndexBulkDeleteResult* faiss_vacuum_cleanup(IndexVacuumInfo* info, IndexBulkDele
     }
     if (stats == nullptr) {
         stats = static_cast<IndexBulkDeleteResult*>(palloc0(sizeof(IndexBulkDeleteResult)));
-        stats->num_index_tuples = static_cast<double>(meta.main_rows - meta.dead_rows + pending);
+        stats->num_index_tuples =
+            static_cast<double>(meta.main_rows - meta.dead_rows + meta.tail_rows + pending);
     }
     stats->num_pages = RelationGetNumberOfBlocks(index);
     return stats;

@@ -8,6 +8,7 @@
 
 #include "pg/faiss_cache.h"
 #include "pg/faiss_pages.h"
+#include "pg/faiss_tails.h"
 
 extern "C" {
 #include "access/relation.h"
@@ -122,7 +123,7 @@ BENZER_FUNCTION(benzer_indexes) {
         if (index != nullptr && RelationGetNumberOfBlocks(index) > 0) {
             FaissMeta meta;
             faiss_read_meta(index, &meta);
-            int64 pending = faiss_count_pending(index, meta);
+            int64 pending = faiss_count_inserted(index, meta);
             int64 bytes = static_cast<int64>(RelationGetNumberOfBlocks(index)) * BLCKSZ;
             if (meta.factory[0] != '\0') {
                 values[6] = CStringGetTextDatum(meta.factory);

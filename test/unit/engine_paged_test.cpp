@@ -147,6 +147,75 @@ TEST(PagedSearch, QuantisedListsGiveTheSameAnswersToo) {
     EXPECT_FALSE(refine->lists_pageable());
 }
 
+// Rows encoded with encode_for_list() and scanned with their lists under
+// external labels give what adding them to the engine gives; the filter
+// judges only the engine's own labels.
+TEST(PagedSearch, RowsEncodedForTheirListsJoinTheSearch) {
+    constexpr std::int64_t kBuilt = 5000;
+    std::vector<float> data = random_rows(23, kRows);
+    for (const char* factory : {"IVF64,Flat", "IVF64,SQ8"}) {
+        for (Metric metric : {Metric::kL2, Metric::kCosine}) {
+            std::unique_ptr<Engine> whole(Engine::create(factory, kDim, metric));
+            whole->train(data.data(), kBuilt);
+            std::unique_ptr<Engine> built(whole->clone_empty());
+            whole->add(data.data(), kRows);
+            built->add(data.data(), kBuilt);
+            std::unique_ptr<Engine> shell(built->clone_empty());
+            std::size_t code_size = built->list_code_size();
+            // The inserted rows, list by list.
+            std::vector<std::vector<std::uint8_t>> codes(64);
+            std::vector<std::vector<Label>> ids(64);
+            std::vector<std::uint8_t> code(code_size);
+            for (std::int64_t row = kBuilt; row < kRows; row++) {
+                std::int64_t list = shell->encode_for_list(data.data() + row * kDim, code.data());
+                ASSERT_GE(list, 0);
+                ASSERT_LT(list, 64);
+                codes[list].insert(codes[list].end(), code.begin(), code.end());
+                ids[list].push_back(benzer::kExternalLabelBase + row);
+            }
+            // Half the built rows allowed; every inserted one (its own terms).
+            std::vector<std::uint8_t> bits((kRows + 7) / 8, 0);
+            for (std::int64_t label = 0; label < kRows; label += 2)
+                bits[label >> 3] |= static_cast<std::uint8_t>(1u << (label & 7));
+            LabelFilter half;
+            half.bits = bits.data();
+            half.count = kBuilt;
+            half.allowed = kBuilt / 2;
+            LabelFilter whole_half = half;
+            for (std::int64_t label = kBuilt; label < kRows; label++)
+                bits[label >> 3] |= static_cast<std::uint8_t>(1u << (label & 7));
+            whole_half.count = kRows;
+            whole_half.allowed = kBuilt / 2 + (kRows - kBuilt);
+            SearchOptions options;
+            options.nprobe = 8;
+            for (int q = 0; q < 8; q++) {
+                const float* query = data.data() + (q * 613 + 11) * kDim;
+                for (int filtered = 0; filtered < 2; filtered++) {
+                    float d1[10], d2[10];
+                    Label l1[10], l2[10];
+                    std::int64_t n1 = whole->search(
+                        query, 10, options, filtered ? &whole_half : nullptr, d1, l1, nullptr);
+                    PagedSearch search(*shell, query, 10, options, filtered ? &half : nullptr,
+                                       kBuilt, kRows - kBuilt);
+                    for (Label list; (list = search.next_list()) >= 0;) {
+                        std::int64_t n = built->list_size(list);
+                        search.scan(n, built->list_codes(list), built->list_labels(list));
+                        search.scan(static_cast<std::int64_t>(ids[list].size()), codes[list].data(),
+                                    ids[list].data());
+                    }
+                    std::int64_t n2 = search.finish(d2, l2, nullptr);
+                    ASSERT_EQ(n1, n2) << factory;
+                    for (std::int64_t i = 0; i < n1; i++) {
+                        Label expect = l1[i] >= kBuilt ? benzer::kExternalLabelBase + l1[i] : l1[i];
+                        EXPECT_EQ(expect, l2[i]) << factory << " query " << q;
+                        EXPECT_NEAR(d1[i], d2[i], 1e-5f * (1.0f + std::fabs(d1[i]))) << factory;
+                    }
+                }
+            }
+        }
+    }
+}
+
 TEST(PagedSearch, NeverUnderFilledWhileRowsRemain) {
     std::vector<float> data = random_rows(3, kRows);
     std::unique_ptr<Engine> engine = build(Metric::kL2, data);
