@@ -329,6 +329,97 @@ void AttributeStore::append_encoded(const std::uint8_t* data, std::size_t size) 
     append(values.data());
 }
 
+bool AttributeStore::encoded_row_matches(const AttributeKind* kinds, int count,
+                                         const std::uint8_t* data, std::size_t size,
+                                         const Condition* conditions, int nconditions) {
+    // Where each column's value starts (conditions name columns in any order).
+    std::size_t starts[64];
+    if (count > 64) throw Error(ErrorKind::kInternal, "too many filter columns");
+    Reader r{data, size};
+    for (int c = 0; c < count; c++) {
+        starts[c] = r.position;
+        if (r.value<std::uint8_t>() != 0) continue;  // NULL
+        switch (kinds[c]) {
+            case AttributeKind::kInteger:
+                r.value<std::int64_t>();
+                break;
+            case AttributeKind::kText:
+                r.view(r.value<std::uint32_t>());
+                break;
+            case AttributeKind::kIntegerArray: {
+                std::uint32_t n = r.value<std::uint32_t>();
+                if (n > (size - r.position) / sizeof(std::int64_t))
+                    throw Error(ErrorKind::kDataException, "truncated filter column data");
+                r.position += sizeof(std::int64_t) * n;
+                break;
+            }
+            case AttributeKind::kTextArray: {
+                std::uint32_t n = r.value<std::uint32_t>();
+                for (std::uint32_t i = 0; i < n; i++) r.view(r.value<std::uint32_t>());
+                break;
+            }
+        }
+    }
+    for (int i = 0; i < nconditions; i++) {
+        const Condition& cond = conditions[i];
+        if (cond.op == ConditionOp::kNever) return false;
+        if (cond.column < 0 || cond.column >= count)
+            throw Error(ErrorKind::kInternal, "filter condition on an unknown column");
+        AttributeKind kind = kinds[cond.column];
+        Reader v{data, size, starts[cond.column]};
+        if (v.value<std::uint8_t>() != 0) return false;  // NULL matches nothing
+        bool text = kind == AttributeKind::kText || kind == AttributeKind::kTextArray;
+        // Whether element e (an integer, or a text) is operand k.
+        auto is_operand = [&](std::int64_t integer, std::string_view s, std::uint32_t k) {
+            return text ? cond.texts[k] == s : cond.integers[k] == integer;
+        };
+        auto any_operand = [&](std::int64_t integer, std::string_view s) {
+            for (std::uint32_t k = 0; k < cond.count; k++)
+                if (is_operand(integer, s, k)) return true;
+            return false;
+        };
+        if (kind == AttributeKind::kInteger || kind == AttributeKind::kText) {
+            if (cond.op != ConditionOp::kEqualsAny)
+                throw Error(ErrorKind::kInternal, "unsupported condition on a scalar column");
+            std::int64_t integer = 0;
+            std::string_view s;
+            if (kind == AttributeKind::kInteger)
+                integer = v.value<std::int64_t>();
+            else
+                s = v.view(v.value<std::uint32_t>());
+            if (!any_operand(integer, s)) return false;
+            continue;
+        }
+        if (cond.op == ConditionOp::kEqualsAny)
+            throw Error(ErrorKind::kInternal, "unsupported condition on an array column");
+        std::uint32_t n = v.value<std::uint32_t>();
+        std::vector<std::int64_t> integers;
+        std::vector<std::string_view> texts;
+        for (std::uint32_t e = 0; e < n; e++) {
+            if (text)
+                texts.push_back(v.view(v.value<std::uint32_t>()));
+            else
+                integers.push_back(v.value<std::int64_t>());
+        }
+        auto element_is = [&](std::uint32_t e, std::uint32_t k) {
+            return text ? is_operand(0, texts[e], k) : is_operand(integers[e], {}, k);
+        };
+        if (cond.op == ConditionOp::kContains) {
+            for (std::uint32_t k = 0; k < cond.count; k++) {
+                bool found = false;
+                for (std::uint32_t e = 0; e < n && !found; e++) found = element_is(e, k);
+                if (!found) return false;
+            }
+        } else {
+            bool any = false;
+            for (std::uint32_t e = 0; e < n && !any; e++)
+                for (std::uint32_t k = 0; k < cond.count && !any; k++) any = element_is(e, k);
+            if (!any) return false;
+        }
+    }
+    return true;
+}
+
 // Clears the rows that fail cond (see matches_of).
 template <typename ForEachSet, typename Clear, typename InSet>
 void AttributeStore::evaluate(const Condition& cond, const Column& col,

@@ -93,6 +93,11 @@ class AttributeStore {
     static void encode_row_into(const AttributeKind* kinds, int count, const AttributeValue* values,
                                 std::uint8_t* out, std::size_t size);
     void append_encoded(const std::uint8_t* data, std::size_t size);
+    // Whether one encoded row satisfies every condition (what filter()
+    // decides for a stored row), without storing it: for rows judged one
+    // at a time as they are read (rows inserted into list tails).
+    static bool encoded_row_matches(const AttributeKind* kinds, int count, const std::uint8_t* data,
+                                    std::size_t size, const Condition* conditions, int nconditions);
 
     // Clears in bitmap (one bit per row, LSB first) the rows that fail any
     // of the conditions (they are ANDed). Rows past rows() are cleared.

@@ -426,37 +426,14 @@ bool scan_list_tail(Relation index, const FaissMeta& meta, const BlockNumber* ta
                     int64 list, const FaissTailSearch* tails, Scan scan) {
     FaissTailRows rows;
     faiss_tail_rows_init(&rows, meta.list_code_size);
-    if (!faiss_read_list_tail(index, meta, tail_blocks, list, &rows)) return false;
+    FaissTailFilter filter = {tails->kinds, tails->nkinds, tails->conditions, tails->nconditions,
+                              tails->returned};
+    if (!faiss_read_list_tail(index, meta, tail_blocks, list, &rows, &filter)) return false;
     if (rows.count > 0) {
-        uint8* match = nullptr;
-        if (tails->nconditions > 0) {
-            Size bytes = static_cast<Size>((rows.count + 7) / 8) + 1;
-            match = static_cast<uint8*>(palloc(bytes));
-            memset(match, 0xff, bytes);
-            guarded("could not apply filter columns to inserted rows", [&] {
-                benzer::AttributeStore store(
-                    std::vector<benzer::AttributeKind>(tails->kinds, tails->kinds + tails->nkinds));
-                for (int64 i = 0; i < rows.count; i++)
-                    store.append_encoded(rows.attributes + rows.attribute_offsets[i],
-                                         rows.attribute_offsets[i + 1] - rows.attribute_offsets[i]);
-                store.filter(tails->conditions, tails->nconditions, match, rows.count);
-            });
-        }
         auto* labels = static_cast<benzer::Label*>(palloc(sizeof(benzer::Label) * rows.count));
-        Size code_size = meta.list_code_size;
-        int64 kept = 0;
-        for (int64 i = 0; i < rows.count; i++) {
-            if (match != nullptr && !((match[i >> 3] >> (i & 7)) & 1)) continue;
-            if (tails->returned != nullptr &&
-                hash_search(tails->returned, &rows.tids[i], HASH_FIND, nullptr) != nullptr)
-                continue;
-            if (kept != i)
-                memmove(rows.codes + kept * code_size, rows.codes + i * code_size, code_size);
-            labels[kept++] = faiss_tail_label(rows.tids[i]);
-        }
-        if (kept > 0) scan(kept, rows.codes, labels);
+        for (int64 i = 0; i < rows.count; i++) labels[i] = faiss_tail_label(rows.tids[i]);
+        scan(rows.count, rows.codes, labels);
         pfree(labels);
-        if (match != nullptr) pfree(match);
     }
     pfree(rows.lists);
     pfree(rows.tids);

@@ -374,6 +374,21 @@ void faiss_set_tombstones(Relation index, const FaissMeta& meta, const int64* la
     }
 }
 
+void faiss_add_linked_item_page(GenericXLogState* state, Buffer buffer, Buffer tail_buffer,
+                                FaissPageKind kind, uint32 generation, const void* item,
+                                Size size) {
+    Page page = GenericXLogRegisterBuffer(state, buffer, GENERIC_XLOG_FULL_IMAGE);
+    faiss_init_page(page, kind, generation);
+    if (PageAddItem(page, reinterpret_cast<Item>(const_cast<void*>(item)), size,
+                    InvalidOffsetNumber, false, false) == InvalidOffsetNumber)
+        elog(ERROR, "could not add an item to a fresh faiss page");
+    if (BufferIsValid(tail_buffer)) {
+        Page tail = GenericXLogRegisterBuffer(state, tail_buffer, 0);
+        faiss_page_opaque(tail)->next = BufferGetBlockNumber(buffer);
+        faiss_page_opaque(page)->sequence = faiss_page_opaque(tail)->sequence + 1;
+    }
+}
+
 // Fills a fresh pending page and links it after tail (if any) and into the
 // metapage, all in one WAL record with the item.
 static void append_on_new_page(Relation index, Buffer meta_buffer, Buffer tail_buffer,
@@ -382,20 +397,11 @@ static void append_on_new_page(Relation index, Buffer meta_buffer, Buffer tail_b
     Buffer buffer = faiss_new_buffer(index, generation);
     GenericXLogState* state = GenericXLogStart(index);
     Page meta_page = GenericXLogRegisterBuffer(state, meta_buffer, 0);
-    Page page = GenericXLogRegisterBuffer(state, buffer, GENERIC_XLOG_FULL_IMAGE);
     FaissMeta* meta = faiss_page_meta(meta_page);
-    faiss_init_page(page, kFaissPagePending, meta->generation);
-    if (PageAddItem(page, reinterpret_cast<Item>(const_cast<FaissPendingTuple*>(tuple)), size,
-                    InvalidOffsetNumber, false, false) == InvalidOffsetNumber)
-        elog(ERROR, "could not add a pending row to a fresh faiss page");
+    faiss_add_linked_item_page(state, buffer, tail_buffer, kFaissPagePending, meta->generation,
+                               tuple, size);
     BlockNumber block = BufferGetBlockNumber(buffer);
-    if (BufferIsValid(tail_buffer)) {
-        Page tail = GenericXLogRegisterBuffer(state, tail_buffer, 0);
-        faiss_page_opaque(tail)->next = block;
-        faiss_page_opaque(page)->sequence = faiss_page_opaque(tail)->sequence + 1;
-    } else {
-        meta->pending_head = block;
-    }
+    if (!BufferIsValid(tail_buffer)) meta->pending_head = block;
     meta->pending_tail = block;
     GenericXLogFinish(state);
     UnlockReleaseBuffer(buffer);

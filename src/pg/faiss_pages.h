@@ -35,6 +35,7 @@
 #include "core/tuning.h"
 
 extern "C" {
+#include "access/generic_xlog.h"
 #include "storage/block.h"
 #include "storage/bufmgr.h"
 #include "storage/itemptr.h"
@@ -185,6 +186,13 @@ inline FaissPageOpaque* faiss_page_opaque(Page page) {
 inline FaissMeta* faiss_page_meta(Page page) {
     return reinterpret_cast<FaissMeta*>(PageGetContents(page));
 }
+
+// Registers buffer, a fresh page, in a GenericXLog record as a page of
+// kind and generation holding one item, linked after tail_buffer's page
+// when that is valid (registered too). The caller points its own head or
+// tail at the new page.
+void faiss_add_linked_item_page(GenericXLogState* state, Buffer buffer, Buffer tail_buffer,
+                                FaissPageKind kind, uint32 generation, const void* item, Size size);
 
 // Bytes of payload a chain page holds.
 Size faiss_chain_page_capacity(void);

@@ -15,6 +15,7 @@
 
 #include "core/engine.h"
 #include "pg/faiss_lists.h"
+#include "pg/guard.h"
 
 extern "C" {
 #include "access/generic_xlog.h"
@@ -259,19 +260,10 @@ void faiss_append_tail(Relation index, const FaissMeta& meta, const BlockNumber*
     GenericXLogState* state = GenericXLogStart(index);
     Page meta_copy = GenericXLogRegisterBuffer(state, meta_buffer, 0);
     Page dir_copy = GenericXLogRegisterBuffer(state, dir_buffer, 0);
-    Page page = GenericXLogRegisterBuffer(state, buffer, GENERIC_XLOG_FULL_IMAGE);
-    faiss_init_page(page, kFaissPageListTail, meta.generation);
-    if (PageAddItem(page, reinterpret_cast<Item>(tuple), size, InvalidOffsetNumber, false, false) ==
-        InvalidOffsetNumber)
-        elog(ERROR, "could not add a row to a fresh faiss list tail page");
+    faiss_add_linked_item_page(state, buffer, tail_buffer, kFaissPageListTail, meta.generation,
+                               tuple, size);
     FaissListTail* dir = directory_entry(dir_copy, slot);
-    if (BufferIsValid(tail_buffer)) {
-        Page tail_copy = GenericXLogRegisterBuffer(state, tail_buffer, 0);
-        faiss_page_opaque(tail_copy)->next = block;
-        faiss_page_opaque(page)->sequence = faiss_page_opaque(tail_copy)->sequence + 1;
-    } else {
-        dir->head = block;
-    }
+    if (!BufferIsValid(tail_buffer)) dir->head = block;
     dir->tail = block;
     faiss_page_meta(meta_copy)->tail_rows++;
     GenericXLogFinish(state);
@@ -297,15 +289,31 @@ void faiss_tail_rows_init(FaissTailRows* rows, Size code_size) {
 }
 
 bool faiss_read_list_tail(Relation index, const FaissMeta& meta, const BlockNumber* directory,
-                          int64 list, FaissTailRows* rows) {
+                          int64 list, FaissTailRows* rows, const FaissTailFilter* filter) {
     Size code_size = meta.list_code_size;
     if (rows->code_size != code_size) elog(ERROR, "faiss list tail read with the wrong code size");
-    return walk_tail(index, meta, directory, list, BUFFER_LOCK_SHARE, [&](Buffer buffer) {
+    benzer::GuardedError error;
+    bool same = walk_tail(index, meta, directory, list, BUFFER_LOCK_SHARE, [&](Buffer buffer) {
         Page page = BufferGetPage(buffer);
         OffsetNumber max = PageGetMaxOffsetNumber(page);
         for (OffsetNumber off = FirstOffsetNumber; off <= max; off = OffsetNumberNext(off)) {
+            if (error.kind != benzer::ErrorKind::kNone) return;
             FaissTailTuple* tuple = tail_tuple(page, off, code_size);
             if (tuple == nullptr) continue;
+            const uint8* attributes = tuple->data + code_size;
+            if (filter != nullptr) {
+                if (filter->returned != nullptr &&
+                    hash_search(filter->returned, &tuple->tid, HASH_FIND, nullptr) != nullptr)
+                    continue;
+                bool match = true;
+                if (filter->nconditions > 0 && !benzer::run_guarded(error, [&] {
+                        match = benzer::AttributeStore::encoded_row_matches(
+                            filter->kinds, filter->nkinds, attributes, tuple->attribute_bytes,
+                            filter->conditions, filter->nconditions);
+                    }))
+                    return;  // raised below, with the page unlocked
+                if (!match) continue;
+            }
             // palloc under a buffer lock: an out-of-memory ERROR releases
             // the lock with the transaction.
             reserve_row(rows, tuple->attribute_bytes);
@@ -314,10 +322,13 @@ bool faiss_read_list_tail(Relation index, const FaissMeta& meta, const BlockNumb
             rows->tids[i] = tuple->tid;
             memcpy(rows->codes + static_cast<Size>(i) * code_size, tuple->data, code_size);
             uint64 at = rows->attribute_offsets[i];
-            memcpy(rows->attributes + at, tuple->data + code_size, tuple->attribute_bytes);
+            memcpy(rows->attributes + at, attributes, tuple->attribute_bytes);
             rows->attribute_offsets[i + 1] = at + tuple->attribute_bytes;
         }
     });
+    if (error.kind != benzer::ErrorKind::kNone)
+        raise_guarded_error(error, "could not apply filter columns to inserted rows");
+    return same;
 }
 
 bool faiss_read_tails(Relation index, const FaissMeta& meta, FaissTailRows* rows) {

@@ -31,6 +31,10 @@
 #include "core/attributes.h"
 #include "pg/faiss_pages.h"
 
+extern "C" {
+#include "utils/hsearch.h"
+}
+
 // One list's tail in the directory.
 struct FaissListTail {
     BlockNumber head;
@@ -103,10 +107,22 @@ struct FaissTailRows {
 };
 void faiss_tail_rows_init(FaissTailRows* rows, Size code_size);
 
-// Appends the entries of one list's tail to rows. Returns false when a page
-// of another generation was met (a race with a merge).
+// Which tail entries a reader wants: those whose filter values satisfy
+// the conditions, and whose TID is not in returned (either may be absent).
+// Judged as the pages are read, so only wanted codes are copied.
+struct FaissTailFilter {
+    const benzer::AttributeKind* kinds;
+    int nkinds;
+    const benzer::Condition* conditions;
+    int nconditions;
+    HTAB* returned;  // keys ItemPointerData, or null
+};
+
+// Appends the entries of one list's tail (those filter wants, when given)
+// to rows. Returns false when a page of another generation was met (a race
+// with a merge).
 bool faiss_read_list_tail(Relation index, const FaissMeta& meta, const BlockNumber* directory,
-                          int64 list, FaissTailRows* rows);
+                          int64 list, FaissTailRows* rows, const FaissTailFilter* filter = nullptr);
 
 // Appends the entries of every tail to rows, list by list. Returns false
 // on a race with a merge.

@@ -884,6 +884,38 @@ TEST(AttributeStoreRandom, EncodedRowsRoundTrip) {
             << "query " << q;
 }
 
+// Judging an encoded row on its own gives what filter() gives it stored.
+TEST(AttributeStoreRandom, EncodedRowMatchesAgreesWithFilter) {
+    RandomData d = random_data(46, 1500, 150, /*empty_integer_arrays=*/true);
+    std::vector<Bytes> encoded;
+    for (const Row& row : d.rows) {
+        Values v(d.kinds, row);
+        encoded.push_back(AttributeStore::encode_row(d.kinds, v.data()));
+    }
+    std::size_t some = 0;
+    for (std::size_t q = 0; q < d.queries.size(); q++) {
+        std::vector<Condition> c;
+        for (Cond& cond : d.queries[q]) c.push_back(cond.get());
+        Rows expected = reference(d.kinds, d.rows, d.queries[q]);
+        Rows actual;
+        for (std::size_t r = 0; r < encoded.size(); r++)
+            if (AttributeStore::encoded_row_matches(
+                    d.kinds.data(), static_cast<int>(d.kinds.size()), encoded[r].data(),
+                    encoded[r].size(), c.data(), static_cast<int>(c.size())))
+                actual.push_back(static_cast<std::int64_t>(r));
+        ASSERT_EQ(actual, expected) << "query " << q;
+        if (!expected.empty() && expected.size() < d.rows.size()) some++;
+    }
+    EXPECT_GT(some, d.queries.size() / 4);
+    // Truncated data is an error, not a read past the end.
+    Bytes& row = encoded[0];
+    std::vector<Condition> none;
+    EXPECT_THROW(
+        AttributeStore::encoded_row_matches(d.kinds.data(), static_cast<int>(d.kinds.size()),
+                                            row.data(), row.size() / 2, none.data(), 0),
+        Error);
+}
+
 TEST(AttributeStore, EncodedRowErrors) {
     std::vector<Row> rows = small_rows();
     Values v(kAllKinds, rows[0]);
