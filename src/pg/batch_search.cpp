@@ -40,6 +40,7 @@
 #include "pg/faiss_cache.h"
 #include "pg/faiss_lists.h"
 #include "pg/faiss_pages.h"
+#include "pg/faiss_rerank.h"
 #include "pg/faiss_tails.h"
 #include "pg/faiss_view.h"
 #include "pg/guard.h"
@@ -105,6 +106,11 @@ struct BatchState {
     bool have_tails;
     FaissTailSearch tails;
     benzer::AttributeKind kinds[kFaissMaxFilterColumns];
+
+    // Compressed codes in pages: candidates re-ranked by the heap rows'
+    // vectors (faiss_rerank.h).
+    bool reranking;
+    FaissReranker reranker;
 
     // Pending rows that match the filter.
     FaissPendingRows pending;
@@ -451,6 +457,10 @@ void search_batch(BatchState* state, const float* vectors, const int32* position
 
     while (nactive > 0) {
         int64 want_main = Min(want, main_total);
+        // Re-ranking asks for more candidates, and orders them exactly.
+        if (state->reranking && want_main > 0)
+            want_main = faiss_rerank_candidates(want_main, benzer_k_factor,
+                                                state->entry->option_k_factor, main_total);
         int64 want_pending = Min(want, pending_total);
         bool any_full = false, any_short = false;
         // Whether a short answer from the structure can still grow: more
@@ -499,6 +509,15 @@ void search_batch(BatchState* state, const float* vectors, const int32* position
                                                        x + i * dim, want_main, options, &filter,
                                                        state->have_tails ? &state->tails : nullptr,
                                                        d, l, &stats);
+                        if (state->reranking && main_n[i] > 0) {
+                            auto* tids = static_cast<ItemPointerData*>(
+                                palloc(sizeof(ItemPointerData) * main_n[i]));
+                            for (int64 j = 0; j < main_n[i]; j++)
+                                tids[j] = faiss_is_tail_label(l[j]) ? faiss_tail_label_tid(l[j])
+                                                                    : state->entry->labels[l[j]];
+                            faiss_rerank(&state->reranker, x + i * dim, tids, l, d, main_n[i]);
+                            pfree(tids);
+                        }
                         for (int64 j = main_n[i]; j < want_main; j++) l[j] = -1;
                         CHECK_FOR_INTERRUPTS();
                     }
@@ -733,10 +752,22 @@ BENZER_FUNCTION(benzer_batch_search) {
         }
     }
 
-    if (nq_total > 0 && (state->allowed_count > 0 || state->pending.count > 0)) {
+    if (nq_total > 0 &&
+        (state->allowed_count > 0 || state->tails.rows > 0 || state->pending.count > 0)) {
         state->snapshot = GetActiveSnapshot();
         state->fetch = table_index_fetch_begin(state->heap);
         state->slot = table_slot_create(state->heap, nullptr);
+        // Compressed codes in pages: candidates re-ranked from the table.
+        state->reranking = false;
+        if (state->entry != nullptr && state->entry->lists != nullptr &&
+            state->entry->engine != nullptr) {
+            bool vectors = true;
+            benzer::Engine* engine = state->entry->engine;
+            guarded("benzer_batch_search", [&] { vectors = engine->list_codes_are_vectors(); });
+            state->reranking =
+                !vectors && faiss_reranker_begin(&state->reranker, state->heap, state->index,
+                                                 state->snapshot, state->metric, state->dim);
+        }
         HASHCTL ctl;
         memset(&ctl, 0, sizeof(ctl));
         ctl.keysize = sizeof(SeenKey);
@@ -776,6 +807,7 @@ BENZER_FUNCTION(benzer_batch_search) {
         }
         table_index_fetch_end(state->fetch);
         ExecDropSingleTupleTableSlot(state->slot);
+        if (state->reranking) faiss_reranker_end(&state->reranker);
     }
     ereport(
         DEBUG1,

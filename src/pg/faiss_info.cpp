@@ -344,6 +344,9 @@ static void explain_faiss(ExplainState* es, PlannedStmt* planned) {
             if (s.first_k > 0)
                 appendStringInfo(es->str, ", first round k %lld",
                                  static_cast<long long>(s.first_k));
+            if (s.reranked > 0)
+                appendStringInfo(es->str, ", %lld candidates re-ranked by the table's vectors",
+                                 static_cast<long long>(s.reranked));
             if (s.conditions > 0)
                 appendStringInfo(es->str, "; %d index conditions matched %lld indexed rows",
                                  s.conditions, static_cast<long long>(s.allowed_rows));

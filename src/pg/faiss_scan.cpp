@@ -34,11 +34,13 @@
 #include "pg/faiss_cache.h"
 #include "pg/faiss_lists.h"
 #include "pg/faiss_pages.h"
+#include "pg/faiss_rerank.h"
 #include "pg/faiss_scan.h"
 #include "pg/faiss_search.h"
 #include "pg/faiss_tails.h"
 #include "pg/faiss_view.h"
 #include "pg/guard.h"
+#include "pg/guarded.h"
 #include "pg/vector.h"
 
 extern "C" {
@@ -89,6 +91,11 @@ struct FaissScanState {
     bool have_tails;
     FaissTailSearch tails;
     int64 tail_remaining;  // tail rows that may still be returned (upper bound)
+
+    // Compressed codes in pages: candidates re-ranked by the heap rows'
+    // vectors (faiss_rerank.h).
+    bool reranking;
+    FaissReranker reranker;
 
     // Pending rows with exact distances, nearest first.
     ItemPointerData* pending_tids;
@@ -194,6 +201,21 @@ void start_scan(IndexScanDesc scan, FaissScanState* state) {
             state->have_tails = true;
         }
 
+        // Compressed codes in pages: re-rank from the table.
+        state->reranking = false;
+        if (state->entry != nullptr && state->entry->lists != nullptr &&
+            state->entry->engine != nullptr) {
+            bool vectors = true;
+            benzer::Engine* engine = state->entry->engine;
+            guarded("faiss index scan", [&] { vectors = engine->list_codes_are_vectors(); });
+            if (!vectors &&
+                faiss_reranker_begin(&state->reranker, scan->heapRelation, index, scan->xs_snapshot,
+                                     static_cast<benzer::Metric>(meta.metric), meta.dimensions)) {
+                state->reranking = true;
+                faiss_reranker_end_on_reset(state->context, &state->reranker);
+            }
+        }
+
         state->main_count = state->main_position = 0;
         // With the LIMIT known, the first round asks for just that many.
         state->round_k = state->limit > 0 ? state->limit : benzer_scan_rows;
@@ -279,6 +301,11 @@ void next_round(FaissScanState* state) {
             state->ef_search = Min(ef * 2, 1000000);
     }
     int64 k = Min(state->round_k, state->allowed_count + state->tail_remaining);
+    // Re-ranking asks for more candidates, and orders them exactly.
+    if (state->reranking)
+        k = faiss_rerank_candidates(k, state->choice.options.k_factor,
+                                    state->entry->option_k_factor,
+                                    state->allowed_count + state->tail_remaining);
     MemoryContext old = MemoryContextSwitchTo(state->context);
     if (state->main_distances != nullptr) {
         pfree(state->main_distances);
@@ -316,6 +343,18 @@ void next_round(FaissScanState* state) {
             CHECK_FOR_INTERRUPTS();
             raise_guarded_error(error, "faiss index scan");
         }
+    }
+    if (state->reranking && found > 0) {
+        auto* tids = static_cast<ItemPointerData*>(palloc(sizeof(ItemPointerData) * found));
+        for (int64 i = 0; i < found; i++) {
+            benzer::Label label = state->main_labels[i];
+            tids[i] = faiss_is_tail_label(label) ? faiss_tail_label_tid(label)
+                                                 : state->entry->labels[label];
+        }
+        faiss_rerank(&state->reranker, state->query, tids, state->main_labels,
+                     state->main_distances, found);
+        pfree(tids);
+        state->stats.reranked += found;
     }
     state->stats.rounds++;
     state->stats.candidates += stats.candidates;

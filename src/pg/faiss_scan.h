@@ -25,6 +25,7 @@ struct FaissScanStats {
     int64 lists;                 // lists those probes visited
     int64 compared;              // rows they computed a distance for
     int64 first_k;               // rows the first round asked for
+    int64 reranked;              // candidates re-ranked by their heap rows' vectors
     double recall_target;        // the recall target followed (0: explicit knobs)
     double recall_measured;      // what the tuner measured for its setting
     const char* setting_source;  // where the settings came from (static string)
