@@ -67,6 +67,34 @@ float inner_product(const float* a, const float* b, std::size_t n) noexcept {
 }
 
 BENZER_MULTIVERSION
+float sq8_l2_squared(const float* a, const float* scale, const std::uint8_t* code,
+                     std::size_t n) noexcept {
+    float acc[kLanes] = {};
+    std::size_t i = 0;
+    for (; i + kLanes <= n; i += kLanes)
+        for (std::size_t j = 0; j < kLanes; ++j) {
+            float d = a[i + j] - static_cast<float>(code[i + j]) * scale[i + j];
+            acc[j] += d * d;
+        }
+    for (std::size_t j = 0; i < n; ++i, ++j) {
+        float d = a[i] - static_cast<float>(code[i]) * scale[i];
+        acc[j] += d * d;
+    }
+    return reduce_lanes(acc);
+}
+
+BENZER_MULTIVERSION
+float sq8_dot(const float* w, const std::uint8_t* code, std::size_t n) noexcept {
+    float acc[kLanes] = {};
+    std::size_t i = 0;
+    for (; i + kLanes <= n; i += kLanes)
+        for (std::size_t j = 0; j < kLanes; ++j)
+            acc[j] += w[i + j] * static_cast<float>(code[i + j]);
+    for (std::size_t j = 0; i < n; ++i, ++j) acc[j] += w[i] * static_cast<float>(code[i]);
+    return reduce_lanes(acc);
+}
+
+BENZER_MULTIVERSION
 float l1_distance(const float* a, const float* b, std::size_t n) noexcept {
     float acc[kLanes] = {};
     std::size_t i = 0;

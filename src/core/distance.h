@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 namespace benzer {
 
@@ -24,6 +25,14 @@ float inner_product(const float* a, const float* b, std::size_t n) noexcept;
 
 // Sum of absolute differences.
 float l1_distance(const float* a, const float* b, std::size_t n) noexcept;
+
+// 8-bit scalar-quantised codes (Faiss's QT_8bit: element i decodes to
+// offset_i + code_i * scale_i): sum over i of (a_i - code_i * scale_i)^2,
+// with a = query - offset (the L2 distance), and of w_i * code_i, with
+// w = query * scale (the inner product, less the constant query . offset).
+float sq8_l2_squared(const float* a, const float* scale, const std::uint8_t* code,
+                     std::size_t n) noexcept;
+float sq8_dot(const float* w, const std::uint8_t* code, std::size_t n) noexcept;
 
 // Dot product and both squared norms in one pass (for cosine distance).
 struct CosineTerms {

@@ -961,33 +961,27 @@ std::string Engine::describe() const {
 // on this Faiss build, and measurements where they do not (bench/README.md):
 //  - up to 10 000 rows: Flat. Exact, no training; benzer's SIMD scan over
 //    10 000 x 784 floats takes about a millisecond.
-//  - up to 2 000 000 rows: IVF with nlist = 4 * sqrt(rows) (the low end of
+//  - up to 500 000 rows: IVF with nlist = 4 * sqrt(rows) (the low end of
 //    the seed's 4..16 * sqrt(N): fewer, larger lists keep recall high at a
-//    small nprobe) over flat lists. The seed suggests 4-bit PQ FastScan with
-//    exact re-ranking (RFlat), but RFlat keeps every raw vector anyway, so
-//    it saves no memory over IVF-Flat, and Debian's generic Faiss runs PQ
-//    and FastScan kernels at scalar speed while IVF-Flat lists are scanned
-//    by benzer's SIMD kernels: IVF-Flat was 3-4x faster at equal recall on
-//    Fashion-MNIST, and its distances are exact.
-//  - beyond: the seed's IVF,PQ x4fs,RFlat, where list scans dominate.
+//    small nprobe) over flat lists, scanned by benzer's SIMD kernels. The
+//    seed suggests 4-bit PQ FastScan with exact re-ranking (RFlat), but
+//    RFlat keeps every raw vector in each backend, and Debian's generic
+//    Faiss runs PQ and FastScan kernels at scalar speed: IVF-Flat was 3-4x
+//    faster at equal recall on Fashion-MNIST.
+//  - beyond: IVF over 8-bit scalar-quantised codes, with lists in pages and
+//    candidates re-ranked by the table's vectors (src/pg/faiss_rerank.h).
+//    Measured (bench/results/compressed_codes.md): at 500 000 x 256 it
+//    matched IVF-Flat's queries per second and recall (1.000) with a
+//    quarter of the index (147 against 574 MB); at 60 000 x 784 it was
+//    two thirds as fast (re-ranking reads toasted vectors), so smaller
+//    tables keep IVF-Flat.
 std::string choose_factory(std::int64_t rows, int dim, Metric /*metric*/) {
+    (void)dim;
     if (rows <= 10000) return "Flat";
     int nlist = static_cast<int>(4.0 * std::sqrt(static_cast<double>(rows)));
     nlist = std::max(nlist, 16);
     std::ostringstream out;
-    if (rows <= 2000000) {
-        out << "IVF" << nlist << ",Flat";
-        return out.str();
-    }
-    // m = d/2 4-bit sub-quantizers (FastScan needs an even m dividing d).
-    // Odd dimensions have no even divisor: 8-bit scalar quantisation then.
-    int m = std::max(2, dim / 2);
-    while (m > 2 && (dim % m != 0 || m % 2 != 0)) m--;
-    if (dim % m != 0 || m % 2 != 0) {
-        out << "IVF" << nlist << ",SQ8,RFlat";
-        return out.str();
-    }
-    out << "IVF" << nlist << ",PQ" << m << "x4fs,RFlat";
+    out << "IVF" << nlist << (rows <= 500000 ? ",Flat" : ",SQ8");
     return out.str();
 }
 

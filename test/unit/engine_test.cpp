@@ -805,7 +805,7 @@ TEST(ChooseFactory, MediumIsIvfFlat) {
         int nlist = std::max(16, static_cast<int>(4.0 * std::sqrt(static_cast<double>(rows))));
         return "IVF" + std::to_string(nlist) + ",Flat";
     };
-    for (std::int64_t rows : {10001, 20000, 100000, 1000000, 2000000}) {
+    for (std::int64_t rows : {10001, 20000, 100000, 500000}) {
         for (int dim : {1, 3, 16, 101, 784}) {
             std::string f = benzer::choose_factory(rows, dim, Metric::kL2);
             EXPECT_EQ(f, want(rows)) << rows << " rows";
@@ -814,7 +814,12 @@ TEST(ChooseFactory, MediumIsIvfFlat) {
         }
     }
     EXPECT_EQ(benzer::choose_factory(10001, 16, Metric::kL2), "IVF400,Flat");
-    EXPECT_EQ(benzer::choose_factory(1000000, 16, Metric::kL2), "IVF4000,Flat");
+    EXPECT_EQ(benzer::choose_factory(500000, 16, Metric::kL2), "IVF2828,Flat");
+}
+
+TEST(ChooseFactory, LargeIsIvfSq8) {
+    EXPECT_EQ(benzer::choose_factory(500001, 16, Metric::kL2), "IVF2828,SQ8");
+    EXPECT_EQ(benzer::choose_factory(10000000, 2048, Metric::kCosine), "IVF12649,SQ8");
 }
 
 // For more than 2M rows the choice must be a factory Engine::create takes,
@@ -1028,7 +1033,8 @@ TEST_P(EngineFastKernels, SameResultsAsFaiss) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Factories, EngineFastKernels,
-                         ::testing::Values("IVF16,Flat", "HNSW16", "IVF16,PQ4np,RFlat"),
+                         ::testing::Values("IVF16,Flat", "HNSW16", "IVF16,PQ4np,RFlat",
+                                           "IVF16,SQ8"),
                          [](const ::testing::TestParamInfo<std::string>& info) {
                              return param_name(info.param);
                          });
