@@ -41,6 +41,7 @@
 #include "pg/faiss_lists.h"
 #include "pg/faiss_pages.h"
 #include "pg/faiss_rerank.h"
+#include "pg/faiss_search.h"
 #include "pg/faiss_tails.h"
 #include "pg/faiss_view.h"
 #include "pg/guard.h"
@@ -451,15 +452,27 @@ void search_batch(BatchState* state, const float* vectors, const int32* position
             nlist = engine->nlist();
             default_nprobe = engine->default_nprobe();
         });
-    int nprobe = benzer_nprobe;
-    int ef_search = benzer_ef_search;
+    // The settings an index scan of this index would use (faiss_search.h):
+    // the session's knobs, the index's options, else the tuned setting for
+    // the recall target.
+    FaissSearchChoice choice;
+    faiss_choose_search(state->index, state->meta, &choice);
+    const benzer::SearchOptions& base = choice.options;
+    int nprobe = base.nprobe;
+    int ef_search = base.ef_search;
+    // Adaptive probing goes on until it has its rows or visited every list:
+    // a short answer means nothing allowed is left; deeper rounds compare
+    // more rows before stopping (as the scan's rounds do).
+    bool adaptive = base.adaptive && base.nprobe == 0;
+    int64 min_candidates = base.min_candidates;
+    int64 patience = base.patience;
     int64 want = k;
 
     while (nactive > 0) {
         int64 want_main = Min(want, main_total);
         // Re-ranking asks for more candidates, and orders them exactly.
         if (state->reranking && want_main > 0)
-            want_main = faiss_rerank_candidates(want_main, benzer_k_factor,
+            want_main = faiss_rerank_candidates(want_main, base.k_factor,
                                                 state->entry->option_k_factor, main_total);
         int64 want_pending = Min(want, pending_total);
         bool any_full = false, any_short = false;
@@ -468,8 +481,9 @@ void search_batch(BatchState* state, const float* vectors, const int32* position
         // searches are never short while allowed rows remain.
         int current_nprobe = nprobe > 0 ? nprobe : default_nprobe;
         int current_ef = ef_search > 0 ? ef_search : 64;
-        bool can_widen = nlist > 0 ? current_nprobe < nlist
-                                   : current_ef < state->allowed_count && current_ef <= 1000000;
+        bool can_widen =
+            !adaptive && (nlist > 0 ? current_nprobe < nlist
+                                    : current_ef < state->allowed_count && current_ef <= 1000000);
         // Slices of the active queries small enough for the result buffers.
         int64 slice =
             Max(static_cast<int64>(1), state->max_entries / Max(want, static_cast<int64>(1)));
@@ -490,11 +504,11 @@ void search_batch(BatchState* state, const float* vectors, const int32* position
                     MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * ns * want_main));
                 main_l = static_cast<benzer::Label*>(MemoryContextAllocHuge(
                     CurrentMemoryContext, sizeof(benzer::Label) * ns * want_main));
-                benzer::SearchOptions options;
+                benzer::SearchOptions options = base;
                 options.nprobe = nprobe;
                 options.ef_search = ef_search;
-                options.k_factor = static_cast<float>(benzer_k_factor);
-                options.exact_filter_limit = benzer_exact_filter_limit;
+                options.min_candidates = min_candidates;
+                options.patience = patience;
                 benzer::LabelFilter filter;
                 filter.bits = state->allowed;
                 filter.count = state->nlabels;
@@ -667,6 +681,10 @@ void search_batch(BatchState* state, const float* vectors, const int32* position
         }
         if (any_full && want < cap) {
             want = Min(want * 2, cap);
+            if (adaptive) {
+                min_candidates = Max(min_candidates, static_cast<int64>(1)) * 2;
+                patience = Max(patience, static_cast<int64>(1)) * 2;
+            }
             progressed = true;
         }
         // The rows examined so far (returned or invisible) fill work_mem:
