@@ -323,12 +323,12 @@ faiss::Index* replace_flat(faiss::Index* index) {
     return fast;
 }
 
-// Moves a plain IndexIVFFlat's lists and quantizer into a FastIVFFlat.
-faiss::Index* replace_ivf_flat(faiss::Index* index) {
-    if (typeid(*index) != typeid(faiss::IndexIVFFlat)) return index;
-    auto* old = static_cast<faiss::IndexIVFFlat*>(index);
-    auto* fast =
-        new FastIVFFlat(old->quantizer, static_cast<size_t>(old->d), old->nlist, old->metric_type);
+// Moves old's lists, quantizer and settings into fast, a new object of a
+// subclass built with old's dimensions, frees old, and returns fast with its
+// quantizer on benzer's kernels too.
+template <typename Fast>
+Fast* move_ivf_into(faiss::IndexIVF* old, Fast* fast) {
+    fast->code_size = old->code_size;
     fast->replace_invlists(old->invlists, old->own_invlists);
     old->own_invlists = false;
     old->invlists = nullptr;
@@ -351,6 +351,14 @@ faiss::Index* replace_ivf_flat(faiss::Index* index) {
     return fast;
 }
 
+// Moves a plain IndexIVFFlat's lists and quantizer into a FastIVFFlat.
+faiss::Index* replace_ivf_flat(faiss::Index* index) {
+    if (typeid(*index) != typeid(faiss::IndexIVFFlat)) return index;
+    auto* old = static_cast<faiss::IndexIVFFlat*>(index);
+    return move_ivf_into(old, new FastIVFFlat(old->quantizer, static_cast<size_t>(old->d),
+                                              old->nlist, old->metric_type));
+}
+
 // Moves a plain IVF-SQ8 index's lists and quantizer into a FastIVFSQ8.
 faiss::Index* replace_ivf_sq8(faiss::Index* index) {
     if (typeid(*index) != typeid(faiss::IndexIVFScalarQuantizer)) return index;
@@ -362,27 +370,7 @@ faiss::Index* replace_ivf_sq8(faiss::Index* index) {
     auto* fast = new FastIVFSQ8(old->quantizer, static_cast<size_t>(old->d), old->nlist,
                                 old->sq.qtype, old->metric_type, old->by_residual);
     fast->sq = old->sq;
-    fast->code_size = old->code_size;
-    fast->replace_invlists(old->invlists, old->own_invlists);
-    old->own_invlists = false;
-    old->invlists = nullptr;
-    fast->own_fields = old->own_fields;
-    old->own_fields = false;
-    fast->nprobe = old->nprobe;
-    fast->max_codes = old->max_codes;
-    fast->parallel_mode = old->parallel_mode;
-    fast->direct_map = old->direct_map;
-    fast->ntotal = old->ntotal;
-    fast->is_trained = old->is_trained;
-    fast->metric_arg = old->metric_arg;
-    fast->cp = old->cp;
-    fast->quantizer_trains_alone = old->quantizer_trains_alone;
-    fast->clustering_index = old->clustering_index;
-    old->clustering_index = nullptr;
-    fast->verbose = old->verbose;
-    delete old;
-    fast->quantizer = replace_flat(fast->quantizer);
-    fast->prepare();
+    move_ivf_into(old, fast)->prepare();
     return fast;
 }
 
