@@ -435,11 +435,7 @@ bool scan_list_tail(Relation index, const FaissMeta& meta, const BlockNumber* ta
         scan(rows.count, rows.codes, labels);
         pfree(labels);
     }
-    pfree(rows.lists);
-    pfree(rows.tids);
-    pfree(rows.codes);
-    pfree(rows.attributes);
-    pfree(rows.attribute_offsets);
+    faiss_tail_rows_free(&rows);
     return true;
 }
 

@@ -120,23 +120,31 @@ bool walk_tail(Relation index, const FaissMeta& meta, const BlockNumber* directo
 }
 
 // Room for one more row in rows.
+// Arrays start empty: a search reads the tail of every list it probes,
+// and most tails are short or empty, so nothing is allocated until a row
+// is found.
+template <typename T>
+T* grow(T* array, Size bytes) {
+    return static_cast<T*>(array == nullptr ? MemoryContextAllocHuge(CurrentMemoryContext, bytes)
+                                            : repalloc_huge(array, bytes));
+}
+
 void reserve_row(FaissTailRows* rows, Size attribute_bytes) {
     if (rows->count == rows->capacity) {
-        int64 capacity = Max(rows->capacity * 2, static_cast<int64>(64));
-        rows->lists = static_cast<int64*>(repalloc_huge(rows->lists, sizeof(int64) * capacity));
-        rows->tids = static_cast<ItemPointerData*>(
-            repalloc_huge(rows->tids, sizeof(ItemPointerData) * capacity));
-        rows->codes = static_cast<uint8*>(
-            repalloc_huge(rows->codes, Max(rows->code_size, static_cast<Size>(1)) * capacity));
-        rows->attribute_offsets = static_cast<uint64*>(
-            repalloc_huge(rows->attribute_offsets, sizeof(uint64) * (capacity + 1)));
+        int64 capacity = Max(rows->capacity * 2, static_cast<int64>(16));
+        rows->lists = grow(rows->lists, sizeof(int64) * capacity);
+        rows->tids = grow(rows->tids, sizeof(ItemPointerData) * capacity);
+        rows->codes = grow(rows->codes, Max(rows->code_size, static_cast<Size>(1)) * capacity);
+        bool first = rows->attribute_offsets == nullptr;
+        rows->attribute_offsets = grow(rows->attribute_offsets, sizeof(uint64) * (capacity + 1));
+        if (first) rows->attribute_offsets[0] = 0;
         rows->capacity = capacity;
     }
     uint64 used = rows->attribute_offsets[rows->count];
-    if (used + attribute_bytes > rows->attribute_capacity) {
-        rows->attribute_capacity = Max(rows->attribute_capacity * 2, used + attribute_bytes);
-        rows->attributes =
-            static_cast<uint8*>(repalloc_huge(rows->attributes, rows->attribute_capacity));
+    if (used + attribute_bytes > rows->attribute_capacity || rows->attributes == nullptr) {
+        rows->attribute_capacity = Max(Max(rows->attribute_capacity * 2, used + attribute_bytes),
+                                       static_cast<uint64>(256));
+        rows->attributes = grow(rows->attributes, rows->attribute_capacity);
     }
 }
 
@@ -275,17 +283,16 @@ void faiss_append_tail(Relation index, const FaissMeta& meta, const BlockNumber*
 }
 
 void faiss_tail_rows_init(FaissTailRows* rows, Size code_size) {
-    rows->count = 0;
-    rows->capacity = 64;
+    *rows = FaissTailRows{};
     rows->code_size = code_size;
-    rows->lists = static_cast<int64*>(palloc(sizeof(int64) * rows->capacity));
-    rows->tids = static_cast<ItemPointerData*>(palloc(sizeof(ItemPointerData) * rows->capacity));
-    rows->codes = static_cast<uint8*>(
-        MemoryContextAllocHuge(CurrentMemoryContext, Max(code_size, static_cast<Size>(1)) * 64));
-    rows->attribute_capacity = 1024;
-    rows->attributes = static_cast<uint8*>(palloc(rows->attribute_capacity));
-    rows->attribute_offsets = static_cast<uint64*>(palloc(sizeof(uint64) * (rows->capacity + 1)));
-    rows->attribute_offsets[0] = 0;
+}
+
+void faiss_tail_rows_free(FaissTailRows* rows) {
+    void* arrays[] = {rows->lists, rows->tids, rows->codes, rows->attributes,
+                      rows->attribute_offsets};
+    for (void* array : arrays)
+        if (array != nullptr) pfree(array);
+    faiss_tail_rows_init(rows, rows->code_size);
 }
 
 bool faiss_read_list_tail(Relation index, const FaissMeta& meta, const BlockNumber* directory,

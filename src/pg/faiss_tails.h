@@ -93,7 +93,8 @@ void faiss_append_tail(Relation index, const FaissMeta& meta, const BlockNumber*
                        int64 list, ItemPointer tid, const uint8* code, const uint8* attributes,
                        Size attribute_bytes);
 
-// Entries of tails, copied out: parallel arrays, palloc'd.
+// Entries of tails, copied out: parallel arrays, palloc'd (null while
+// count is 0).
 struct FaissTailRows {
     int64 count;
     int64 capacity;
@@ -105,7 +106,9 @@ struct FaissTailRows {
     uint64* attribute_offsets;  // count + 1 offsets into attributes
     uint64 attribute_capacity;
 };
+// Empty rows (nothing allocated until a row is added), and back.
 void faiss_tail_rows_init(FaissTailRows* rows, Size code_size);
+void faiss_tail_rows_free(FaissTailRows* rows);
 
 // Which tail entries a reader wants: those whose filter values satisfy
 // the conditions, and whose TID is not in returned (either may be absent).
