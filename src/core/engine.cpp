@@ -31,6 +31,10 @@
 #include <sstream>
 #include <vector>
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
 #include <faiss/IVFlib.h>
 #include <faiss/IndexFastScan.h>
 #include <faiss/IndexFlat.h>
@@ -460,9 +464,31 @@ struct BufferReader : faiss::IOReader {
 }  // namespace
 
 Engine* Engine::deserialize(const std::uint8_t* data, std::size_t size, Metric metric) {
+    CentroidsApartHeader header;
+    if (read_apart_header(data, size, &header)) {
+        const std::uint8_t* structure = data + sizeof(header);
+        std::unique_ptr<Engine> engine(
+            deserialize(structure, static_cast<std::size_t>(header.structure_bytes), metric));
+        if (header.centroid_bytes > 0)
+            std::memcpy(engine->centroid_storage(static_cast<std::size_t>(header.centroid_bytes)),
+                        structure + header.structure_bytes,
+                        static_cast<std::size_t>(header.centroid_bytes));
+        return engine.release();
+    }
     BufferReader reader(data, size);
     faiss::Index* index = faiss::read_index(&reader);
     return new Engine(index, static_cast<int>(index->d), metric);
+}
+
+bool Engine::read_apart_header(const std::uint8_t* data, std::size_t size,
+                               CentroidsApartHeader* header) {
+    if (size < sizeof(CentroidsApartHeader)) return false;
+    std::memcpy(header, data, sizeof(CentroidsApartHeader));
+    if (header->magic != kCentroidsApartMagic) return false;
+    std::uint64_t rest = size - sizeof(CentroidsApartHeader);
+    if (header->structure_bytes > rest || header->centroid_bytes != rest - header->structure_bytes)
+        throw Error(ErrorKind::kDataException, "the index's centroid header is inconsistent");
+    return true;
 }
 
 std::int64_t Engine::size() const { return index_->ntotal; }
@@ -909,6 +935,99 @@ void Engine::serialize(std::uint8_t* out, std::size_t size) const {
     faiss::write_index(index_, &writer);
     if (writer.used != size)
         throw Error(ErrorKind::kInternal, "serialised index smaller than computed");
+}
+
+namespace {
+
+// The flat coarse quantizer whose centroids serialize_apart() keeps apart:
+// only that of a bare IVF-Flat or IVF-SQ structure (no transform, no
+// refinement). IVF-PQ computes tables from the centroids while it is read,
+// so it keeps them inside. Null for any other structure.
+faiss::IndexFlat* apart_quantizer(faiss::Index* index) {
+    auto* ivf = dynamic_cast<faiss::IndexIVF*>(index);
+    if (ivf == nullptr) return nullptr;
+    if (dynamic_cast<faiss::IndexIVFFlat*>(ivf) == nullptr &&
+        dynamic_cast<faiss::IndexIVFScalarQuantizer*>(ivf) == nullptr)
+        return nullptr;
+    auto* flat = dynamic_cast<faiss::IndexFlat*>(ivf->quantizer);
+    if (flat == nullptr || flat->d != ivf->d) return nullptr;
+    return flat;
+}
+
+// Asks the kernel for transparent huge pages over the 2 MB-aligned part of
+// a fresh allocation, before anything touches it. A new connection's first
+// search fills megabytes of coarse centroids, and on virtual machines a 4 kB
+// page fault (allocate, clear, account) costs microseconds: one 2 MB fault
+// replaces 512 of them. Where THP is off or unsupported this does nothing.
+void advise_huge_pages(void* start, std::size_t bytes) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    constexpr std::uintptr_t kHuge = std::uintptr_t(2) << 20;
+    auto from = (reinterpret_cast<std::uintptr_t>(start) + kHuge - 1) & ~(kHuge - 1);
+    auto to = (reinterpret_cast<std::uintptr_t>(start) + bytes) & ~(kHuge - 1);
+    if (to > from) madvise(reinterpret_cast<void*>(from), to - from, MADV_HUGEPAGE);
+#else
+    (void)start;
+    (void)bytes;
+#endif
+}
+
+// Empties a quantizer's storage while the structure around it is written,
+// and puts it back afterwards, also when writing throws.
+struct CentroidsSetAside {
+    faiss::IndexFlat* quantizer;
+    std::vector<std::uint8_t> codes;
+    faiss::Index::idx_t ntotal = 0;
+    explicit CentroidsSetAside(faiss::IndexFlat* q) : quantizer(q) {
+        if (quantizer == nullptr) return;
+        codes.swap(quantizer->codes);
+        ntotal = quantizer->ntotal;
+        quantizer->ntotal = 0;
+    }
+    ~CentroidsSetAside() {
+        if (quantizer == nullptr) return;
+        codes.swap(quantizer->codes);
+        quantizer->ntotal = ntotal;
+    }
+};
+
+}  // namespace
+
+std::size_t Engine::serialized_apart_size() const {
+    // The quantizer is put back before this returns; the engine is not
+    // searched meanwhile (one thread owns it).
+    CentroidsSetAside aside(apart_quantizer(index_));
+    CountingWriter counter;
+    faiss::write_index(index_, &counter);
+    return sizeof(CentroidsApartHeader) + counter.bytes + aside.codes.size();
+}
+
+void Engine::serialize_apart(std::uint8_t* out, std::size_t size) const {
+    CentroidsSetAside aside(apart_quantizer(index_));
+    if (size < sizeof(CentroidsApartHeader))
+        throw Error(ErrorKind::kInternal, "serialised index smaller than computed");
+    BufferWriter writer(out + sizeof(CentroidsApartHeader), size - sizeof(CentroidsApartHeader));
+    faiss::write_index(index_, &writer);
+    CentroidsApartHeader header = {kCentroidsApartMagic, 0, writer.used, aside.codes.size()};
+    if (sizeof(header) + writer.used + aside.codes.size() != size)
+        throw Error(ErrorKind::kInternal, "serialised index smaller than computed");
+    std::memcpy(out, &header, sizeof(header));
+    if (!aside.codes.empty())
+        std::memcpy(out + sizeof(header) + writer.used, aside.codes.data(), aside.codes.size());
+}
+
+std::uint8_t* Engine::centroid_storage(std::size_t bytes) {
+    faiss::IndexFlat* quantizer = apart_quantizer(index_);
+    auto* ivf = dynamic_cast<faiss::IndexIVF*>(index_);
+    std::size_t row_bytes = sizeof(float) * static_cast<std::size_t>(dim_);
+    if (quantizer == nullptr || quantizer->ntotal != 0 ||
+        bytes != row_bytes * static_cast<std::size_t>(ivf->nlist) ||
+        static_cast<int>(quantizer->d) != dim_)
+        throw Error(ErrorKind::kDataException, "the index's centroids do not fit its structure");
+    quantizer->codes.reserve(bytes);
+    advise_huge_pages(quantizer->codes.data(), bytes);
+    quantizer->codes.resize(bytes);
+    quantizer->ntotal = static_cast<faiss::Index::idx_t>(ivf->nlist);
+    return quantizer->codes.data();
 }
 
 std::size_t Engine::memory_bytes() const { return serialized_size(); }

@@ -170,6 +170,20 @@ class PagedSearch {
     std::unique_ptr<ListProbe> probe_;
 };
 
+// A blob in which the coarse centroids of an IVF structure follow the rest
+// of it (Engine::serialize_apart) starts with this header. A backend that
+// loads such a blob from index pages copies the centroids straight into the
+// quantizer (Engine::centroid_storage): one pass over them instead of two
+// (into a buffer, then out of it), which is most of a fresh connection's
+// first search. Faiss blobs start with a four-letter code, never this magic.
+struct CentroidsApartHeader {
+    std::uint32_t magic;
+    std::uint32_t reserved;
+    std::uint64_t structure_bytes;  // the Faiss structure, without its centroids
+    std::uint64_t centroid_bytes;   // then the centroids (0: they stayed inside)
+};
+constexpr std::uint32_t kCentroidsApartMagic = 0x61437a42;  // "BzCa"
+
 class Engine {
   public:
     // Creates an empty, untrained index. Throws Error(kInvalidParameter)
@@ -177,8 +191,13 @@ class Engine {
     // benzer cannot use (IDMap, binary indexes, ...).
     static Engine* create(const std::string& factory, int dim, Metric metric);
 
-    // Reads an index written by serialize().
+    // Reads an index written by serialize() or serialize_apart().
     static Engine* deserialize(const std::uint8_t* data, std::size_t size, Metric metric);
+
+    // True when data starts with a CentroidsApartHeader (copied to *header)
+    // whose sizes add up to size. Throws on a header that does not.
+    static bool read_apart_header(const std::uint8_t* data, std::size_t size,
+                                  CentroidsApartHeader* header);
 
     ~Engine();
     Engine(const Engine&) = delete;
@@ -243,6 +262,18 @@ class Engine {
     // Serialisation in Faiss's own format.
     std::size_t serialized_size() const;
     void serialize(std::uint8_t* out, std::size_t size) const;
+
+    // The same, with the coarse centroids of an IVF over a flat quantizer
+    // after the rest, behind a CentroidsApartHeader (other structures: the
+    // header, then serialize()'s bytes).
+    std::size_t serialized_apart_size() const;
+    void serialize_apart(std::uint8_t* out, std::size_t size) const;
+
+    // For an engine deserialized from the structure part of such a blob:
+    // room for its bytes of centroids inside the quantizer, to be filled by
+    // the caller before any other use. Throws when bytes do not match the
+    // quantizer or it already holds centroids.
+    std::uint8_t* centroid_storage(std::size_t bytes);
 
     // Approximate bytes this index holds in memory.
     std::size_t memory_bytes() const;

@@ -527,8 +527,10 @@ void search_batch(BatchState* state, const float* vectors, const int32* position
                             auto* tids = static_cast<ItemPointerData*>(
                                 palloc(sizeof(ItemPointerData) * main_n[i]));
                             for (int64 j = 0; j < main_n[i]; j++)
-                                tids[j] = faiss_is_tail_label(l[j]) ? faiss_tail_label_tid(l[j])
-                                                                    : state->entry->labels[l[j]];
+                                tids[j] =
+                                    faiss_is_tail_label(l[j])
+                                        ? faiss_tail_label_tid(l[j])
+                                        : faiss_cache_label_tid(state->index, state->entry, l[j]);
                             faiss_rerank(&state->reranker, x + i * dim, tids, l, d, main_n[i]);
                             pfree(tids);
                         }
@@ -623,8 +625,9 @@ void search_batch(BatchState* state, const float* vectors, const int32* position
                         mi++;
                         key.key = label;
                         // Rows of list tails carry their TID in the label.
-                        tid = faiss_is_tail_label(label) ? faiss_tail_label_tid(label)
-                                                         : state->entry->labels[label];
+                        tid = faiss_is_tail_label(label)
+                                  ? faiss_tail_label_tid(label)
+                                  : faiss_cache_label_tid(state->index, state->entry, label);
                     } else {
                         const PendingCandidate& c = pending_c[i * want_pending + pi];
                         distance = c.distance;

@@ -408,13 +408,19 @@ void relabel_for_pages(Relation index, benzer::Engine* engine, ItemPointerData* 
     pfree(new_label);
 }
 
-// Serialises the engine into a palloc'd buffer.
-char* serialize_engine(benzer::Engine* engine, uint64* bytes) {
+// Serialises the engine into a palloc'd buffer; apart: with the coarse
+// centroids after the rest (Engine::serialize_apart), for lists in pages.
+char* serialize_engine(benzer::Engine* engine, uint64* bytes, bool apart = false) {
     Size size = 0;
-    guarded("could not serialise faiss index", [&] { size = engine->serialized_size(); });
-    char* buffer = static_cast<char*>(MemoryContextAllocHuge(CurrentMemoryContext, Max(size, 1)));
     guarded("could not serialise faiss index",
-            [&] { engine->serialize(reinterpret_cast<uint8*>(buffer), size); });
+            [&] { size = apart ? engine->serialized_apart_size() : engine->serialized_size(); });
+    char* buffer = static_cast<char*>(MemoryContextAllocHuge(CurrentMemoryContext, Max(size, 1)));
+    guarded("could not serialise faiss index", [&] {
+        if (apart)
+            engine->serialize_apart(reinterpret_cast<uint8*>(buffer), size);
+        else
+            engine->serialize(reinterpret_cast<uint8*>(buffer), size);
+    });
     *bytes = size;
     return buffer;
 }
@@ -443,7 +449,7 @@ void write_generation(Relation index, FaissMeta* meta, benzer::Engine* engine,
         meta->version = kFaissFormatVersionPagedLists;
         EngineHolder* shell = EngineHolder::create(CurrentMemoryContext);
         guarded("could not write faiss index", [&] { shell->object = engine->clone_empty(); });
-        blob = serialize_engine(shell->object, &blob_bytes);
+        blob = serialize_engine(shell->object, &blob_bytes, true);
         delete shell->release();
     } else {
         meta->version = kFaissFormatVersion;

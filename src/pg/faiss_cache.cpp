@@ -115,6 +115,7 @@ void publish(Relation index, FaissLoadedIndex* entry, EngineHolder* engine,
              AttributesHolder* attributes) {
     entry->engine = engine->object;
     entry->attributes = attributes->object;
+    entry->attribute_holder = attributes;
     if (entry->engine != nullptr) {
         benzer::Engine* e = entry->engine;
         benzer::GuardedError error;
@@ -155,15 +156,6 @@ void apply_options(Relation index, FaissLoadedIndex* entry) {
     entry->option_k_factor = options->k_factor;
 }
 
-// Reads a chain into the entry's context. False on a race with a merge.
-bool read_into(Relation index, const FaissMeta& meta, const FaissChain& chain, FaissPageKind kind,
-               MemoryContext context, char** data) {
-    MemoryContext old = MemoryContextSwitchTo(context);
-    bool ok = faiss_read_chain(index, chain, kind, meta.generation, data);
-    MemoryContextSwitchTo(old);
-    return ok;
-}
-
 // Raises a failure to load part of an index, with the way out.
 [[noreturn]] void raise_load_error(Relation index, const benzer::GuardedError& error,
                                    const char* what) {
@@ -172,6 +164,63 @@ bool read_into(Relation index, const FaissMeta& meta, const FaissChain& chain, F
                            RelationGetRelationName(index), error.message),
                     errhint("Rebuild the index: REINDEX INDEX %s.",
                             quote_identifier(RelationGetRelationName(index)))));
+}
+
+// Deserialises in a guarded call, raising a failure as a load error.
+void deserialize_engine(Relation index, const FaissMeta& meta, const char* data, uint64 bytes,
+                        EngineHolder* engine) {
+    benzer::GuardedError error;
+    benzer::Metric metric = static_cast<benzer::Metric>(meta.metric);
+    if (!benzer::run_guarded(error, [&] {
+            engine->object = benzer::Engine::deserialize(reinterpret_cast<const uint8*>(data),
+                                                         static_cast<std::size_t>(bytes), metric);
+        }))
+        raise_load_error(index, error, "the Faiss structure");
+}
+
+// Reads the Faiss structure into engine. When the blob keeps the coarse
+// centroids apart (core/engine.h), the structure is read into a buffer and
+// the centroids straight from the pages into the quantizer: a fresh
+// connection's first search pays one copy of them, not two. Returns false
+// when a merge raced the read.
+bool load_engine(Relation index, const FaissMeta& meta, EngineHolder* engine) {
+    FaissChainReader reader = faiss_chain_reader(meta.blob, kFaissPageBlob, meta.generation);
+    benzer::CentroidsApartHeader header;
+    bool apart = false;
+    if (meta.blob.bytes >= sizeof(header)) {
+        if (!faiss_chain_read(index, &reader, reinterpret_cast<char*>(&header), sizeof(header)))
+            return false;
+        benzer::GuardedError error;
+        uint64 blob_bytes = meta.blob.bytes;
+        if (!benzer::run_guarded(error, [&] {
+                apart = benzer::Engine::read_apart_header(reinterpret_cast<const uint8*>(&header),
+                                                          blob_bytes, &header);
+            }))
+            raise_load_error(index, error, "the Faiss structure");
+    }
+    if (!apart) {
+        char* blob = nullptr;
+        if (!faiss_read_chain(index, meta.blob, kFaissPageBlob, meta.generation, &blob))
+            return false;
+        deserialize_engine(index, meta, blob, meta.blob.bytes, engine);
+        pfree(blob);
+        return true;
+    }
+    char* structure = static_cast<char*>(MemoryContextAllocHuge(
+        CurrentMemoryContext, Max(header.structure_bytes, static_cast<uint64>(1))));
+    if (!faiss_chain_read(index, &reader, structure, header.structure_bytes)) return false;
+    deserialize_engine(index, meta, structure, header.structure_bytes, engine);
+    pfree(structure);
+    if (header.centroid_bytes == 0) return true;
+    uint8* centroids = nullptr;
+    benzer::GuardedError error;
+    benzer::Engine* loaded = engine->object;
+    if (!benzer::run_guarded(error, [&] {
+            centroids = loaded->centroid_storage(static_cast<std::size_t>(header.centroid_bytes));
+        }))
+        raise_load_error(index, error, "the coarse centroids");
+    return faiss_chain_read(index, &reader, reinterpret_cast<char*>(centroids),
+                            header.centroid_bytes);
 }
 
 }  // namespace
@@ -193,48 +242,29 @@ FaissLoadedIndex* faiss_cache_acquire(Relation index, const FaissMeta& meta) {
     FaissLoadedIndex* entry = begin_entry(index, meta.generation, &engine, &attributes);
     MemoryContext context = entry->context;
 
-    char* labels = nullptr;
-    if (!read_into(index, meta, meta.labels, kFaissPageLabels, context, &labels)) {
+    // Labels stay in their pages: only the page table of their chain.
+    BlockNumber* label_blocks = nullptr;
+    MemoryContext old_context = MemoryContextSwitchTo(context);
+    bool have_blocks =
+        faiss_chain_blocks(index, meta.labels, kFaissPageLabels, meta.generation, &label_blocks);
+    MemoryContextSwitchTo(old_context);
+    if (!have_blocks) {
         MemoryContextDelete(context);
         return nullptr;
     }
-    entry->labels = reinterpret_cast<ItemPointerData*>(labels);
+    entry->labels = nullptr;
+    entry->label_blocks = label_blocks;
+    entry->label_chain = meta.labels;
     entry->nlabels = static_cast<int64>(meta.labels.bytes / sizeof(ItemPointerData));
-    entry->bytes = meta.labels.bytes;
+    entry->bytes = sizeof(BlockNumber) * meta.labels.pages;
 
-    // Filter column values. The serialised forms are read into the
-    // caller's memory (freed right after, or with it on an ERROR).
-    if (meta.attributes.head != InvalidBlockNumber) {
-        char* data = nullptr;
-        if (!faiss_read_chain(index, meta.attributes, kFaissPageAttributes, meta.generation,
-                              &data)) {
-            MemoryContextDelete(context);
-            return nullptr;
-        }
-        benzer::GuardedError error;
-        if (!benzer::run_guarded(error, [&] {
-                attributes->object = benzer::AttributeStore::deserialize(
-                    reinterpret_cast<const uint8*>(data), meta.attributes.bytes);
-            }))
-            raise_load_error(index, error, "the filter columns");
-        pfree(data);
-        entry->bytes += meta.attributes.bytes;
-    }
-
+    // Filter column values wait for the first search that filters on them
+    // (faiss_cache_attributes).
     if (meta.factory[0] != '\0') {
-        char* blob = nullptr;
-        if (!faiss_read_chain(index, meta.blob, kFaissPageBlob, meta.generation, &blob)) {
+        if (!load_engine(index, meta, engine)) {
             MemoryContextDelete(context);
             return nullptr;
         }
-        benzer::GuardedError error;
-        benzer::Metric metric = static_cast<benzer::Metric>(meta.metric);
-        if (!benzer::run_guarded(error, [&] {
-                engine->object = benzer::Engine::deserialize(reinterpret_cast<const uint8*>(blob),
-                                                             meta.blob.bytes, metric);
-            }))
-            raise_load_error(index, error, "the Faiss structure");
-        pfree(blob);
         entry->bytes += meta.blob.bytes;
     }
     if (faiss_lists_paged(meta)) {
@@ -259,6 +289,49 @@ FaissLoadedIndex* faiss_cache_acquire(Relation index, const FaissMeta& meta) {
     apply_options(index, entry);
     entry->pins++;
     return entry;
+}
+
+bool faiss_cache_attributes(Relation index, const FaissMeta& meta, FaissLoadedIndex* entry,
+                            benzer::AttributeStore** store) {
+    Assert(entry->pins > 0 && entry->generation == meta.generation);
+    if (entry->attributes != nullptr || meta.attributes.head == InvalidBlockNumber) {
+        *store = entry->attributes;
+        return true;
+    }
+    // The serialised form is read into the caller's memory (freed right
+    // after, or with it on an ERROR); the store goes to the entry's holder
+    // only when complete.
+    char* data = nullptr;
+    if (!faiss_read_chain(index, meta.attributes, kFaissPageAttributes, meta.generation, &data))
+        return false;
+    benzer::GuardedError error;
+    benzer::AttributeStore* loaded = nullptr;
+    if (!benzer::run_guarded(error, [&] {
+            loaded = benzer::AttributeStore::deserialize(reinterpret_cast<const uint8*>(data),
+                                                         meta.attributes.bytes);
+        }))
+        raise_load_error(index, error, "the filter columns");
+    entry->attribute_holder->object = loaded;
+    entry->attributes = loaded;
+    entry->bytes += meta.attributes.bytes;
+    pfree(data);
+    *store = loaded;
+    return true;
+}
+
+ItemPointerData faiss_cache_label_tid(Relation index, const FaissLoadedIndex* entry, int64 label) {
+    Assert(label >= 0 && label < entry->nlabels);
+    if (entry->labels != nullptr) return entry->labels[label];
+    ItemPointerData tid;
+    if (!faiss_chain_read_at(index, entry->label_chain, entry->label_blocks, kFaissPageLabels,
+                             entry->generation,
+                             sizeof(ItemPointerData) * static_cast<uint64>(label),
+                             reinterpret_cast<char*>(&tid), sizeof(tid)))
+        ereport(ERROR, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+                        errmsg("faiss index \"%s\" was merged while a search read it",
+                               RelationGetRelationName(index)),
+                        errhint("Run the query again.")));
+    return tid;
 }
 
 void faiss_cache_release(FaissLoadedIndex* entry) {

@@ -23,10 +23,18 @@ struct FaissLoadedIndex {
     Oid relid;
     RelFileNode node;
     uint32 generation;
-    benzer::Engine* engine;   // null while the index is untrained
-    ItemPointerData* labels;  // label -> heap TID
+    benzer::Engine* engine;  // null while the index is untrained
+    // label -> heap TID: a copy where this backend built or merged the
+    // index; otherwise null, and faiss_cache_label_tid reads the label pages
+    // (a copy would be 6 bytes per row in every backend: 60 MB at 10 M rows).
+    ItemPointerData* labels;
+    BlockNumber* label_blocks;  // the label chain's pages, in order, when labels is null
+    FaissChain label_chain;
     int64 nlabels;
-    benzer::AttributeStore* attributes;  // filter column values; null if none
+    // Filter column values: null if the index has none, or until the first
+    // search with conditions on them loads them (faiss_cache_attributes).
+    benzer::AttributeStore* attributes;
+    ContextOwned<benzer::AttributeStore>* attribute_holder;  // owns attributes
     // IVF lists in pages (faiss_lists.h): their directory, and then the
     // engine holds the trained structure without rows. Null when the lists
     // are inside the engine.
@@ -48,6 +56,19 @@ struct FaissLoadedIndex {
 // The loaded index for meta's generation, loaded if needed and pinned.
 // Returns null when a merge raced the load; re-read the metapage and retry.
 FaissLoadedIndex* faiss_cache_acquire(Relation index, const FaissMeta& meta);
+
+// The filter column values of a pinned entry, read from meta's chain the
+// first time a search needs them (most searches without conditions never
+// do, which keeps a fresh connection's first query cheap). Sets *store to
+// null when the index has no filter columns. Returns false when a merge
+// raced the read; re-read the metapage and retry.
+bool faiss_cache_attributes(Relation index, const FaissMeta& meta, FaissLoadedIndex* entry,
+                            benzer::AttributeStore** store);
+
+// The heap TID of label in a pinned entry. ERRORs (serialization failure,
+// "run the query again") when a merge has reused the label pages since the
+// entry was loaded.
+ItemPointerData faiss_cache_label_tid(Relation index, const FaissLoadedIndex* entry, int64 label);
 
 // Unpins an entry returned by faiss_cache_acquire.
 void faiss_cache_release(FaissLoadedIndex* entry);

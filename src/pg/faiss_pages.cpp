@@ -19,6 +19,7 @@ extern "C" {
 #include "storage/bufpage.h"
 #include "storage/indexfsm.h"
 #include "storage/lmgr.h"
+#include "utils/builtins.h"
 #include "utils/rel.h"
 }
 
@@ -234,6 +235,31 @@ FaissChain faiss_write_chain(Relation index, FaissPageKind kind, uint32 generati
 
 Size faiss_page_payload_length(Page page) { return payload_length(page); }
 
+Buffer faiss_lock_chain_page(Relation index, BlockNumber block, FaissPageKind kind,
+                             uint32 generation, uint32 sequence) {
+    if (block == InvalidBlockNumber) return InvalidBuffer;
+    Buffer buffer = ReadBuffer(index, block);
+    LockBuffer(buffer, BUFFER_LOCK_SHARE);
+    Page page = BufferGetPage(buffer);
+    FaissPageOpaque* opaque = faiss_page_opaque(page);
+    if (PageIsNew(page) || opaque->generation != generation || opaque->kind != kind ||
+        opaque->sequence != sequence) {
+        UnlockReleaseBuffer(buffer);
+        return InvalidBuffer;
+    }
+    return buffer;
+}
+
+// A chain whose pages hold more bytes than the metapage records, or fewer
+// than its contents say it holds.
+[[noreturn]] static void raise_chain_mismatch(Relation index) {
+    ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
+                    errmsg("faiss index \"%s\": a page chain does not hold the bytes recorded",
+                           RelationGetRelationName(index)),
+                    errhint("Rebuild the index: REINDEX INDEX %s.",
+                            quote_identifier(RelationGetRelationName(index)))));
+}
+
 bool faiss_read_chain(Relation index, const FaissChain& chain, FaissPageKind kind,
                       uint32 generation, char** data) {
     char* out = static_cast<char*>(
@@ -241,31 +267,21 @@ bool faiss_read_chain(Relation index, const FaissChain& chain, FaissPageKind kin
     uint64 offset = 0;
     BlockNumber block = chain.head;
     for (uint32 i = 0; i < chain.pages; i++) {
-        if (block == InvalidBlockNumber) {
+        Buffer buffer = faiss_lock_chain_page(index, block, kind, generation, i);
+        if (!BufferIsValid(buffer)) {
             pfree(out);
             return false;
         }
-        Buffer buffer = ReadBuffer(index, block);
-        LockBuffer(buffer, BUFFER_LOCK_SHARE);
         Page page = BufferGetPage(buffer);
-        FaissPageOpaque* opaque = faiss_page_opaque(page);
-        if (PageIsNew(page) || opaque->generation != generation || opaque->kind != kind ||
-            opaque->sequence != i) {
-            UnlockReleaseBuffer(buffer);
-            pfree(out);
-            return false;
-        }
         Size length = payload_length(page);
         if (offset + length > chain.bytes) {
             UnlockReleaseBuffer(buffer);
             pfree(out);
-            ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
-                            errmsg("faiss index \"%s\": chain longer than recorded",
-                                   RelationGetRelationName(index))));
+            raise_chain_mismatch(index);
         }
         memcpy(out + offset, PageGetContents(page), length);
         offset += length;
-        block = opaque->next;
+        block = faiss_page_opaque(page)->next;
         UnlockReleaseBuffer(buffer);
         if ((i & 255) == 255) CHECK_FOR_INTERRUPTS();
     }
@@ -274,6 +290,89 @@ bool faiss_read_chain(Relation index, const FaissChain& chain, FaissPageKind kin
         return false;
     }
     *data = out;
+    return true;
+}
+
+bool faiss_chain_blocks(Relation index, const FaissChain& chain, FaissPageKind kind,
+                        uint32 generation, BlockNumber** blocks) {
+    auto* out = static_cast<BlockNumber*>(
+        palloc(sizeof(BlockNumber) * Max(chain.pages, static_cast<uint32>(1))));
+    BlockNumber block = chain.head;
+    for (uint32 i = 0; i < chain.pages; i++) {
+        Buffer buffer = faiss_lock_chain_page(index, block, kind, generation, i);
+        if (!BufferIsValid(buffer)) {
+            pfree(out);
+            return false;
+        }
+        out[i] = block;
+        block = faiss_page_opaque(BufferGetPage(buffer))->next;
+        UnlockReleaseBuffer(buffer);
+        if ((i & 255) == 255) CHECK_FOR_INTERRUPTS();
+    }
+    *blocks = out;
+    return true;
+}
+
+bool faiss_chain_read_at(Relation index, const FaissChain& chain, const BlockNumber* blocks,
+                         FaissPageKind kind, uint32 generation, uint64 offset, char* out,
+                         Size bytes) {
+    Size capacity = faiss_chain_page_capacity();
+    if (offset + bytes > chain.bytes) raise_chain_mismatch(index);
+    while (bytes > 0) {
+        uint32 page = static_cast<uint32>(offset / capacity);
+        Size at = static_cast<Size>(offset % capacity);
+        if (page >= chain.pages) raise_chain_mismatch(index);
+        Buffer buffer = faiss_lock_chain_page(index, blocks[page], kind, generation, page);
+        if (!BufferIsValid(buffer)) return false;
+        Page p = BufferGetPage(buffer);
+        Size length = payload_length(p);
+        if (at >= length) {
+            UnlockReleaseBuffer(buffer);
+            raise_chain_mismatch(index);
+        }
+        Size take = Min(bytes, length - at);
+        memcpy(out, PageGetContents(p) + at, take);
+        UnlockReleaseBuffer(buffer);
+        out += take;
+        offset += take;
+        bytes -= take;
+    }
+    return true;
+}
+
+FaissChainReader faiss_chain_reader(const FaissChain& chain, FaissPageKind kind,
+                                    uint32 generation) {
+    return {chain, kind, generation, chain.head, 0, 0, 0};
+}
+
+bool faiss_chain_read(Relation index, FaissChainReader* reader, char* out, uint64 bytes) {
+    if (bytes > reader->chain.bytes - reader->delivered) raise_chain_mismatch(index);
+    while (bytes > 0) {
+        if (reader->sequence >= reader->chain.pages) return false;
+        Buffer buffer = faiss_lock_chain_page(index, reader->block, reader->kind,
+                                              reader->generation, reader->sequence);
+        if (!BufferIsValid(buffer)) return false;
+        Page page = BufferGetPage(buffer);
+        Size length = payload_length(page);
+        if (reader->page_offset > length) {
+            UnlockReleaseBuffer(buffer);
+            return false;
+        }
+        Size take =
+            static_cast<Size>(Min(static_cast<uint64>(length - reader->page_offset), bytes));
+        memcpy(out, PageGetContents(page) + reader->page_offset, take);
+        out += take;
+        bytes -= take;
+        reader->delivered += take;
+        reader->page_offset += take;
+        if (reader->page_offset == length) {
+            reader->block = faiss_page_opaque(page)->next;
+            reader->sequence++;
+            reader->page_offset = 0;
+        }
+        UnlockReleaseBuffer(buffer);
+        if ((reader->sequence & 255) == 255) CHECK_FOR_INTERRUPTS();
+    }
     return true;
 }
 

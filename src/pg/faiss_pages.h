@@ -242,6 +242,42 @@ Size faiss_page_payload_length(Page page);
 bool faiss_read_chain(Relation index, const FaissChain& chain, FaissPageKind kind,
                       uint32 generation, char** data);
 
+// Reads and share-locks page `sequence` of a chain at block. Returns an
+// invalid buffer (nothing held) when the page is not that page of that
+// generation's chain: a merge raced the reader.
+Buffer faiss_lock_chain_page(Relation index, BlockNumber block, FaissPageKind kind,
+                             uint32 generation, uint32 sequence);
+
+// The block of each page of a chain, in order (palloc'd). Returns false on
+// a race with a merge (see faiss_read_chain).
+bool faiss_chain_blocks(Relation index, const FaissChain& chain, FaissPageKind kind,
+                        uint32 generation, BlockNumber** blocks);
+
+// Copies bytes of a chain's contents from offset, reading only the pages
+// that hold them (blocks from faiss_chain_blocks; every page but the last
+// is full). Returns false when a page is no longer the chain's.
+bool faiss_chain_read_at(Relation index, const FaissChain& chain, const BlockNumber* blocks,
+                         FaissPageKind kind, uint32 generation, uint64 offset, char* out,
+                         Size bytes);
+
+// A chain read in parts, each into a destination of the caller's choosing
+// (a loaded index copies its coarse centroids straight into the quantizer).
+struct FaissChainReader {
+    FaissChain chain;
+    FaissPageKind kind;
+    uint32 generation;
+    BlockNumber block;  // the page holding the next byte
+    uint32 sequence;    // its place in the chain
+    Size page_offset;   // the next byte's offset in its payload
+    uint64 delivered;   // bytes read so far
+};
+
+FaissChainReader faiss_chain_reader(const FaissChain& chain, FaissPageKind kind, uint32 generation);
+
+// Copies the chain's next bytes into out. Returns false on a race with a
+// merge (see faiss_read_chain); ERROR when fewer bytes are left.
+bool faiss_chain_read(Relation index, FaissChainReader* reader, char* out, uint64 bytes);
+
 // Adds the chain's pages to the free space map (after a merge switched the
 // metapage away from them).
 void faiss_free_chain(Relation index, const FaissChain& chain, FaissPageKind kind,

@@ -348,8 +348,9 @@ void next_round(FaissScanState* state) {
         auto* tids = static_cast<ItemPointerData*>(palloc(sizeof(ItemPointerData) * found));
         for (int64 i = 0; i < found; i++) {
             benzer::Label label = state->main_labels[i];
-            tids[i] = faiss_is_tail_label(label) ? faiss_tail_label_tid(label)
-                                                 : state->entry->labels[label];
+            tids[i] = faiss_is_tail_label(label)
+                          ? faiss_tail_label_tid(label)
+                          : faiss_cache_label_tid(state->index, state->entry, label);
         }
         faiss_rerank(&state->reranker, state->query, tids, state->main_labels,
                      state->main_distances, found);
@@ -488,7 +489,7 @@ bool faiss_get_tuple(IndexScanDesc scan, ScanDirection) {
             if (!(state->allowed[label >> 3] & bit)) continue;  // defensive: never twice
             state->allowed[label >> 3] &= static_cast<uint8>(~bit);
             state->allowed_count--;
-            scan->xs_heaptid = state->entry->labels[label];
+            scan->xs_heaptid = faiss_cache_label_tid(state->index, state->entry, label);
             state->stats.main_returned++;
         } else {
             distance = state->pending_distances[state->pending_position];

@@ -75,7 +75,11 @@ bool faiss_load_view(Relation index, const FaissMeta& meta, const benzer::Attrib
         view->allowed[label >> 3] &= static_cast<uint8>(~(1u << (label & 7)));
     if (tombstones != nullptr) pfree(tombstones);
     if (nconditions > 0 && view->nlabels > 0) {
-        benzer::AttributeStore* store = (*entry)->attributes;
+        benzer::AttributeStore* store = nullptr;
+        if (!faiss_cache_attributes(index, meta, *entry, &store)) {
+            pfree(view->allowed);
+            return false;
+        }
         if (store == nullptr)
             ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
                             errmsg("faiss index \"%s\" has no filter column data",

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "core/engine.h"
@@ -269,6 +270,97 @@ TEST(PagedSearch, ListsReloadIntoTheShell) {
     Label l[5];
     ASSERT_EQ(copy->search(data.data() + 77 * kDim, 5, SearchOptions{}, nullptr, d, l, nullptr), 5);
     EXPECT_EQ(l[0], 77);
+}
+
+// A shell serialised with its centroids apart reads back two ways: whole
+// (Engine::deserialize) and in parts, the structure first and then the
+// centroids copied into centroid_storage(), as a backend loading it from
+// pages does. Both search exactly like the shell they came from.
+TEST(PagedSearch, CentroidsApartReadBackBothWays) {
+    for (const char* factory : {"IVF64,Flat", "IVF64,SQ8", "IVF64,PQ8np"}) {
+        for (Metric metric : {Metric::kL2, Metric::kCosine}) {
+            std::vector<float> data = random_rows(31, kRows);
+            std::unique_ptr<Engine> engine(Engine::create(factory, kDim, metric));
+            engine->train(data.data(), kRows);
+            engine->add(data.data(), kRows);
+            std::unique_ptr<Engine> shell(engine->clone_empty());
+            std::size_t size = shell->serialized_apart_size();
+            std::vector<std::uint8_t> blob(size);
+            shell->serialize_apart(blob.data(), size);
+            // The shell still has its centroids after being written.
+            EXPECT_EQ(shell->serialized_apart_size(), size);
+
+            benzer::CentroidsApartHeader header;
+            ASSERT_TRUE(Engine::read_apart_header(blob.data(), size, &header));
+            // IVF-PQ derives tables from its centroids as it is read: they
+            // stay inside its structure.
+            bool pq = std::string(factory).find("PQ") != std::string::npos;
+            EXPECT_EQ(header.centroid_bytes, pq ? 0u : sizeof(float) * kDim * 64) << factory;
+            std::unique_ptr<Engine> whole(Engine::deserialize(blob.data(), size, metric));
+            std::unique_ptr<Engine> parts(
+                Engine::deserialize(blob.data() + sizeof(header), header.structure_bytes, metric));
+            if (!pq) {
+                std::uint8_t* room = parts->centroid_storage(header.centroid_bytes);
+                std::copy(blob.begin() + sizeof(header) + header.structure_bytes, blob.end(), room);
+            }
+            // Storage is handed out once (and never for IVF-PQ).
+            EXPECT_THROW(parts->centroid_storage(sizeof(float) * kDim * 64), benzer::Error);
+
+            std::vector<float> queries = random_rows(32, 10);
+            for (int q = 0; q < 10; q++) {
+                const float* query = queries.data() + q * kDim;
+                float d0[10], d1[10], d2[10];
+                Label l0[10], l1[10], l2[10];
+                SearchOptions options;
+                std::int64_t n0 =
+                    paged(*shell, *engine, query, 10, options, nullptr, 9, d0, l0, nullptr);
+                std::int64_t n1 =
+                    paged(*whole, *engine, query, 10, options, nullptr, 9, d1, l1, nullptr);
+                std::int64_t n2 =
+                    paged(*parts, *engine, query, 10, options, nullptr, 9, d2, l2, nullptr);
+                ASSERT_EQ(n0, 10);
+                ASSERT_EQ(n1, n0);
+                ASSERT_EQ(n2, n0);
+                for (int i = 0; i < 10; i++) {
+                    EXPECT_EQ(l1[i], l0[i]) << factory;
+                    EXPECT_EQ(l2[i], l0[i]) << factory;
+                    EXPECT_FLOAT_EQ(d2[i], d0[i]);
+                }
+            }
+        }
+    }
+}
+
+TEST(PagedSearch, CentroidHeadersAreChecked) {
+    std::vector<float> data = random_rows(33, kRows);
+    std::unique_ptr<Engine> engine = build(Metric::kL2, data);
+    std::unique_ptr<Engine> shell(engine->clone_empty());
+    // An ordinary Faiss blob has no header.
+    std::vector<std::uint8_t> plain(shell->serialized_size());
+    shell->serialize(plain.data(), plain.size());
+    benzer::CentroidsApartHeader header;
+    EXPECT_FALSE(Engine::read_apart_header(plain.data(), plain.size(), &header));
+    EXPECT_FALSE(Engine::read_apart_header(plain.data(), 3, &header));
+    // A header whose sizes do not add up is an error, not a read past the end.
+    std::vector<std::uint8_t> blob(shell->serialized_apart_size());
+    shell->serialize_apart(blob.data(), blob.size());
+    EXPECT_THROW(Engine::read_apart_header(blob.data(), blob.size() - 1, &header), benzer::Error);
+    EXPECT_THROW(Engine::deserialize(blob.data(), blob.size() + 4, Metric::kL2), benzer::Error);
+    // Centroids of the wrong size do not fit the quantizer.
+    ASSERT_TRUE(Engine::read_apart_header(blob.data(), blob.size(), &header));
+    std::unique_ptr<Engine> parts(
+        Engine::deserialize(blob.data() + sizeof(header), header.structure_bytes, Metric::kL2));
+    EXPECT_THROW(parts->centroid_storage(header.centroid_bytes - 4), benzer::Error);
+    // Structures without a flat IVF quantizer keep everything in the structure.
+    std::unique_ptr<Engine> flat(Engine::create("Flat", kDim, Metric::kL2));
+    flat->add(data.data(), 100);
+    std::vector<std::uint8_t> flat_blob(flat->serialized_apart_size());
+    flat->serialize_apart(flat_blob.data(), flat_blob.size());
+    ASSERT_TRUE(Engine::read_apart_header(flat_blob.data(), flat_blob.size(), &header));
+    EXPECT_EQ(header.centroid_bytes, 0u);
+    std::unique_ptr<Engine> back(
+        Engine::deserialize(flat_blob.data(), flat_blob.size(), Metric::kL2));
+    EXPECT_EQ(back->size(), 100);
 }
 
 TEST(PagedSearch, RelabelByListGivesEachListARangeOfLabels) {
