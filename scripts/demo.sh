@@ -194,6 +194,9 @@ EOF
 listen_addresses = ''
 unix_socket_directories = '$SOCK'
 shared_buffers = 512MB
+# loaded once by the postmaster: a new connection's first search does not
+# pay for loading Faiss, OpenBLAS and libstdc++ (README, "Storage")
+shared_preload_libraries = 'benzer'
 work_mem = 64MB
 maintenance_work_mem = 1GB
 max_parallel_workers_per_gather = 2

@@ -446,29 +446,17 @@ void search_batch(BatchState* state, const float* vectors, const int32* position
     int64 nactive = nq;
     for (int64 i = 0; i < nq; i++) active[i] = i;
 
-    int nlist = 0, default_nprobe = 0;
-    if (engine != nullptr)
-        guarded("benzer_batch_search", [&] {
-            nlist = engine->nlist();
-            default_nprobe = engine->default_nprobe();
-        });
     // The settings an index scan of this index would use (faiss_search.h):
     // the session's knobs, the index's options, else the tuned setting for
-    // the recall target.
+    // the recall target; later rounds widen and deepen them as the scan's
+    // do (core/search_rounds.h).
     FaissSearchChoice choice;
     faiss_choose_search(state->index, state->meta, &choice);
     const benzer::SearchOptions& base = choice.options;
-    int nprobe = base.nprobe;
-    int ef_search = base.ef_search;
-    // Adaptive probing goes on until it has its rows or visited every list:
-    // a short answer means nothing allowed is left; deeper rounds compare
-    // more rows before stopping (as the scan's rounds do).
-    bool adaptive = base.adaptive && base.nprobe == 0;
-    int64 min_candidates = base.min_candidates;
-    int64 patience = base.patience;
-    int64 want = k;
+    benzer::SearchRounds rounds(base, faiss_search_shape(engine), k, cap);
 
     while (nactive > 0) {
+        int64 want = rounds.k(INT64_MAX);
         int64 want_main = Min(want, main_total);
         // Re-ranking asks for more candidates, and orders them exactly.
         if (state->reranking && want_main > 0)
@@ -477,13 +465,9 @@ void search_batch(BatchState* state, const float* vectors, const int32* position
         int64 want_pending = Min(want, pending_total);
         bool any_full = false, any_short = false;
         // Whether a short answer from the structure can still grow: more
-        // IVF lists, or more HNSW candidates (the scan's rule). Exact
-        // searches are never short while allowed rows remain.
-        int current_nprobe = nprobe > 0 ? nprobe : default_nprobe;
-        int current_ef = ef_search > 0 ? ef_search : 64;
-        bool can_widen =
-            !adaptive && (nlist > 0 ? current_nprobe < nlist
-                                    : current_ef < state->allowed_count && current_ef <= 1000000);
+        // IVF lists, or more HNSW candidates. Exact searches are never
+        // short while allowed rows remain.
+        bool can_widen = rounds.can_widen(main_total);
         // Slices of the active queries small enough for the result buffers.
         int64 slice =
             Max(static_cast<int64>(1), state->max_entries / Max(want, static_cast<int64>(1)));
@@ -504,11 +488,7 @@ void search_batch(BatchState* state, const float* vectors, const int32* position
                     MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * ns * want_main));
                 main_l = static_cast<benzer::Label*>(MemoryContextAllocHuge(
                     CurrentMemoryContext, sizeof(benzer::Label) * ns * want_main));
-                benzer::SearchOptions options = base;
-                options.nprobe = nprobe;
-                options.ef_search = ef_search;
-                options.min_candidates = min_candidates;
-                options.patience = patience;
+                benzer::SearchOptions options = rounds.options();
                 benzer::LabelFilter filter;
                 filter.bits = state->allowed;
                 filter.count = state->nlabels;
@@ -593,12 +573,14 @@ void search_batch(BatchState* state, const float* vectors, const int32* position
                 if (xs != x) pfree(xs);
             }
             CHECK_FOR_INTERRUPTS();
+            // One query's pending distances at a time, for the merge.
+            auto* pending_d = static_cast<double*>(MemoryContextAllocHuge(
+                CurrentMemoryContext, sizeof(double) * Max(want_pending, 1)));
 
             // Merge both in distance order and keep the visible rows.
             for (int64 i = 0; i < ns; i++) {
                 int64 qi = active[s0 + i];
                 QueryState* q = &queries[qi];
-                int64 mi = 0, pi = 0;
                 int64 mn = main_n[i], pn = pending_n[i];
                 // Either list may hold more rows than this round fetched:
                 // the merge stops at the end of such a list, since the next
@@ -607,31 +589,34 @@ void search_batch(BatchState* state, const float* vectors, const int32* position
                 bool main_short = want_main > 0 && mn < want_main && mn < main_total && can_widen;
                 bool main_more = main_full || main_short;
                 bool pending_more = want_pending < pending_total;
+                for (int64 j = 0; j < pn; j++)
+                    pending_d[j] = pending_c[i * want_pending + j].distance;
+                benzer::ResultMerge merge;
+                merge.set_index(main_d != nullptr ? main_d + i * want_main : nullptr, mn,
+                                main_more);
+                merge.set_pending(pending_d, pn, pending_more);
                 while (q->emitted < k) {
-                    bool have_main = mi < mn, have_pending = pi < pn;
-                    if ((!have_main && main_more) || (!have_pending && pending_more)) break;
-                    if (!have_main && !have_pending) break;
-                    bool take_main = have_main;
-                    if (have_main && have_pending)
-                        take_main = !nan_aware_less(pending_c[i * want_pending + pi].distance,
-                                                    main_d[i * want_main + mi]);
+                    benzer::ResultMerge::Next next = merge.peek();
+                    if (next != benzer::ResultMerge::Next::kIndex &&
+                        next != benzer::ResultMerge::Next::kPending)
+                        break;  // done, or a side must be fetched further
+                    int64 position = merge.take(next);
+                    bool take_main = next == benzer::ResultMerge::Next::kIndex;
                     SeenKey key;
                     key.query = qi;
                     ItemPointerData tid;
                     double distance;
                     if (take_main) {
-                        benzer::Label label = main_l[i * want_main + mi];
-                        distance = main_d[i * want_main + mi];
-                        mi++;
+                        benzer::Label label = main_l[i * want_main + position];
+                        distance = main_d[i * want_main + position];
                         key.key = label;
                         // Rows of list tails carry their TID in the label.
                         tid = faiss_is_tail_label(label)
                                   ? faiss_tail_label_tid(label)
                                   : faiss_cache_label_tid(state->index, state->entry, label);
                     } else {
-                        const PendingCandidate& c = pending_c[i * want_pending + pi];
+                        const PendingCandidate& c = pending_c[i * want_pending + position];
                         distance = c.distance;
-                        pi++;
                         key.key = -(c.position + 1);
                         tid = state->pending.tids[c.position];
                     }
@@ -668,27 +653,22 @@ void search_batch(BatchState* state, const float* vectors, const int32* position
             if (pending_s != nullptr) pfree(pending_s);
             if (pending_l != nullptr) pfree(pending_l);
             if (pending_c != nullptr) pfree(pending_c);
+            pfree(pending_d);
             CHECK_FOR_INTERRUPTS();
         }
         nactive = next_active;
         if (nactive == 0) break;
 
-        // Next round: deeper, or wider when the structure came back short.
+        // Next round: wider when the structure came back short, deeper
+        // when rows were wanted beyond a full answer (stopping at the row
+        // cap: rows already seen come back with the same k).
         bool progressed = false;
-        if (any_short) {
-            if (nlist > 0)
-                nprobe = Min(Max(current_nprobe, 1) * 2, nlist);
-            else
-                ef_search = current_ef * 4;
-            progressed = true;
-        }
-        if (any_full && want < cap) {
-            want = Min(want * 2, cap);
-            if (adaptive) {
-                min_candidates = Max(min_candidates, static_cast<int64>(1)) * 2;
-                patience = Max(patience, static_cast<int64>(1)) * 2;
-            }
-            progressed = true;
+        if (any_short || any_full) {
+            // A short answer widens the structure's reach (main_total rows
+            // of it); a full one deepens both sides.
+            progressed = any_short ? rounds.next(true, main_total)
+                                   : rounds.next(false, main_total + pending_total);
+            if (progressed && !any_short && rounds.k(INT64_MAX) <= want) progressed = false;
         }
         // The rows examined so far (returned or invisible) fill work_mem:
         // stop, as at benzer.max_scan_tuples.

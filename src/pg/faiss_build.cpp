@@ -830,14 +830,13 @@ bool faiss_merge(Relation index, bool compact, bool wait) {
     // The old generation's pages are free once the metapage points away.
     if (meta.generation > 0) {
         faiss_free_chain(index, meta.blob, kFaissPageBlob, meta.generation);
-        faiss_free_chain(index, meta.labels, kFaissPageLabels, meta.generation);
         faiss_free_chain(index, meta.tombstones, kFaissPageTombstones, meta.generation);
         if (meta.attributes.head != InvalidBlockNumber)
             faiss_free_chain(index, meta.attributes, kFaissPageAttributes, meta.generation);
-        // Searches still running may read the old lists: then they are
-        // left for a later merge to reclaim.
+        // Searches still running may read the old labels and lists: then
+        // they are left for a later merge to reclaim.
         if (!faiss_free_lists(index, meta))
-            ereport(DEBUG1, (errmsg("faiss index \"%s\": old IVF lists left for later, "
+            ereport(DEBUG1, (errmsg("faiss index \"%s\": old labels and lists left for later, "
                                     "searches may still read them",
                                     RelationGetRelationName(index))));
     }

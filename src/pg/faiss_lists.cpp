@@ -318,8 +318,12 @@ void faiss_load_lists(Relation index, const FaissMeta& meta, benzer::Engine* she
 }
 
 bool faiss_free_lists(Relation index, const FaissMeta& meta) {
-    if (!faiss_lists_paged(meta)) return true;
     if (!faiss_try_lock_lists_for_freeing(index)) return false;
+    faiss_free_chain(index, meta.labels, kFaissPageLabels, meta.generation);
+    if (!faiss_lists_paged(meta)) {
+        faiss_unlock_lists_for_freeing(index);
+        return true;
+    }
     FaissListRef* directory = nullptr;
     if (faiss_read_list_directory(index, meta, &directory)) {
         for (uint32 list = 0; list < meta.list_count; list++) {

@@ -62,9 +62,11 @@ bool faiss_read_list_directory(Relation index, const FaissMeta& meta, FaissListR
 // caller holds the merge lock.
 void faiss_load_lists(Relation index, const FaissMeta& meta, benzer::Engine* shell);
 
-// Frees meta's list pages and directory after a merge switched the
-// metapage away from them, unless a search may still read them (they are
-// then reclaimed later as orphans). Returns whether it freed them.
+// Frees the pages searches read while they run, after a merge switched the
+// metapage away from them: meta's label chain (faiss_cache_label_tid) and,
+// for lists in pages, the list pages, directory and tails. Unless a search
+// may still read them: they are then reclaimed later as orphans. Returns
+// whether it freed them.
 bool faiss_free_lists(Relation index, const FaissMeta& meta);
 
 // Reads meta's page table (every list page's block, list by list;

@@ -21,9 +21,10 @@
 // So no row is returned twice, and under any filter the scan keeps going
 // until the query is satisfied. Rows inserted since the last merge
 // (pending rows) are searched exactly and merged in distance order with
-// each round's results. Dead rows VACUUM has seen are excluded through the
-// tombstone bitmap; other dead or invisible rows are skipped by the
-// executor, which simply asks for more.
+// each round's results. The rules of the rounds and of that merge live in
+// core/search_rounds.h, shared with benzer_batch_search. Dead rows VACUUM has seen are excluded
+// through the tombstone bitmap; other dead or invisible rows are skipped by the executor, which
+// simply asks for more.
 //
 // Cleanup: amendscan is not called when a query fails, so the pinned cache
 // entry is released by a reset callback on the scan's memory context.
@@ -71,20 +72,18 @@ struct FaissScanState {
     int64 nlabels;
     int64 allowed_count;
 
-    // The current round of results from the Faiss structure.
+    // The current round of results from the Faiss structure, and the
+    // settings of the rounds (core/search_rounds.h).
     float* main_distances;
     benzer::Label* main_labels;
     int64 main_count;
-    int64 main_position;
-    int64 round_k;
     int64 limit;               // the query's LIMIT (+ OFFSET), 0: unknown
     FaissSearchChoice choice;  // settings of the first round (faiss_search.h)
-    int nprobe;                // 0: index default
-    int ef_search;             // 0: index default
-    int64 min_candidates;      // adaptive probing: this round's rule
-    int64 patience;
+    benzer::SearchRounds rounds;
     bool widen;  // last round found fewer rows than asked
     bool main_exhausted;
+    // Merges each round with the pending rows, nearest first.
+    benzer::ResultMerge merge;
 
     // Rows inserted into list tails (faiss_tails.h): searched with their
     // lists; those returned are remembered so later rounds skip them.
@@ -101,7 +100,6 @@ struct FaissScanState {
     ItemPointerData* pending_tids;
     double* pending_distances;
     int64 pending_count;
-    int64 pending_position;
 
     int64 returned;
     FaissScanStats stats;
@@ -176,7 +174,6 @@ void start_scan(IndexScanDesc scan, FaissScanState* state) {
         }
         state->pending_tids = tids;
         state->pending_distances = distances;
-        state->pending_position = 0;
         state->stats.pending_rows = pending.count;
 
         // List tails, when rows went into them.
@@ -216,96 +213,45 @@ void start_scan(IndexScanDesc scan, FaissScanState* state) {
             }
         }
 
-        state->main_count = state->main_position = 0;
-        // With the LIMIT known, the first round asks for just that many.
-        state->round_k = state->limit > 0 ? state->limit : benzer_scan_rows;
+        state->main_count = 0;
         faiss_choose_search(index, meta, &state->choice);
-        state->nprobe = state->choice.options.nprobe;
-        state->ef_search = state->choice.options.ef_search;
-        state->min_candidates = state->choice.options.min_candidates;
-        state->patience = state->choice.options.patience;
+        // With the LIMIT known, the first round asks for just that many.
+        state->rounds = benzer::SearchRounds(
+            state->choice.options,
+            faiss_search_shape(state->entry != nullptr ? state->entry->engine : nullptr),
+            state->limit > 0 ? state->limit : benzer_scan_rows, benzer_max_scan_tuples);
         state->stats.recall_target = state->choice.target;
         state->stats.recall_measured = state->choice.measured;
         state->stats.setting_source = state->choice.source;
         state->widen = false;
         state->main_exhausted = state->entry == nullptr || state->entry->engine == nullptr ||
                                 state->allowed_count + state->tail_remaining == 0;
+        state->merge = benzer::ResultMerge();
+        state->merge.set_index(nullptr, 0, !state->main_exhausted);
+        state->merge.set_pending(state->pending_distances, state->pending_count, false);
         MemoryContextSwitchTo(old);
         break;
     }
     state->started = true;
 }
 
-// Runs the next round of the Faiss search (see the essay above).
+// Runs the next round of the Faiss search (see the essay above): the first
+// with the chosen settings, later ones as core/search_rounds.h widens or
+// deepens them. Leaves main_exhausted set when no round can find more.
 void next_round(FaissScanState* state) {
     benzer::Engine* engine = state->entry->engine;
-    if (state->allowed_count + state->tail_remaining == 0) {
+    int64 reachable = state->allowed_count + state->tail_remaining;
+    if (reachable == 0 ||
+        (state->stats.rounds > 0 && !state->rounds.next(state->widen, reachable))) {
         state->main_exhausted = true;
+        state->merge.set_index(nullptr, 0, false);
         return;
     }
-    bool adaptive = state->choice.options.adaptive;
-    if (adaptive && state->widen) {
-        // A probe goes on until it has its k rows or visited every list:
-        // a short round means nothing allowed is left.
-        state->main_exhausted = true;
-        return;
-    } else if (adaptive && state->stats.rounds > 0) {
-        // More rows wanted than the last round gave (WHERE conditions above
-        // the scan discard some): compare more rows before stopping.
-        state->min_candidates = Max(state->min_candidates, 1) * 2;
-        state->patience = Max(state->patience, 1) * 2;
-    } else if (state->widen) {
-        // The last round ran out of reachable rows: look further.
-        int nlist = 0;
-        int current = state->nprobe;
-        benzer::GuardedError error;
-        if (!benzer::run_guarded(error, [&] {
-                nlist = engine->nlist();
-                if (current == 0) current = engine->default_nprobe();
-            }))
-            raise_guarded_error(error, "faiss index scan");
-        if (nlist > 0) {
-            if (current >= nlist) {
-                state->main_exhausted = true;
-                return;
-            }
-            state->nprobe = Min(Max(current, 1) * 2, nlist);
-        } else {
-            int ef = state->ef_search > 0 ? state->ef_search : 64;
-            // HNSW (or a flat scan) that came back short has nothing more.
-            if (ef >= state->allowed_count || ef > 1000000) {
-                state->main_exhausted = true;
-                return;
-            }
-            state->ef_search = ef * 4;
-        }
-    } else if (state->stats.rounds > 0) {
-        // The executor asked for more rows than the last round gave: WHERE
-        // conditions above the scan are discarding them (or the LIMIT is
-        // large). The rows it still wants lie further out, so search
-        // further as well as for more rows, or a post-filtered query fills
-        // its LIMIT with rows that are not the nearest matches.
-        int nlist = 0;
-        int current = state->nprobe;
-        int ef = state->ef_search;
-        benzer::GuardedError error;
-        if (!benzer::run_guarded(error, [&] {
-                nlist = engine->nlist();
-                if (current == 0) current = engine->default_nprobe();
-                if (ef == 0) ef = engine->default_ef_search();
-            }))
-            raise_guarded_error(error, "faiss index scan");
-        if (nlist > 0)
-            state->nprobe = Min(Max(current, 1) * 2, nlist);
-        else if (ef > 0)
-            state->ef_search = Min(ef * 2, 1000000);
-    }
-    int64 k = Min(state->round_k, state->allowed_count + state->tail_remaining);
+    int64 k = state->rounds.k(reachable);
     // Re-ranking asks for more candidates, and orders them exactly.
     if (state->reranking)
         k = faiss_rerank_candidates(k, state->choice.options.k_factor,
-                                    state->entry->option_k_factor,
-                                    state->allowed_count + state->tail_remaining);
+                                    state->entry->option_k_factor, reachable);
     MemoryContext old = MemoryContextSwitchTo(state->context);
     if (state->main_distances != nullptr) {
         pfree(state->main_distances);
@@ -315,11 +261,7 @@ void next_round(FaissScanState* state) {
     state->main_labels = static_cast<benzer::Label*>(palloc(sizeof(benzer::Label) * k));
     MemoryContextSwitchTo(old);
 
-    benzer::SearchOptions options = state->choice.options;
-    options.nprobe = state->nprobe;
-    options.ef_search = state->ef_search;
-    options.min_candidates = state->min_candidates;
-    options.patience = state->patience;
+    benzer::SearchOptions options = state->rounds.options();
     benzer::LabelFilter filter;
     filter.bits = state->allowed;
     filter.count = state->nlabels;
@@ -367,10 +309,9 @@ void next_round(FaissScanState* state) {
     state->stats.compared += stats.compared;
     state->stats.first_k = state->stats.first_k > 0 ? state->stats.first_k : k;
     state->main_count = found;
-    state->main_position = 0;
     state->widen = found < k;
-    state->round_k = Min(state->round_k * 2, static_cast<int64>(benzer_max_scan_tuples));
     if (found == 0 && !state->widen) state->main_exhausted = true;
+    state->merge.set_index(state->main_distances, found, !state->main_exhausted);
 }
 
 }  // namespace
@@ -452,27 +393,22 @@ bool faiss_get_tuple(IndexScanDesc scan, ScanDirection) {
             state->done = true;
             return false;
         }
-        if (state->main_position >= state->main_count && !state->main_exhausted) {
+        benzer::ResultMerge::Next next = state->merge.peek();
+        if (next == benzer::ResultMerge::Next::kRefillIndex) {
             next_round(state);
             CHECK_FOR_INTERRUPTS();
             continue;
         }
-        bool have_main = state->main_position < state->main_count;
-        bool have_pending = state->pending_position < state->pending_count;
-        if (!have_main && !have_pending) {
-            state->done = true;
+        if (next != benzer::ResultMerge::Next::kIndex &&
+            next != benzer::ResultMerge::Next::kPending) {
+            state->done = true;  // kDone (pending rows are never refilled)
             return false;
         }
-        bool take_main = have_main;
-        if (have_main && have_pending) {
-            double main_distance = state->main_distances[state->main_position];
-            double pending_distance = state->pending_distances[state->pending_position];
-            take_main = !(pending_distance < main_distance);
-        }
+        int64 position = state->merge.take(next);
         double distance;
-        if (take_main) {
-            benzer::Label label = state->main_labels[state->main_position++];
-            distance = state->main_distances[state->main_position - 1];
+        if (next == benzer::ResultMerge::Next::kIndex) {
+            benzer::Label label = state->main_labels[position];
+            distance = state->main_distances[position];
             if (faiss_is_tail_label(label)) {
                 // A row of a list tail: remembered, so later rounds skip it.
                 ItemPointerData tid = faiss_tail_label_tid(label);
@@ -492,8 +428,8 @@ bool faiss_get_tuple(IndexScanDesc scan, ScanDirection) {
             scan->xs_heaptid = faiss_cache_label_tid(state->index, state->entry, label);
             state->stats.main_returned++;
         } else {
-            distance = state->pending_distances[state->pending_position];
-            scan->xs_heaptid = state->pending_tids[state->pending_position++];
+            distance = state->pending_distances[position];
+            scan->xs_heaptid = state->pending_tids[position];
             state->stats.pending_returned++;
         }
     returned:

@@ -2,6 +2,8 @@
 // faiss_search.h for the order and why).
 #include "pg/faiss_search.h"
 
+#include "pg/guarded.h"
+
 extern "C" {
 #include "lib/stringinfo.h"
 }
@@ -74,6 +76,17 @@ void faiss_choose_search(Relation index, const FaissMeta& meta, FaissSearchChoic
         default:
             break;
     }
+}
+
+benzer::SearchShape faiss_search_shape(const benzer::Engine* engine) {
+    benzer::SearchShape shape;
+    if (engine == nullptr) return shape;
+    guarded("faiss index scan", [&] {
+        shape.nlist = engine->nlist();
+        shape.default_nprobe = engine->default_nprobe();
+        shape.default_ef_search = engine->default_ef_search();
+    });
+    return shape;
 }
 
 char* faiss_describe_setting(benzer::TunedKind kind, const benzer::TunedSetting& s) {

@@ -11,6 +11,7 @@
 // search, so EXPLAIN and benzer_index_info can say what was used and why.
 #pragma once
 
+#include "core/search_rounds.h"
 #include "pg/faiss_pages.h"
 
 struct FaissSearchChoice {
@@ -31,3 +32,7 @@ double faiss_index_recall_target(Relation index);
 // "nprobe 8", "probe >= 40 rows, patience 80, k_factor 2", ... for EXPLAIN
 // and benzer_index_info. Returns a palloc'd string.
 char* faiss_describe_setting(benzer::TunedKind kind, const benzer::TunedSetting& setting);
+
+// What rounds of a search of engine's structure can widen (lists, graph
+// candidates); an empty shape for a null engine.
+benzer::SearchShape faiss_search_shape(const benzer::Engine* engine);
