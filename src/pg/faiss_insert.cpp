@@ -4,8 +4,10 @@
 // its list's tail (faiss_tails.h): the row is assigned and encoded with the
 // trained structure this backend loads (the coarse centroids and the
 // codebooks, not the lists), and only the pages it touches are written.
-// Every other index (untrained, HNSW, Flat, transforms), and a row wider
-// than a tail page, appends the row to the pending chain instead, where
+// A code wider than a page (IVF-Flat beyond about 2 000 dimensions) is
+// kept out of line, in a page chain the tail item points to. Every other
+// index (untrained, HNSW, Flat, transforms) appends the row to the pending
+// chain instead, where
 // every search finds it by exact distance until a merge (VACUUM or
 // benzer_index_merge) folds it into the Faiss structure.
 #include "pg/faiss.h"

@@ -539,6 +539,26 @@ Size faiss_max_pending_tuple_size(void) {
     pg_unreachable();
 }
 
+FaissWideVector faiss_write_wide(Relation index, uint32 generation, const char* data,
+                                 uint64 bytes) {
+    StreamFill stream = {data, bytes, 0};
+    FaissChain chain = write_pages(index, kFaissPageWideRow, generation, generation, true,
+                                   fill_from_stream, &stream, nullptr);
+    return {chain.head, chain.pages};
+}
+
+bool faiss_read_wide(Relation index, const FaissWideVector& wide, uint32 generation, char* out,
+                     uint64 bytes) {
+    FaissChain chain = {wide.head, wide.pages, bytes};
+    FaissChainReader reader = faiss_chain_reader(chain, kFaissPageWideRow, generation);
+    return faiss_chain_read(index, &reader, out, bytes);
+}
+
+void faiss_free_wide(Relation index, const FaissWideVector& wide, uint32 generation) {
+    FaissChain chain = {wide.head, wide.pages, 0};
+    faiss_free_chain(index, chain, kFaissPageWideRow, generation);
+}
+
 // Writes a vector too large for a pending page as a chain of its own, of
 // the generation in use (an insert holds a lock that keeps merges away, so
 // it cannot change before the item pointing here is added). A crash before
@@ -547,11 +567,8 @@ Size faiss_max_pending_tuple_size(void) {
 static FaissWideVector write_wide_vector(Relation index, const float* vector, int dim) {
     FaissMeta meta;
     faiss_read_meta(index, &meta);
-    StreamFill stream = {reinterpret_cast<const char*>(vector),
-                         sizeof(float) * static_cast<uint64>(dim), 0};
-    FaissChain chain = write_pages(index, kFaissPageWideRow, meta.generation, meta.generation, true,
-                                   fill_from_stream, &stream, nullptr);
-    return {chain.head, chain.pages};
+    return faiss_write_wide(index, meta.generation, reinterpret_cast<const char*>(vector),
+                            sizeof(float) * static_cast<uint64>(dim));
 }
 
 // Reads the out-of-line vector of a pending tuple (its pending page locked)
@@ -561,18 +578,8 @@ static bool read_wide_vector(Relation index, const FaissPendingTuple* tuple, int
                              uint32 generation, float* out) {
     FaissWideVector wide;
     memcpy(&wide, tuple->vector, sizeof(wide));
-    FaissChain chain = {wide.head, wide.pages, sizeof(float) * static_cast<uint64>(dim)};
-    char* data = nullptr;
-    if (!faiss_read_chain(index, chain, kFaissPageWideRow, generation, &data)) return false;
-    memcpy(out, data, chain.bytes);
-    pfree(data);
-    return true;
-}
-
-// Frees the out-of-line vector of a pending tuple whose item is gone.
-static void free_wide_vector(Relation index, const FaissWideVector& wide, uint32 generation) {
-    FaissChain chain = {wide.head, wide.pages, 0};
-    faiss_free_chain(index, chain, kFaissPageWideRow, generation);
+    return faiss_read_wide(index, wide, generation, reinterpret_cast<char*>(out),
+                           sizeof(float) * static_cast<uint64>(dim));
 }
 
 void faiss_append_pending(Relation index, ItemPointer tid, const float* vector, int dim,
@@ -797,7 +804,7 @@ int64 faiss_vacuum_pending(Relation index, const FaissMeta& meta, IndexBulkDelet
         }
         UnlockReleaseBuffer(buffer);
         // Nothing points to these pages any more (see FaissPendingTuple).
-        for (int i = 0; i < nwide; i++) free_wide_vector(index, wide[i], meta.generation);
+        for (int i = 0; i < nwide; i++) faiss_free_wide(index, wide[i], meta.generation);
         vacuum_delay_point();
     }
     return deleted;
@@ -814,7 +821,7 @@ void faiss_free_pending(Relation index, const FaissMeta& meta) {
             if (tuple == nullptr || !faiss_pending_out_of_line(tuple)) continue;
             FaissWideVector wide;
             memcpy(&wide, tuple->vector, sizeof(wide));
-            free_wide_vector(index, wide, meta.generation);
+            faiss_free_wide(index, wide, meta.generation);
         }
         BlockNumber block = BufferGetBlockNumber(buffer);
         UnlockReleaseBuffer(buffer);

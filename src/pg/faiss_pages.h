@@ -143,6 +143,16 @@ struct FaissWideVector {
     uint32 pages;
 };
 
+// A byte string too large for an item (a pending row's vector, a list tail
+// entry's IVF-Flat code), written as a chain of its own of generation,
+// WAL-logged page by page, before the item that points to it. Read it only
+// while that item's page is locked; free it after deleting the item.
+FaissWideVector faiss_write_wide(Relation index, uint32 generation, const char* data, uint64 bytes);
+// Copies it (bytes long) into out. False when a page is not the chain's.
+bool faiss_read_wide(Relation index, const FaissWideVector& wide, uint32 generation, char* out,
+                     uint64 bytes);
+void faiss_free_wide(Relation index, const FaissWideVector& wide, uint32 generation);
+
 inline bool faiss_pending_out_of_line(const FaissPendingTuple* tuple) {
     return (tuple->attribute_bytes & kFaissPendingOutOfLine) != 0;
 }

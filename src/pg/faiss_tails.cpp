@@ -85,7 +85,7 @@ FaissTailTuple* tail_tuple(Page page, OffsetNumber off, Size code_size) {
     if (!ItemIdIsUsed(item) || ItemIdIsDead(item)) return nullptr;
     auto* tuple = reinterpret_cast<FaissTailTuple*>(PageGetItem(page, item));
     if (ItemIdGetLength(item) < offsetof(FaissTailTuple, data) ||
-        ItemIdGetLength(item) < faiss_tail_tuple_size(code_size, tuple->attribute_bytes))
+        ItemIdGetLength(item) < faiss_tail_item_size(tuple, code_size))
         return nullptr;
     return tuple;
 }
@@ -148,11 +148,16 @@ void reserve_row(FaissTailRows* rows, Size attribute_bytes) {
     }
 }
 
+// Whether a code of code_size fits a tail item with attribute_bytes.
+bool fits_in_line(Size code_size, Size attribute_bytes) {
+    return faiss_tail_tuple_size(code_size, attribute_bytes) <= faiss_max_pending_tuple_size();
+}
+
 }  // namespace
 
 bool faiss_tail_fits(const FaissMeta& meta, Size attribute_bytes) {
-    return faiss_tail_tuple_size(meta.list_code_size, attribute_bytes) <=
-           faiss_max_pending_tuple_size();
+    return fits_in_line(meta.list_code_size, attribute_bytes) ||
+           fits_in_line(sizeof(FaissWideVector), attribute_bytes);
 }
 
 void faiss_write_tail_directory(Relation index, FaissMeta* meta, bool log_each) {
@@ -216,12 +221,25 @@ void faiss_append_tail(Relation index, const FaissMeta& meta, const BlockNumber*
                        int64 list, ItemPointer tid, const uint8* code, const uint8* attributes,
                        Size attribute_bytes) {
     Size code_size = meta.list_code_size;
-    Size size = faiss_tail_tuple_size(code_size, attribute_bytes);
+    bool out_of_line = !fits_in_line(code_size, attribute_bytes);
+    Size size =
+        faiss_tail_tuple_size(out_of_line ? sizeof(FaissWideVector) : code_size, attribute_bytes);
     auto* tuple = static_cast<FaissTailTuple*>(palloc0(size));
     tuple->tid = *tid;
     tuple->attribute_bytes = static_cast<uint16>(attribute_bytes);
-    memcpy(tuple->data, code, code_size);
-    if (attribute_bytes > 0) memcpy(tuple->data + code_size, attributes, attribute_bytes);
+    if (out_of_line) {
+        // Written before any lock is taken: the insert's lock keeps merges,
+        // and so the generation, away until the item points here.
+        FaissWideVector wide = faiss_write_wide(index, meta.generation,
+                                                reinterpret_cast<const char*>(code), code_size);
+        memcpy(tuple->data, &wide, sizeof(wide));
+        tuple->attribute_bytes |= kFaissTailOutOfLine;
+    } else {
+        memcpy(tuple->data, code, code_size);
+    }
+    if (attribute_bytes > 0)
+        memcpy(const_cast<uint8*>(faiss_tail_attributes(tuple, code_size)), attributes,
+               attribute_bytes);
 
     // Lock order: metapage, directory page, tail pages (see the top).
     Buffer meta_buffer = ReadBuffer(index, kFaissMetaBlock);
@@ -300,14 +318,16 @@ bool faiss_read_list_tail(Relation index, const FaissMeta& meta, const BlockNumb
     Size code_size = meta.list_code_size;
     if (rows->code_size != code_size) elog(ERROR, "faiss list tail read with the wrong code size");
     benzer::GuardedError error;
+    bool wide_raced = false;
     bool same = walk_tail(index, meta, directory, list, BUFFER_LOCK_SHARE, [&](Buffer buffer) {
         Page page = BufferGetPage(buffer);
         OffsetNumber max = PageGetMaxOffsetNumber(page);
         for (OffsetNumber off = FirstOffsetNumber; off <= max; off = OffsetNumberNext(off)) {
-            if (error.kind != benzer::ErrorKind::kNone) return;
+            if (error.kind != benzer::ErrorKind::kNone || wide_raced) return;
             FaissTailTuple* tuple = tail_tuple(page, off, code_size);
             if (tuple == nullptr) continue;
-            const uint8* attributes = tuple->data + code_size;
+            const uint8* attributes = faiss_tail_attributes(tuple, code_size);
+            Size attribute_bytes = faiss_tail_attribute_bytes(tuple);
             if (filter != nullptr) {
                 if (filter->returned != nullptr &&
                     hash_search(filter->returned, &tuple->tid, HASH_FIND, nullptr) != nullptr)
@@ -315,7 +335,7 @@ bool faiss_read_list_tail(Relation index, const FaissMeta& meta, const BlockNumb
                 bool match = true;
                 if (filter->nconditions > 0 && !benzer::run_guarded(error, [&] {
                         match = benzer::AttributeStore::encoded_row_matches(
-                            filter->kinds, filter->nkinds, attributes, tuple->attribute_bytes,
+                            filter->kinds, filter->nkinds, attributes, attribute_bytes,
                             filter->conditions, filter->nconditions);
                     }))
                     return;  // raised below, with the page unlocked
@@ -323,19 +343,32 @@ bool faiss_read_list_tail(Relation index, const FaissMeta& meta, const BlockNumb
             }
             // palloc under a buffer lock: an out-of-memory ERROR releases
             // the lock with the transaction.
-            reserve_row(rows, tuple->attribute_bytes);
-            int64 i = rows->count++;
+            reserve_row(rows, attribute_bytes);
+            int64 i = rows->count;
+            uint8* code = rows->codes + static_cast<Size>(i) * code_size;
+            if (faiss_tail_out_of_line(tuple)) {
+                // The page stays locked, so VACUUM cannot free the chain.
+                FaissWideVector wide;
+                memcpy(&wide, tuple->data, sizeof(wide));
+                if (!faiss_read_wide(index, wide, meta.generation, reinterpret_cast<char*>(code),
+                                     code_size)) {
+                    wide_raced = true;
+                    return;
+                }
+            } else {
+                memcpy(code, tuple->data, code_size);
+            }
+            rows->count++;
             rows->lists[i] = list;
             rows->tids[i] = tuple->tid;
-            memcpy(rows->codes + static_cast<Size>(i) * code_size, tuple->data, code_size);
             uint64 at = rows->attribute_offsets[i];
-            memcpy(rows->attributes + at, attributes, tuple->attribute_bytes);
-            rows->attribute_offsets[i + 1] = at + tuple->attribute_bytes;
+            memcpy(rows->attributes + at, attributes, attribute_bytes);
+            rows->attribute_offsets[i + 1] = at + attribute_bytes;
         }
     });
     if (error.kind != benzer::ErrorKind::kNone)
         raise_guarded_error(error, "could not apply filter columns to inserted rows");
-    return same;
+    return same && !wide_raced;
 }
 
 bool faiss_read_tails(Relation index, const FaissMeta& meta, FaissTailRows* rows) {
@@ -390,16 +423,20 @@ int64 faiss_vacuum_tails(Relation index, const FaissMeta& meta, IndexBulkDeleteC
             walk_tail(index, meta, directory, list, BUFFER_LOCK_EXCLUSIVE, [&](Buffer buffer) {
                 Page page = BufferGetPage(buffer);
                 OffsetNumber dead[MaxOffsetNumber];
-                int ndead = 0;
+                FaissWideVector wide[MaxOffsetNumber];
+                int ndead = 0, nwide = 0;
                 OffsetNumber max = PageGetMaxOffsetNumber(page);
                 for (OffsetNumber off = FirstOffsetNumber; off <= max;
                      off = OffsetNumberNext(off)) {
                     if (!ItemIdIsUsed(PageGetItemId(page, off))) continue;
                     FaissTailTuple* tuple = tail_tuple(page, off, code_size);
-                    if (tuple == nullptr || callback(&tuple->tid, callback_state))
+                    if (tuple == nullptr || callback(&tuple->tid, callback_state)) {
                         dead[ndead++] = off;
-                    else
+                        if (tuple != nullptr && faiss_tail_out_of_line(tuple))
+                            memcpy(&wide[nwide++], tuple->data, sizeof(FaissWideVector));
+                    } else {
                         (*remaining)++;
+                    }
                 }
                 if (ndead > 0) {
                     GenericXLogState* state = GenericXLogStart(index);
@@ -408,6 +445,8 @@ int64 faiss_vacuum_tails(Relation index, const FaissMeta& meta, IndexBulkDeleteC
                     GenericXLogFinish(state);
                     deleted += ndead;
                 }
+                // The items are gone: their out-of-line codes are unreachable.
+                for (int i = 0; i < nwide; i++) faiss_free_wide(index, wide[i], meta.generation);
             });
         if (!same)
             ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
@@ -433,6 +472,29 @@ void faiss_free_tails(Relation index, const FaissMeta& meta) {
     if (!faiss_has_tails(meta)) return;
     BlockNumber* directory = nullptr;
     if (faiss_read_tail_directory_blocks(index, meta, &directory)) {
+        // Out-of-line codes first, while the items that point to them can
+        // still be read.
+        Size code_size = meta.list_code_size;
+        for (uint32 list = 0; list < meta.list_count && !fits_in_line(code_size, 0); list++) {
+            List* chains = NIL;
+            walk_tail(index, meta, directory, list, BUFFER_LOCK_SHARE, [&](Buffer buffer) {
+                Page page = BufferGetPage(buffer);
+                OffsetNumber max = PageGetMaxOffsetNumber(page);
+                for (OffsetNumber off = FirstOffsetNumber; off <= max;
+                     off = OffsetNumberNext(off)) {
+                    FaissTailTuple* tuple = tail_tuple(page, off, code_size);
+                    if (tuple == nullptr || !faiss_tail_out_of_line(tuple)) continue;
+                    auto* wide = static_cast<FaissWideVector*>(palloc(sizeof(FaissWideVector)));
+                    memcpy(wide, tuple->data, sizeof(FaissWideVector));
+                    chains = lappend(chains, wide);
+                }
+            });
+            ListCell* cell;
+            foreach (cell, chains)
+                faiss_free_wide(index, *static_cast<FaissWideVector*>(lfirst(cell)),
+                                meta.generation);
+            list_free_deep(chains);
+        }
         for (uint32 list = 0; list < meta.list_count; list++) {
             BlockNumber head = InvalidBlockNumber;
             if (!tail_head(index, meta, directory, list, &head)) break;

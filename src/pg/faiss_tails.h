@@ -42,15 +42,42 @@ struct FaissListTail {
 };
 
 // One inserted row on a tail page: the code (meta.list_code_size bytes),
-// then attribute_bytes of encoded filter values.
+// then attribute_bytes of encoded filter values. A code too wide for a page
+// (IVF-Flat beyond about 2 000 dimensions) lives out of line, in a chain of
+// kFaissPageWideRow pages (faiss_write_wide): the item then holds a
+// FaissWideVector where the code would be, and attribute_bytes carries
+// kFaissTailOutOfLine. Readers read that chain while the tail page is
+// locked; VACUUM frees it after deleting the item, a merge with the tails.
 struct FaissTailTuple {
     ItemPointerData tid;
     uint16 attribute_bytes;
     uint8 data[FLEXIBLE_ARRAY_MEMBER];
 };
 
+constexpr uint16 kFaissTailOutOfLine = 0x8000;
+
+inline bool faiss_tail_out_of_line(const FaissTailTuple* tuple) {
+    return (tuple->attribute_bytes & kFaissTailOutOfLine) != 0;
+}
+
+inline Size faiss_tail_attribute_bytes(const FaissTailTuple* tuple) {
+    return tuple->attribute_bytes & ~kFaissTailOutOfLine;
+}
+
 inline Size faiss_tail_tuple_size(Size code_size, Size attribute_bytes) {
     return MAXALIGN(offsetof(FaissTailTuple, data) + code_size + attribute_bytes);
+}
+
+// The size of tuple's item (code in line or out of line).
+inline Size faiss_tail_item_size(const FaissTailTuple* tuple, Size code_size) {
+    return faiss_tail_tuple_size(
+        faiss_tail_out_of_line(tuple) ? sizeof(FaissWideVector) : code_size,
+        faiss_tail_attribute_bytes(tuple));
+}
+
+// The encoded filter values of tuple.
+inline const uint8* faiss_tail_attributes(const FaissTailTuple* tuple, Size code_size) {
+    return tuple->data + (faiss_tail_out_of_line(tuple) ? sizeof(FaissWideVector) : code_size);
 }
 
 // Whether meta's index takes inserted rows into list tails.
@@ -58,9 +85,8 @@ inline bool faiss_has_tails(const FaissMeta& meta) {
     return meta.list_tails.head != InvalidBlockNumber;
 }
 
-// Whether a row with attribute_bytes of filter values fits a tail page (a
-// code wider than a page, IVF-Flat beyond about 2 000 dimensions, does
-// not: such rows wait in the pending chain).
+// Whether a row with attribute_bytes of filter values fits a tail page,
+// its code in line or, when wider than a page, out of line.
 bool faiss_tail_fits(const FaissMeta& meta, Size attribute_bytes);
 
 // The label a search gives a tail entry, and back.

@@ -12,6 +12,7 @@
 #include "pg/faiss_tails.h"
 
 extern "C" {
+#include "storage/indexfsm.h"
 #include "utils/builtins.h"
 }
 
@@ -151,6 +152,9 @@ IndexBulkDeleteResult* faiss_vacuum_cleanup(IndexVacuumInfo* info, IndexBulkDele
         merge_for_vacuum(index, true);
         faiss_read_meta(index, &meta);
     }
+    // Pages freed by this VACUUM (out-of-line vectors of deleted rows)
+    // become findable for the next insert, as nbtree's cleanup does.
+    IndexFreeSpaceMapVacuum(index);
     if (stats == nullptr) {
         stats = static_cast<IndexBulkDeleteResult*>(palloc0(sizeof(IndexBulkDeleteResult)));
         stats->num_index_tuples =

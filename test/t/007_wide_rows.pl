@@ -1,6 +1,6 @@
 # Vectors wider than a page (2 048 dimensions): IVF list entries straddle
-# list pages, and pending rows keep their vectors out of line, in page
-# chains of their own. Those chains are WAL-logged like every other page:
+# list pages, and inserted rows (in list tails) keep their vectors out of
+# line, in page chains of their own. Those chains are WAL-logged like every other page:
 # a streaming standby replays them and answers as the primary does, a
 # crash (immediate stop) loses none, and VACUUM and merges free them so
 # that repeated insert / delete / merge cycles reuse the pages instead of
@@ -66,10 +66,12 @@ compare('build');
 
 $primary->safe_psql($db,
 	"INSERT INTO wide SELECT i, rv(i, $dim) FROM generate_series(801, 1000) i");
-is(index_info($primary, $db, $idx)->{pending_rows}, 200, '200 wide pending rows');
-compare('wide pending rows');
+is(index_info($primary, $db, $idx)->{pending_rows}, 200, '200 wide inserted rows');
+like($primary->safe_psql($db, "SELECT description FROM benzer_index_info('$idx')"),
+	qr/200 rows inserted into list tails/, '... in list tails');
+compare('wide inserted rows');
 
-# Crash with pending rows written, and more inserted by an open transaction.
+# Crash with inserted rows written, and more inserted by an open transaction.
 my $open = quietly(sub { $primary->background_psql($db, on_error_stop => 0) });
 quietly(sub {
 	$open->query_safe(
@@ -79,7 +81,7 @@ $primary->stop('immediate');
 eval { quietly(sub { $open->quit }) };
 $primary->start;
 cmp_ok(index_info($primary, $db, $idx)->{pending_rows}, '>=', 200,
-	'after a crash: the committed pending rows are in the index');
+	'after a crash: the committed inserted rows are in the index');
 is($primary->safe_psql($db, 'SELECT count(*) FROM wide'), 1000,
 	'... and the open transaction\'s rows are not in the table');
 compare('after a crash');
@@ -102,6 +104,21 @@ compare('after insert / delete / merge cycles');
 
 $primary->safe_psql($db, "DELETE FROM wide WHERE id % 3 = 0; VACUUM wide");
 compare('after DELETE and VACUUM');
+
+# VACUUM alone (no merge) frees the out-of-line vectors of deleted tail
+# rows: as many rows inserted again reuse their pages.
+$primary->safe_psql($db,
+	"INSERT INTO wide SELECT i, rv(i, $dim) FROM generate_series(2001, 2200) i");
+my $grown = $primary->safe_psql($db, "SELECT pg_relation_size('$idx') / 8192");
+$primary->safe_psql($db, qq{
+	DELETE FROM wide WHERE id > 2000;
+	VACUUM wide;
+	INSERT INTO wide SELECT i, rv(i + 5, $dim) FROM generate_series(2001, 2200) i;
+});
+my $again = $primary->safe_psql($db, "SELECT pg_relation_size('$idx') / 8192");
+note("index pages with 200 tail rows: $grown, after deleting them, VACUUM and 200 more: $again");
+cmp_ok($again, '<=', $grown + 20, 'VACUUM frees deleted tail rows\' out-of-line vectors for reuse');
+compare('after VACUUM of wide tail rows');
 
 is(join("\n", server_log_problems($primary)), '', 'no crash or corruption in the primary\'s log');
 is(join("\n", server_log_problems($standby)), '', 'none in the standby\'s log');
