@@ -85,10 +85,11 @@ void faiss_define_settings(void) {
     add_real_reloption(faiss_relopt_kind, "recall",
                        "recall@10 the search settings are tuned for (0: 0.97)", 0, 0, 1,
                        AccessExclusiveLock);
-    add_bool_reloption(faiss_relopt_kind, "lists_in_pages",
-                       "keep IVF lists in index pages read through shared buffers (off: one "
-                       "Faiss structure that every backend loads)",
-                       true, AccessExclusiveLock);
+    add_bool_reloption(
+        faiss_relopt_kind, "lists_in_pages",
+        "keep Flat and IVF lists in index pages read through shared buffers (off: one "
+        "Faiss structure that every backend loads)",
+        true, AccessExclusiveLock);
 
     DefineCustomIntVariable("benzer.nprobe", "IVF lists searched per query (0: the index's).",
                             nullptr, &benzer_nprobe, 0, 0, 65536, PGC_USERSET, 0, nullptr, nullptr,

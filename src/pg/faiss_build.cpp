@@ -251,8 +251,14 @@ void create_and_train(Relation index, const FaissOptions* options, benzer::Metri
                                  : benzer::choose_factory(rows.count, rows.dim, metric);
         snprintf(factory, sizeof(factory), "%s", chosen.c_str());
     });
+    // A plain Flat index keeps its rows in pages too: as one IVF list,
+    // which a search reads whole through shared buffers (exact, like Flat),
+    // instead of a private copy in every backend. The index still says
+    // "Flat"; lists_in_pages = off keeps the in-memory structure.
+    const char* structure =
+        options->lists_in_pages && strcmp(factory, "Flat") == 0 ? "IVF1,Flat" : factory;
     guarded("invalid faiss index", [&] {
-        holder->object = benzer::Engine::create(factory, rows.dim, metric);
+        holder->object = benzer::Engine::create(structure, rows.dim, metric);
         holder->object->set_defaults(options->nprobe, options->ef_search, options->ef_construction,
                                      static_cast<float>(options->k_factor));
     });

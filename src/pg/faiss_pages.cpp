@@ -260,32 +260,38 @@ Buffer faiss_lock_chain_page(Relation index, BlockNumber block, FaissPageKind ki
                             quote_identifier(RelationGetRelationName(index)))));
 }
 
+// Calls visit(block, page) for each page of a chain in order, the page
+// share-locked (visit may raise an ERROR; the lock goes with the
+// transaction). Returns false, holding nothing, when a page is not the
+// chain's: a merge raced the walk.
+template <typename Visit>
+static bool walk_chain(Relation index, const FaissChain& chain, FaissPageKind kind,
+                       uint32 generation, Visit visit) {
+    BlockNumber block = chain.head;
+    for (uint32 i = 0; i < chain.pages; i++) {
+        Buffer buffer = faiss_lock_chain_page(index, block, kind, generation, i);
+        if (!BufferIsValid(buffer)) return false;
+        Page page = BufferGetPage(buffer);
+        visit(block, page);
+        block = faiss_page_opaque(page)->next;
+        UnlockReleaseBuffer(buffer);
+        if ((i & 255) == 255) CHECK_FOR_INTERRUPTS();
+    }
+    return true;
+}
+
 bool faiss_read_chain(Relation index, const FaissChain& chain, FaissPageKind kind,
                       uint32 generation, char** data) {
     char* out = static_cast<char*>(
         MemoryContextAllocHuge(CurrentMemoryContext, Max(chain.bytes, static_cast<uint64>(1))));
     uint64 offset = 0;
-    BlockNumber block = chain.head;
-    for (uint32 i = 0; i < chain.pages; i++) {
-        Buffer buffer = faiss_lock_chain_page(index, block, kind, generation, i);
-        if (!BufferIsValid(buffer)) {
-            pfree(out);
-            return false;
-        }
-        Page page = BufferGetPage(buffer);
+    bool same = walk_chain(index, chain, kind, generation, [&](BlockNumber, Page page) {
         Size length = payload_length(page);
-        if (offset + length > chain.bytes) {
-            UnlockReleaseBuffer(buffer);
-            pfree(out);
-            raise_chain_mismatch(index);
-        }
+        if (offset + length > chain.bytes) raise_chain_mismatch(index);
         memcpy(out + offset, PageGetContents(page), length);
         offset += length;
-        block = faiss_page_opaque(page)->next;
-        UnlockReleaseBuffer(buffer);
-        if ((i & 255) == 255) CHECK_FOR_INTERRUPTS();
-    }
-    if (offset != chain.bytes) {
+    });
+    if (!same || offset != chain.bytes) {
         pfree(out);
         return false;
     }
@@ -297,17 +303,11 @@ bool faiss_chain_blocks(Relation index, const FaissChain& chain, FaissPageKind k
                         uint32 generation, BlockNumber** blocks) {
     auto* out = static_cast<BlockNumber*>(
         palloc(sizeof(BlockNumber) * Max(chain.pages, static_cast<uint32>(1))));
-    BlockNumber block = chain.head;
-    for (uint32 i = 0; i < chain.pages; i++) {
-        Buffer buffer = faiss_lock_chain_page(index, block, kind, generation, i);
-        if (!BufferIsValid(buffer)) {
-            pfree(out);
-            return false;
-        }
-        out[i] = block;
-        block = faiss_page_opaque(BufferGetPage(buffer))->next;
-        UnlockReleaseBuffer(buffer);
-        if ((i & 255) == 255) CHECK_FOR_INTERRUPTS();
+    uint32 n = 0;
+    if (!walk_chain(index, chain, kind, generation,
+                    [&](BlockNumber block, Page) { out[n++] = block; })) {
+        pfree(out);
+        return false;
     }
     *blocks = out;
     return true;

@@ -31,7 +31,8 @@ benzer_setup_db($node, $db);
 my @configs = (
 	{ name => 'ivf',  with => "factory = 'IVF32,Flat', nprobe = 32, lists_in_pages = off" },
 	{ name => 'ivf_pages', with => "factory = 'IVF32,Flat', nprobe = 32", tails => 1 },
-	{ name => 'flat', with => "factory = 'Flat'" },
+	{ name => 'flat', with => "factory = 'Flat', lists_in_pages = off" },
+	{ name => 'flat_pages', with => "factory = 'Flat'", tails => 1 },
 	{ name => 'hnsw', with => "factory = 'HNSW32', ef_search = 1000" },
 );
 
