@@ -174,7 +174,7 @@ BENZER_FUNCTION(benzer_index_info) {
             benzer::GuardedError error;
             benzer::Engine* engine = entry->engine;
             // Lists in pages: the engine holds none of the rows itself.
-            char paged[224] = "";
+            char paged[384] = "";
             if (entry->lists != nullptr) {
                 // Rows inserted since go to their lists' tails: count them
                 // per list, so the imbalance says how far the lists drifted.
@@ -192,12 +192,24 @@ BENZER_FUNCTION(benzer_index_info) {
                 if (tails.count > 0)
                     snprintf(inserted, sizeof(inserted), ", %lld rows inserted into list tails",
                              static_cast<long long>(tails.count));
+                // VACUUM never rewrites these lists: dead rows stay masked
+                // in them until the user asks for a rewrite.
+                char dead[160] = "";
+                if (meta.dead_rows > 0 && meta.main_rows > 0) {
+                    double share = 100.0 * static_cast<double>(meta.dead_rows) /
+                                   static_cast<double>(meta.main_rows);
+                    snprintf(dead, sizeof(dead), ", %lld dead rows masked (%.0f%% of the lists)%s",
+                             static_cast<long long>(meta.dead_rows), share,
+                             share > 20.0
+                                 ? ": REINDEX or benzer_index_merge(index, true) drops them"
+                                 : "");
+                }
                 snprintf(paged, sizeof(paged),
                          ", lists in %llu pages read through shared buffers%s, largest list "
-                         "%lld rows (%.1fx the mean), %lld empty",
+                         "%lld rows (%.1fx the mean), %lld empty%s",
                          static_cast<unsigned long long>(meta.list_pages), inserted,
                          static_cast<long long>(lists.largest), lists.imbalance,
-                         static_cast<long long>(lists.empty_lists));
+                         static_cast<long long>(lists.empty_lists), dead);
             }
             long long rows = static_cast<long long>(meta.main_rows);
             bool ok = benzer::run_guarded(error, [&] {

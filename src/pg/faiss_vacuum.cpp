@@ -3,11 +3,14 @@
 // Bulk delete marks dead labels in the tombstone bitmap (the Faiss
 // structure itself is not touched: several Faiss structures cannot remove
 // rows, and one aborts the process when asked) and deletes dead rows of
-// list tails (faiss_tails.h) and dead pending rows outright. Cleanup merges pending rows into the
-// structure once there are enough of them, and compacts when a fifth of the rows are dead; it never
+// list tails (faiss_tails.h) and dead pending rows outright. Cleanup merges
+// pending rows into the structure once there are enough of them, and
+// compacts when a fifth of the rows are dead, except an index whose lists
+// live in pages, which only REINDEX or an explicit merge rewrites. It never
 // waits for the merge's lock, so VACUUM never blocks on inserts.
 #include "pg/faiss.h"
 
+#include "pg/faiss_lists.h"
 #include "pg/faiss_pages.h"
 #include "pg/faiss_tails.h"
 
@@ -143,7 +146,13 @@ IndexBulkDeleteResult* faiss_vacuum_cleanup(IndexVacuumInfo* info, IndexBulkDele
     int64 threshold = options->merge_threshold > 0
                           ? options->merge_threshold
                           : Max(static_cast<int64>(1000), meta.main_rows / 10);
-    bool many_dead = meta.dead_rows > 0 && meta.dead_rows * 5 > meta.main_rows;
+    // A fifth of the rows dead: compact (a merge that drops them), except
+    // an index whose lists live in pages. VACUUM never rewrites such an
+    // index (a rewrite WAL-logs every page, and a replica replays it): its
+    // dead rows stay masked by tombstones until REINDEX or
+    // benzer_index_merge(index, true), and benzer_index_info says when.
+    bool many_dead =
+        meta.dead_rows > 0 && meta.dead_rows * 5 > meta.main_rows && !faiss_lists_paged(meta);
     if (pending > 0 && (pending >= threshold || meta.factory[0] == '\0' || many_dead)) {
         merge_for_vacuum(index, false);
         faiss_read_meta(index, &meta);
