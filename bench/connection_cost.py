@@ -49,6 +49,24 @@ def private_dirty_kb(pid):
     raise RuntimeError(f"no Private_Dirty for {pid}")
 
 
+def own_private_dirty_kb(pid):
+    """Private_Dirty of the backend's private mappings only. smaps counts a
+    page of a shared mapping as private while no other process maps it, so
+    the shared_buffers pages (index pages) that this backend alone has read
+    show up in smaps_rollup's Private_Dirty although every backend shares
+    them; this leaves out mappings whose permissions say shared ("s")."""
+    total = 0
+    shared = False
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            head = line.split()
+            if len(head) >= 2 and "-" in head[0] and len(head[1]) == 4 and head[1][0] in "r-":
+                shared = head[1][3] == "s"
+            elif line.startswith("Private_Dirty:") and not shared:
+                total += int(line.split()[1])
+    return total
+
+
 def timed(cur, query, arg):
     t0 = time.perf_counter()
     cur.execute(query, (arg,))
@@ -81,6 +99,7 @@ def main():
         cur.execute("SELECT pg_backend_pid()")
         idle_pid = cur.fetchone()[0]
     idle_kb = private_dirty_kb(idle_pid)
+    idle_own_kb = own_private_dirty_kb(idle_pid)
 
     rows = []
     conns = []
@@ -98,22 +117,26 @@ def main():
                          warm_ms=[statistics.median(w) for w in warm]))
     for r in rows:
         r["private_mb_above_idle"] = (private_dirty_kb(r["pid"]) - idle_kb) / 1024.0
+        r["own_private_mb_above_idle"] = (own_private_dirty_kb(r["pid"]) - idle_own_kb) / 1024.0
 
     print(f"## Fresh connections{(' (' + a.label + ')') if a.label else ''}\n")
     print(f"Idle connection: Private_Dirty {idle_kb / 1024.0:.1f} MB. "
           f"{a.connections} connections, {len(queries)} queries each, warm = median of {a.warm}.\n")
     head = "| conn | connect ms |" + "".join(
         f" q{j + 1} first ms | q{j + 1} warm ms | q{j + 1} first/warm |" for j in range(len(queries)))
-    print(head + " private MB above idle |")
-    print("|" + "---|" * (2 + 3 * len(queries) + 1))
+    print(head + " private MB above idle | of which in private mappings |")
+    print("|" + "---|" * (2 + 3 * len(queries) + 2))
     for i, r in enumerate(rows):
         cells = "".join(f" {f:.2f} | {w:.2f} | {f / w:.1f}x |" for f, w in zip(r["first_ms"], r["warm_ms"]))
-        print(f"| {i + 1} | {r['connect_ms']:.1f} |{cells} {r['private_mb_above_idle']:.1f} |")
+        print(f"| {i + 1} | {r['connect_ms']:.1f} |{cells} {r['private_mb_above_idle']:.1f} |"
+              f" {r['own_private_mb_above_idle']:.1f} |")
     firsts = [statistics.median(r["first_ms"][j] for r in rows) for j in range(len(queries))]
     warms = [statistics.median(r["warm_ms"][j] for r in rows) for j in range(len(queries))]
     print("\nMedians: " + "; ".join(
         f"q{j + 1} first {f:.2f} ms, warm {w:.2f} ms ({f / w:.1f}x)" for j, (f, w) in enumerate(zip(firsts, warms)))
-        + f"; private memory above idle: max {max(r['private_mb_above_idle'] for r in rows):.1f} MB")
+        + f"; private memory above idle: max {max(r['private_mb_above_idle'] for r in rows):.1f} MB"
+        + f" ({max(r['own_private_mb_above_idle'] for r in rows):.1f} MB in private mappings;"
+        + " the rest are shared_buffers pages no other process has mapped yet)")
     if a.json:
         with open(a.json, "w") as f:
             json.dump(dict(label=a.label, idle_private_mb=idle_kb / 1024.0, queries=queries,
