@@ -14,6 +14,7 @@
 set -euo pipefail
 db="${1:-benzer_scale}"
 q() { psql -X -q -t -A -v ON_ERROR_STOP=1 -d "$db" -c "$1"; }
+. "$(dirname "${BASH_SOURCE[0]}")/wal_lib.sh"
 
 printf '%-8s %12s %12s %14s %14s\n' variant "insert B/row" "index B/row" "x vector" "VACUUM B/row"
 table_only=0
@@ -24,16 +25,8 @@ for variant in none pages memory; do
         pages) q "SET maintenance_work_mem = '1GB'; CREATE INDEX ON wal_bench USING faiss (v, label)" ;;
         memory) q "SET maintenance_work_mem = '1GB'; CREATE INDEX ON wal_bench USING faiss (v, label) WITH (lists_in_pages = off)" ;;
     esac
-    q "CHECKPOINT"
-    before=$(q "SELECT pg_current_wal_insert_lsn()")
-    q "INSERT INTO wal_bench SELECT id + 100000, label, v FROM fmnist WHERE id <= 10000"
-    after=$(q "SELECT pg_current_wal_insert_lsn()")
-    q "CHECKPOINT"
-    vacuum_before=$(q "SELECT pg_current_wal_insert_lsn()")
-    PGOPTIONS='-c maintenance_work_mem=1GB' q "VACUUM wal_bench"
-    vacuum_after=$(q "SELECT pg_current_wal_insert_lsn()")
-    insert=$(q "SELECT round(pg_wal_lsn_diff('$after', '$before') / 10000)")
-    vacuum=$(q "SELECT round(pg_wal_lsn_diff('$vacuum_after', '$vacuum_before') / 10000)")
+    insert=$(( $(wal_bytes "INSERT INTO wal_bench SELECT id + 100000, label, v FROM fmnist WHERE id <= 10000") / 10000 ))
+    vacuum=$(( $(wal_bytes "VACUUM wal_bench" "-c maintenance_work_mem=1GB") / 10000 ))
     if [ "$variant" = none ]; then table_only=$insert; fi
     index=$((insert - table_only))
     ratio=$(q "SELECT round($index / 3136.0, 2)")

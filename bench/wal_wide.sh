@@ -17,6 +17,7 @@ rows="${2:-20000}"
 inserted="${3:-2000}"
 dim=2048
 q() { psql -X -q -t -A -v ON_ERROR_STOP=1 -d "$db" -c "$1"; }
+. "$(dirname "${BASH_SOURCE[0]}")/wal_lib.sh"
 
 # Clustered rows: 50 centres plus noise, so IVF lists mean something.
 q "DROP TABLE IF EXISTS wal_wide_source"
@@ -34,22 +35,14 @@ for variant in none pages memory; do
         pages) q "SET maintenance_work_mem = '2GB'; CREATE INDEX wal_wide_idx ON wal_wide USING faiss (v)" ;;
         memory) q "SET maintenance_work_mem = '2GB'; CREATE INDEX wal_wide_idx ON wal_wide USING faiss (v) WITH (lists_in_pages = off, merge_threshold = $inserted)" ;;
     esac
-    q "CHECKPOINT"
-    before=$(q "SELECT pg_current_wal_insert_lsn()")
-    q "INSERT INTO wal_wide SELECT id, v FROM wal_wide_source WHERE id > $rows"
-    after=$(q "SELECT pg_current_wal_insert_lsn()")
+    insert=$(( $(wal_bytes "INSERT INTO wal_wide SELECT id, v FROM wal_wide_source WHERE id > $rows") / inserted ))
     pending=-
     if [ "$variant" != none ]; then
         pending=$(q "SELECT pending_rows FROM benzer_index_info('wal_wide_idx')")
         desc=$(q "SELECT description FROM benzer_index_info('wal_wide_idx')")
         echo "  $variant: $desc" >&2
     fi
-    q "CHECKPOINT"
-    vacuum_before=$(q "SELECT pg_current_wal_insert_lsn()")
-    PGOPTIONS='-c maintenance_work_mem=2GB' q "VACUUM wal_wide"
-    vacuum_after=$(q "SELECT pg_current_wal_insert_lsn()")
-    insert=$(q "SELECT round(pg_wal_lsn_diff('$after', '$before') / $inserted)")
-    vacuum=$(q "SELECT round(pg_wal_lsn_diff('$vacuum_after', '$vacuum_before') / $inserted)")
+    vacuum=$(( $(wal_bytes "VACUUM wal_wide" "-c maintenance_work_mem=2GB") / inserted ))
     if [ "$variant" = none ]; then table_only=$insert; fi
     index=$((insert - table_only))
     ratio=$(q "SELECT round($index / $((dim * 4)).0, 2)")
