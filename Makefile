@@ -14,13 +14,14 @@ EXTVERSION = 0.1.0
 MODULE_big = benzer
 CORE_OBJS = src/core/vector_text.o src/core/distance.o src/core/engine.o src/core/faiss_kernels.o \
 	src/core/attributes.o src/core/factory.o src/core/ivf_probe.o src/core/search_rounds.o src/core/tuning.o \
-	src/core/engine_paged.o
+	src/core/engine_paged.o src/core/device.o src/core/device_plugin.o
 PG_OBJS = src/pg/module.o src/pg/vector_io.o src/pg/vector_ops.o src/pg/faiss_am.o \
 	src/pg/faiss_attributes.o \
 	src/pg/faiss_pages.o src/pg/faiss_cache.o src/pg/faiss_build.o src/pg/faiss_insert.o \
 	src/pg/faiss_scan.o src/pg/faiss_vacuum.o src/pg/faiss_cost.o src/pg/faiss_info.o \
 	src/pg/faiss_plan.o src/pg/faiss_view.o src/pg/faiss_access.o src/pg/faiss_search.o src/pg/faiss_limit.o \
-	src/pg/faiss_lists.o src/pg/faiss_check.o src/pg/faiss_tails.o src/pg/faiss_rerank.o
+	src/pg/faiss_lists.o src/pg/faiss_check.o src/pg/faiss_tails.o src/pg/faiss_rerank.o \
+	src/pg/service.o src/pg/service_worker.o
 WORKFLOW_OBJS = src/core/kmeans.o src/core/exact_batch.o src/core/engine_batch.o \
 	src/pg/kmeans.o src/pg/batch_search.o src/pg/feedback.o src/pg/index_list.o
 OBJS = $(CORE_OBJS) $(PG_OBJS) $(WORKFLOW_OBJS)
@@ -48,7 +49,7 @@ PG_CXXFLAGS += -Werror
 endif
 # Faiss is a static library: keep its symbols out of our dynamic symbol
 # table. BLAS and LAPACK resolve to OpenBLAS through Debian's alternatives.
-SHLIB_LINK = -Wl,--exclude-libs,libfaiss.a -lfaiss -lblas -llapack -fopenmp -lstdc++ -lm
+SHLIB_LINK = -Wl,--exclude-libs,libfaiss.a -lfaiss -lblas -llapack -fopenmp -lstdc++ -lm -ldl
 
 # Debian's PostgreSQL is built with LLVM JIT and would compile every .cpp
 # file to bitcode with clang; our C++ gains nothing from inlining into JIT

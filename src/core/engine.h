@@ -84,14 +84,18 @@ struct SearchOptions {
 
 // What one search did, for EXPLAIN and benzer_index_info.
 struct SearchStats {
-    std::int64_t candidates = 0;  // results Faiss returned before filtering
-    std::int64_t rounds = 0;      // Faiss calls (grows when filtering ourselves)
-    bool selector_used = false;   // the filter was applied inside Faiss
-    bool exact_scan = false;      // the filter was small: exact distances
-    int nprobe = 0;               // widest nprobe used (IVF)
-    bool adaptive = false;        // IVF lists probed under the stop rule
-    std::int64_t lists = 0;       // IVF lists visited by such probes
-    std::int64_t compared = 0;    // rows whose distance was computed by them
+    std::int64_t candidates = 0;            // results Faiss returned before filtering
+    std::int64_t rounds = 0;                // Faiss calls (grows when filtering ourselves)
+    bool selector_used = false;             // the filter was applied inside Faiss
+    bool exact_scan = false;                // the filter was small: exact distances
+    int nprobe = 0;                         // widest nprobe used (IVF)
+    bool adaptive = false;                  // IVF lists probed under the stop rule
+    std::int64_t lists = 0;                 // IVF lists visited by such probes
+    std::int64_t compared = 0;              // rows whose distance was computed by them
+    std::int64_t service = 0;               // exact searches the search service answered
+    bool service_gpu = false;               // ... on a GPU
+    int service_batch = 0;                  // largest batch such an answer came in
+    const char* service_why_not = nullptr;  // why the last exact search ran here
 };
 
 struct TuningRequest;
@@ -109,6 +113,17 @@ class ExactCandidates {
     // Whether add() is needed at all (false for a zero cosine query: every
     // distance is NaN, finish() returns the first k labels it was given).
     void add(Label label, const float* stored);
+    // The query as add() scores it (cosine: normalised), whether it is a
+    // zero cosine query, and the score space: squared L2, or the negative
+    // inner product.
+    const float* query() const { return query_.data(); }
+    bool zero_query() const { return zero_; }
+    bool scores_l2() const;
+    // A row scored elsewhere with the same kernels (core/device.h: the
+    // search service): score as add() would have computed it.
+    void add_scored(Label label, float score);
+    // Rows compared elsewhere besides those handed to add_scored (stats).
+    void note_compared(std::int64_t rows) { seen_ += rows; }
     // Nearest first, as operator distances; returns how many.
     std::int64_t finish(float* distances, Label* labels, SearchStats* stats);
 

@@ -153,14 +153,24 @@ ExactCandidates::ExactCandidates(const Engine& engine, const float* query, std::
     heap_.reserve(static_cast<std::size_t>(std::min<std::int64_t>(k_, 4096)));
 }
 
+bool ExactCandidates::scores_l2() const { return engine_.metric() == Metric::kL2; }
+
 void ExactCandidates::add(Label label, const float* stored) {
-    seen_++;
-    if (k_ == 0) return;
+    if (k_ == 0) {
+        seen_++;
+        return;
+    }
     std::size_t d = static_cast<std::size_t>(engine_.dim());
     // Smaller is better in this "badness" space for every metric.
     float badness = zero_                             ? 0.0f
                     : engine_.metric() == Metric::kL2 ? l2_squared(query_.data(), stored, d)
                                                       : -inner_product(query_.data(), stored, d);
+    add_scored(label, badness);
+}
+
+void ExactCandidates::add_scored(Label label, float badness) {
+    seen_++;
+    if (k_ == 0) return;
     std::pair<float, Label> entry(badness, label);
     if (static_cast<std::int64_t>(heap_.size()) < k_) {
         heap_.push_back(entry);

@@ -17,6 +17,7 @@
 #include "pg/faiss_search.h"
 #include "pg/faiss_tails.h"
 #include "pg/guard.h"
+#include "pg/service.h"
 
 extern "C" {
 #include "access/htup_details.h"
@@ -232,6 +233,14 @@ BENZER_FUNCTION(benzer_index_info) {
         snprintf(description, sizeof(description),
                  "untrained: rows are searched exactly until a merge can train the index");
 
+    // Where exact searches of it run, when the search service holds it.
+    char* held = service_describe_index(index);
+    if (held != nullptr) {
+        size_t used = strlen(description);
+        snprintf(description + used, sizeof(description) - used, "%s%s", used > 0 ? "; " : "",
+                 held);
+    }
+
     FaissSearchChoice choice;
     faiss_choose_search(index, meta, &choice);
     Datum values[18];
@@ -359,6 +368,13 @@ static void explain_faiss(ExplainState* es, PlannedStmt* planned) {
             if (s.reranked > 0)
                 appendStringInfo(es->str, ", %lld candidates re-ranked by the table's vectors",
                                  static_cast<long long>(s.reranked));
+            if (s.service > 0)
+                appendStringInfo(
+                    es->str, "; %lld rounds in the search service (%s, batches up to %d queries)",
+                    static_cast<long long>(s.service), s.service_gpu ? "gpu" : "cpu",
+                    s.service_batch);
+            else if (s.service_why_not != nullptr && s.exact_scan)
+                appendStringInfo(es->str, "; searched in this backend: %s", s.service_why_not);
             if (s.conditions > 0)
                 appendStringInfo(es->str, "; %d index conditions matched %lld indexed rows",
                                  s.conditions, static_cast<long long>(s.allowed_rows));

@@ -16,6 +16,7 @@
 #include "pg/faiss_cache.h"
 #include "pg/guard.h"
 #include "pg/guarded.h"
+#include "pg/service.h"
 
 #include <cmath>
 #include <vector>
@@ -550,6 +551,9 @@ uint32 list_of_label(const FaissMeta& meta, const FaissListRef* directory, int64
     return low;
 }
 
+bool search_all_tails(Relation index, const FaissMeta& meta, const BlockNumber* tail_blocks,
+                      const FaissTailSearch* tails, benzer::ExactCandidates* exact);
+
 // Exact distances to every allowed label, each read from its page (labels
 // in list order, whole entries a page). Returns false on a page of another
 // generation.
@@ -605,7 +609,55 @@ bool search_allowed_rows(Relation index, const FaissMeta& meta, const FaissListR
         }
     }
     if (BufferIsValid(buffer)) UnlockReleaseBuffer(buffer);
-    // Rows inserted since: every tail, their codes being the vectors.
+    return search_all_tails(index, meta, tail_blocks, tails, exact);
+}
+
+// Asks the search service (service.h) for the exact distances to the
+// allowed rows of the lists, into exact. Returns false, with the reason in
+// stats, when it did not answer: the caller then reads the rows itself.
+bool search_in_service(Relation index, const FaissMeta& meta, int64 rows, int64 k,
+                       const benzer::LabelFilter* filter, benzer::ExactCandidates* exact,
+                       benzer::SearchStats* stats) {
+    if (exact->zero_query()) {
+        if (stats != nullptr) stats->service_why_not = "a zero cosine query";
+        return false;
+    }
+    ServiceQuery query = {exact->query(),
+                          meta.dimensions,
+                          exact->scores_l2() ? benzer::ExactScore::kL2Squared
+                                             : benzer::ExactScore::kNegativeInnerProduct,
+                          Max(k, static_cast<int64>(1)),
+                          filter,
+                          rows};
+    auto* scores = static_cast<float*>(palloc(sizeof(float) * query.k));
+    auto* labels = static_cast<benzer::Label*>(palloc(sizeof(benzer::Label) * query.k));
+    int64 found = 0;
+    ServiceOutcome outcome;
+    bool served =
+        service_exact_search(index, meta.generation, query, scores, labels, &found, &outcome);
+    if (stats != nullptr) {
+        if (served) {
+            stats->service++;
+            stats->service_gpu = stats->service_gpu || outcome.gpu;
+            stats->service_batch = Max(stats->service_batch, outcome.batch);
+        } else {
+            stats->service_why_not = outcome.why;
+        }
+    }
+    if (served)
+        guarded("faiss index scan", [&] {
+            for (int64 i = 0; i < found; i++) exact->add_scored(labels[i], scores[i]);
+            exact->note_compared(Max((filter != nullptr ? filter->allowed : rows) - found, 0));
+        });
+    pfree(scores);
+    pfree(labels);
+    return served;
+}
+
+// Rows inserted since: every tail, their codes being the vectors.
+bool search_all_tails(Relation index, const FaissMeta& meta, const BlockNumber* tail_blocks,
+                      const FaissTailSearch* tails, benzer::ExactCandidates* exact) {
+    benzer::GuardedError error;
     for (uint32 list = 0; tails != nullptr && list < meta.list_count; list++) {
         bool same = scan_list_tail(index, meta, tail_blocks, list, tails,
                                    [&](int64 n, const uint8* codes, const benzer::Label* labels) {
@@ -694,25 +746,39 @@ int64 faiss_paged_search(Relation index, const FaissMeta& meta, FaissLoadedIndex
     MemoryContext old = MemoryContextSwitchTo(context);
     int64 found = 0;
     bool exact = false;
-    if (ordered && filter != nullptr) {
+    bool vectors = false;
+    if (ordered) {
         guarded("faiss index scan", [&] {
-            exact = engine->list_codes_are_vectors() &&
+            vectors = engine->list_codes_are_vectors();
+            exact = filter != nullptr && vectors &&
                     engine->prefers_exact_subset(options, *filter, rows);
         });
         if (exact && options.expected_compared > 0.0)
             exact = exact_pays_in_pages(meta, options, *filter, rows);
     }
-    if (exact) {
-        // A small filter: exact distances to just its rows.
+    // An exact search (a small filter, or a Flat index: one list of
+    // vectors) goes to the search service first, which answers the exact
+    // searches of all connections together from one copy of the rows.
+    bool served = false;
+    if (exact || (vectors && meta.list_count == 1)) {
         auto* candidates = ContextOwned<benzer::ExactCandidates>::create(context);
         guarded("faiss index scan",
                 [&] { candidates->object = new benzer::ExactCandidates(*engine, query, k); });
-        if (!search_allowed_rows(index, meta, directory, entry->list_blocks, filter, tail_blocks,
-                                 tails, candidates->object))
-            raise_merged_during_search(index);
-        benzer::ExactCandidates* c = candidates->object;
-        guarded("faiss index scan", [&] { found = c->finish(distances, labels, stats); });
-    } else {
+        served = search_in_service(index, meta, rows, k, filter, candidates->object, stats);
+        bool same = true;
+        if (served)
+            same = search_all_tails(index, meta, tail_blocks, tails, candidates->object);
+        else if (exact)
+            // A small filter: exact distances to just its rows.
+            same = search_allowed_rows(index, meta, directory, entry->list_blocks, filter,
+                                       tail_blocks, tails, candidates->object);
+        if (!same) raise_merged_during_search(index);
+        if (served || exact) {
+            benzer::ExactCandidates* c = candidates->object;
+            guarded("faiss index scan", [&] { found = c->finish(distances, labels, stats); });
+        }
+    }
+    if (!served && !exact) {
         auto* search = ContextOwned<benzer::PagedSearch>::create(context);
         guarded("faiss index scan", [&] {
             search->object =

@@ -307,6 +307,10 @@ void next_round(FaissScanState* state) {
     state->stats.adaptive = state->stats.adaptive || stats.adaptive;
     state->stats.lists += stats.lists;
     state->stats.compared += stats.compared;
+    state->stats.service += stats.service;
+    state->stats.service_gpu = state->stats.service_gpu || stats.service_gpu;
+    state->stats.service_batch = Max(state->stats.service_batch, stats.service_batch);
+    if (stats.service_why_not != nullptr) state->stats.service_why_not = stats.service_why_not;
     state->stats.first_k = state->stats.first_k > 0 ? state->stats.first_k : k;
     state->main_count = found;
     state->widen = found < k;

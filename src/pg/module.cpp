@@ -5,6 +5,7 @@
 // OpenMP has run hangs in libgomp.
 #include "pg/faiss.h"
 #include "pg/guard.h"
+#include "pg/service.h"
 #include "pg/postgres_headers.h"
 
 extern "C" {
@@ -13,13 +14,14 @@ PG_MODULE_MAGIC;
 void _PG_init(void);
 }
 
-// Registers settings, index options and the EXPLAIN hook. Nothing here may
-// start threads or touch Faiss.
+// Registers settings, index options, the EXPLAIN hook and (when preloaded)
+// the search service. Nothing here may start threads or touch Faiss.
 void _PG_init(void) {
     faiss_define_settings();
     faiss_install_explain_hook();
     faiss_install_planner_hook();
     faiss_install_limit_hook();
+    service_init();
 }
 
 // Turns a caught C++ failure into ereport(ERROR) with a proper SQLSTATE.

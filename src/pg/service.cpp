@@ -1,0 +1,353 @@
+// service.cpp: the backends' side of the search service: its settings, its
+// shared memory, its registration, and the request a backend hands it
+// (service.h; the protocol is in service_shmem.h, the service itself in
+// service_worker.cpp).
+#include "pg/service.h"
+
+#include "pg/service_shmem.h"
+
+extern "C" {
+#include "access/htup_details.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "storage/ipc.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "utils/guc.h"
+#include "utils/timestamp.h"
+}
+
+bool benzer_use_service = true;
+int benzer_device = kServiceDeviceAuto;
+int benzer_service_batch_window_us = 200;
+int benzer_service_memory_mb = 2048;
+int benzer_service_threads = 1;
+char* benzer_gpu_plugin = nullptr;
+int benzer_gpu_min_rows = 50000;
+static int benzer_service_timeout_ms = 2000;
+static int benzer_service_slots = 16;
+static int benzer_service_slot_kb = 1024;
+
+ServiceShared* service_shared = nullptr;
+
+static shmem_request_hook_type previous_shmem_request = nullptr;
+static shmem_startup_hook_type previous_shmem_startup = nullptr;
+
+namespace {
+
+const struct config_enum_entry kDeviceOptions[] = {
+    {"auto", kServiceDeviceAuto, false},
+    {"cpu", kServiceDeviceCpu, false},
+    {"gpu", kServiceDeviceGpu, false},
+    {nullptr, 0, false},
+};
+
+Size shared_size() {
+    Size size = add_size(offsetof(ServiceShared, slots),
+                         mul_size(sizeof(ServiceSlot), benzer_service_slots));
+    size = add_size(size, MAXIMUM_ALIGNOF);
+    return add_size(
+        size, mul_size(static_cast<Size>(benzer_service_slot_kb) * 1024, benzer_service_slots));
+}
+
+void request_shared_memory() {
+    if (previous_shmem_request != nullptr) previous_shmem_request();
+    RequestAddinShmemSpace(shared_size());
+}
+
+void attach_shared_memory() {
+    if (previous_shmem_startup != nullptr) previous_shmem_startup();
+    LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+    bool found = false;
+    service_shared = static_cast<ServiceShared*>(
+        ShmemInitStruct("benzer search service", shared_size(), &found));
+    if (!found) {
+        memset(service_shared, 0, offsetof(ServiceShared, slots));
+        SpinLockInit(&service_shared->mutex);
+        service_shared->nslots = benzer_service_slots;
+        service_shared->slot_bytes =
+            MAXALIGN_DOWN(static_cast<Size>(benzer_service_slot_kb) * 1024);
+        for (int i = 0; i < benzer_service_slots; i++) {
+            ServiceSlot* slot = &service_shared->slots[i];
+            memset(slot, 0, sizeof(*slot));
+            SpinLockInit(&slot->mutex);
+            slot->state = kSlotFree;
+        }
+    }
+    LWLockRelease(AddinShmemInitLock);
+}
+
+void register_worker() {
+    BackgroundWorker worker;
+    memset(&worker, 0, sizeof(worker));
+    worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+    // Hot standbys search too.
+    worker.bgw_start_time = BgWorkerStart_ConsistentState;
+    worker.bgw_restart_time = 1;
+    snprintf(worker.bgw_library_name, BGW_MAXLEN, "benzer");
+    snprintf(worker.bgw_function_name, BGW_MAXLEN, "benzer_service_main");
+    snprintf(worker.bgw_name, BGW_MAXLEN, "benzer search service");
+    snprintf(worker.bgw_type, BGW_MAXLEN, "benzer search service");
+    RegisterBackgroundWorker(&worker);
+}
+
+void define_settings() {
+    DefineCustomBoolVariable(
+        "benzer.search_service", "Let the search service answer exact searches.",
+        "With benzer in shared_preload_libraries, one background worker holds each index's rows "
+        "once per server and answers the exact searches of all connections together. Off, or "
+        "whenever the service cannot answer, the backend searches itself: same results.",
+        &benzer_use_service, true, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+    DefineCustomEnumVariable(
+        "benzer.device", "Where the search service computes: auto, cpu or gpu.",
+        "auto: the GPU when the service has one and the index holds at least "
+        "benzer.gpu_min_rows rows; gpu: the GPU whenever there is one; cpu: never the GPU.",
+        &benzer_device, kServiceDeviceAuto, kDeviceOptions, PGC_USERSET, 0, nullptr, nullptr,
+        nullptr);
+    DefineCustomIntVariable(
+        "benzer.gpu_min_rows", "Rows from which benzer.device = auto uses the GPU.", nullptr,
+        &benzer_gpu_min_rows, 50000, 0, INT_MAX, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable(
+        "benzer.service_timeout",
+        "How long a backend waits for the search service before searching itself.", nullptr,
+        &benzer_service_timeout_ms, 2000, 1, INT_MAX, PGC_USERSET, GUC_UNIT_MS, nullptr, nullptr,
+        nullptr);
+    DefineCustomIntVariable(
+        "benzer.service_batch_window",
+        "How long the search service waits for more requests before a device call.",
+        "Requests that arrive within this window are answered by one pass over the rows.",
+        &benzer_service_batch_window_us, 200, 0, 100000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("benzer.service_memory",
+                            "Memory for the index rows the search service holds.", nullptr,
+                            &benzer_service_memory_mb, 2048, 1, INT_MAX / 2, PGC_SIGHUP,
+                            GUC_UNIT_MB, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("benzer.service_threads", "Threads the search service computes with.",
+                            nullptr, &benzer_service_threads, 1, 1, 64, PGC_SIGHUP, 0, nullptr,
+                            nullptr, nullptr);
+    DefineCustomIntVariable("benzer.service_slots", "Requests the search service can hold at once.",
+                            nullptr, &benzer_service_slots, 16, 1, 1024, PGC_POSTMASTER, 0, nullptr,
+                            nullptr, nullptr);
+    DefineCustomIntVariable(
+        "benzer.service_slot_size", "Shared memory for one request to the search service.",
+        "The query, the allowed-row bitmap (one bit per indexed row) and the answer must fit; "
+        "larger requests are searched by the backend.",
+        &benzer_service_slot_kb, 1024, 64, 1024 * 1024, PGC_POSTMASTER, GUC_UNIT_KB, nullptr,
+        nullptr, nullptr);
+    DefineCustomStringVariable("benzer.gpu_plugin",
+                               "The GPU plugin the search service loads, if it exists.", nullptr,
+                               &benzer_gpu_plugin, "$libdir/libbenzer_cuda.so", PGC_POSTMASTER, 0,
+                               nullptr, nullptr, nullptr);
+}
+
+// The service's pid and latch, or false when none runs.
+bool service_latch(Latch** latch) {
+    SpinLockAcquire(&service_shared->mutex);
+    bool running = service_shared->pid != 0;
+    *latch = service_shared->latch;
+    SpinLockRelease(&service_shared->mutex);
+    return running && *latch != nullptr;
+}
+
+// A free slot, now FILLING and ours, or -1.
+int take_slot() {
+    int n = service_shared->nslots;
+    int start = MyProcPid % n;
+    for (int i = 0; i < n; i++) {
+        int index = (start + i) % n;
+        ServiceSlot* slot = &service_shared->slots[index];
+        SpinLockAcquire(&slot->mutex);
+        bool free = slot->state == kSlotFree;
+        if (free) {
+            slot->state = kSlotFilling;
+            slot->owner_latch = MyLatch;
+        }
+        SpinLockRelease(&slot->mutex);
+        if (free) return index;
+    }
+    return -1;
+}
+
+// Stops waiting for a slot: frees it unless the service works on it, in
+// which case the service frees it. Returns the state it had.
+uint32 withdraw(ServiceSlot* slot) {
+    SpinLockAcquire(&slot->mutex);
+    uint32 state = slot->state;
+    if (state == kSlotRunning)
+        slot->state = kSlotAbandoned;
+    else
+        slot->state = kSlotFree;
+    SpinLockRelease(&slot->mutex);
+    return state;
+}
+
+uint32 slot_state(ServiceSlot* slot) {
+    SpinLockAcquire(&slot->mutex);
+    uint32 state = slot->state;
+    SpinLockRelease(&slot->mutex);
+    return state;
+}
+
+}  // namespace
+
+void service_init(void) {
+    define_settings();
+    if (!process_shared_preload_libraries_in_progress) return;
+    previous_shmem_request = shmem_request_hook;
+    shmem_request_hook = request_shared_memory;
+    previous_shmem_startup = shmem_startup_hook;
+    shmem_startup_hook = attach_shared_memory;
+    register_worker();
+}
+
+bool service_exact_search(Relation index, uint32 generation, const ServiceQuery& query,
+                          float* scores, benzer::Label* labels, int64* found,
+                          ServiceOutcome* outcome) {
+    *outcome = {};
+    Latch* latch = nullptr;
+    // No service wanted or none configured: nothing worth telling EXPLAIN.
+    if (!benzer_use_service || service_shared == nullptr) return false;
+    if (RelationUsesLocalBuffers(index)) {
+        outcome->why = "temporary index";
+        return false;
+    }
+    if (!service_latch(&latch)) {
+        outcome->why = "the service is not running";
+        return false;
+    }
+    bool has_bitmap = query.filter != nullptr;
+    if (has_bitmap && query.filter->count != query.rows) {
+        outcome->why = "filter of another size";
+        return false;
+    }
+    Size bytes = service_request_bytes(query.dim, query.rows, has_bitmap, query.k);
+    if (bytes > service_shared->slot_bytes) {
+        outcome->why = "request larger than benzer.service_slot_size";
+        return false;
+    }
+    int index_slot = take_slot();
+    if (index_slot < 0) {
+        outcome->why = "every service slot busy";
+        return false;
+    }
+    ServiceSlot* slot = &service_shared->slots[index_slot];
+    char* data = service_slot_data(index_slot);
+    slot->node = index->rd_node;
+    slot->generation = generation;
+    slot->dim = query.dim;
+    slot->score = static_cast<int32>(query.score);
+    slot->device = benzer_device;
+    slot->k = query.k;
+    slot->rows = query.rows;
+    slot->allowed = has_bitmap ? query.filter->allowed : query.rows;
+    slot->has_bitmap = has_bitmap;
+    slot->found = 0;
+    slot->message[0] = '\0';
+    memcpy(data, query.vector, sizeof(float) * query.dim);
+    if (has_bitmap)
+        memcpy(data + service_bitmap_offset(query.dim), query.filter->bits, (query.rows + 7) / 8);
+    SpinLockAcquire(&slot->mutex);
+    slot->state = kSlotQueued;
+    SpinLockRelease(&slot->mutex);
+    SetLatch(latch);
+
+    TimestampTz deadline =
+        TimestampTzPlusMilliseconds(GetCurrentTimestamp(), benzer_service_timeout_ms);
+    uint32 state;
+    for (;;) {
+        state = slot_state(slot);
+        if (state == kSlotDone || state == kSlotFailed) break;
+        if (InterruptPending) {
+            // Withdraw first: the cancel may longjmp out of here.
+            withdraw(slot);
+            CHECK_FOR_INTERRUPTS();
+            outcome->why = "interrupted while waiting";
+            return false;
+        }
+        long remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+        if (remaining <= 0) {
+            state = withdraw(slot);
+            if (state == kSlotDone || state == kSlotFailed) break;  // just in time
+            outcome->why = "the service was busy past benzer.service_timeout";
+            return false;
+        }
+        (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, remaining,
+                        PG_WAIT_EXTENSION);
+        ResetLatch(MyLatch);
+    }
+    bool ok = state == kSlotDone;
+    if (ok) {
+        const char* answer = data + service_answer_offset(query.dim, query.rows, has_bitmap);
+        *found = Min(slot->found, query.k);
+        memcpy(scores, answer, sizeof(float) * *found);
+        memcpy(labels, answer + MAXALIGN(sizeof(float) * query.k), sizeof(int64) * *found);
+        outcome->served = true;
+        outcome->gpu = slot->gpu;
+        outcome->batch = slot->batch;
+    } else {
+        outcome->why = "the service could not answer";
+    }
+    SpinLockAcquire(&slot->mutex);
+    slot->state = kSlotFree;
+    SpinLockRelease(&slot->mutex);
+    return ok;
+}
+
+char* service_describe_index(Relation index) {
+    if (service_shared == nullptr) return nullptr;
+    char* out = nullptr;
+    SpinLockAcquire(&service_shared->mutex);
+    ServiceHeldIndex held = {};
+    bool found = false;
+    for (int i = 0; i < service_shared->held_count && !found; i++) {
+        if (RelFileNodeEquals(service_shared->held[i].node, index->rd_node)) {
+            held = service_shared->held[i];
+            found = true;
+        }
+    }
+    SpinLockRelease(&service_shared->mutex);
+    if (found)
+        out = psprintf(
+            "the search service holds generation %u (%lld rows, %lld MB%s) and "
+            "answered %lld queries from it",
+            held.generation, static_cast<long long>(held.rows),
+            static_cast<long long>(held.bytes >> 20), held.on_gpu ? ", on the GPU" : "",
+            static_cast<long long>(held.queries));
+    return out;
+}
+
+// benzer_search_service(): whether the service runs, where it computes and
+// what it has done since it started.
+BENZER_FUNCTION(benzer_search_service) {
+    TupleDesc desc;
+    if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE)
+        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                        errmsg("benzer_search_service must return a record")));
+    desc = BlessTupleDesc(desc);
+    Datum values[10];
+    bool nulls[10] = {false};
+    if (service_shared == nullptr) {
+        for (bool& n : nulls) n = true;
+        values[1] = CStringGetTextDatum("not preloaded: add benzer to shared_preload_libraries");
+        nulls[1] = false;
+        PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
+    }
+    SpinLockAcquire(&service_shared->mutex);
+    ServiceShared copy;
+    memcpy(&copy, service_shared, offsetof(ServiceShared, slots));
+    SpinLockRelease(&service_shared->mutex);
+    int64 bytes = 0;
+    for (int i = 0; i < copy.held_count; i++) bytes += copy.held[i].bytes;
+    values[0] = Int32GetDatum(copy.pid);
+    nulls[0] = copy.pid == 0;
+    values[1] = CStringGetTextDatum(copy.pid == 0 ? "not running" : copy.device);
+    values[2] = CStringGetTextDatum(copy.gpu_absent);
+    nulls[2] = copy.gpu_absent[0] == '\0';
+    values[3] = Int64GetDatum(copy.requests);
+    values[4] = Int64GetDatum(copy.failed);
+    values[5] = Int64GetDatum(copy.batches);
+    values[6] = Int64GetDatum(copy.largest_batch);
+    values[7] = Int64GetDatum(copy.loads);
+    values[8] = Int32GetDatum(copy.held_count);
+    values[9] = Int64GetDatum(bytes);
+    PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
+}

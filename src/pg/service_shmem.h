@@ -1,0 +1,117 @@
+// service_shmem.h: the shared memory between backends and the search
+// service (service.cpp is the backends' side, service_worker.cpp the
+// service's).
+//
+// A fixed array of request slots, each with its own data area
+// (benzer.service_slot_size). A slot goes
+//
+//   FREE -> FILLING (a backend took it and writes the request)
+//        -> QUEUED (the service's latch is set)
+//        -> RUNNING (the service took it into a batch)
+//        -> DONE | FAILED (the owner's latch is set) -> FREE (the owner read it)
+//
+// A backend that stops waiting (cancel, timeout) frees a QUEUED slot
+// itself and marks a RUNNING one ABANDONED, which the service frees when
+// it is done with it: neither side ever writes a slot the other owns. A
+// restarted service fails the slots its predecessor left RUNNING (their
+// owners fall back to searching themselves) and frees the abandoned ones.
+#pragma once
+
+#include "pg/postgres_headers.h"
+
+extern "C" {
+#include "storage/latch.h"
+#include "storage/relfilenode.h"
+#include "storage/spin.h"
+}
+
+enum ServiceSlotState : uint32 {
+    kSlotFree,
+    kSlotFilling,
+    kSlotQueued,
+    kSlotRunning,
+    kSlotDone,
+    kSlotFailed,
+    kSlotAbandoned,
+};
+
+struct ServiceSlot {
+    slock_t mutex;  // guards state and owner
+    uint32 state;
+    Latch* owner_latch;  // set when the answer is there
+    // The request (written in FILLING, read in RUNNING).
+    RelFileNode node;
+    uint32 generation;
+    int32 dim;
+    int32 score;   // benzer::ExactScore
+    int32 device;  // ServiceDevice
+    int64 k;
+    int64 rows;     // labels 0..rows-1
+    int64 allowed;  // rows the bitmap allows
+    bool has_bitmap;
+    // The answer (written in RUNNING, read in DONE/FAILED).
+    int64 found;
+    bool gpu;
+    int32 batch;
+    char message[128];  // why it FAILED
+};
+
+// Counters and what the service holds, for benzer_search_service().
+struct ServiceHeldIndex {
+    RelFileNode node;
+    uint32 generation;
+    int64 rows;
+    int64 bytes;
+    int64 queries;
+    bool on_gpu;
+};
+constexpr int kServiceHeldShown = 32;
+
+struct ServiceShared {
+    slock_t mutex;  // guards everything but the slots
+    pid_t pid;      // 0 while no service runs
+    Latch* latch;   // the service's latch
+    char device[96];
+    bool gpu;
+    char gpu_absent[160];  // why there is no GPU
+    int64 requests;        // answered
+    int64 failed;
+    int64 batches;
+    int64 largest_batch;
+    int64 loads;  // index generations read from pages
+    int held_count;
+    ServiceHeldIndex held[kServiceHeldShown];
+    int nslots;
+    Size slot_bytes;
+    ServiceSlot slots[FLEXIBLE_ARRAY_MEMBER];
+};
+
+// Attached in every process after startup (null without preloading).
+extern ServiceShared* service_shared;
+
+// The slot's data area: the query (dim floats), the bitmap ((rows + 7) / 8
+// bytes, when has_bitmap), then the answer: k floats, k labels (8-byte
+// aligned).
+inline char* service_slot_data(int slot) {
+    char* base = reinterpret_cast<char*>(&service_shared->slots[service_shared->nslots]);
+    return reinterpret_cast<char*>(MAXALIGN(reinterpret_cast<uintptr_t>(base))) +
+           static_cast<Size>(slot) * service_shared->slot_bytes;
+}
+inline Size service_bitmap_offset(int32 dim) { return MAXALIGN(sizeof(float) * dim); }
+inline Size service_answer_offset(int32 dim, int64 rows, bool has_bitmap) {
+    return service_bitmap_offset(dim) + (has_bitmap ? MAXALIGN((rows + 7) / 8) : 0);
+}
+inline Size service_request_bytes(int32 dim, int64 rows, bool has_bitmap, int64 k) {
+    return service_answer_offset(dim, rows, has_bitmap) + MAXALIGN(sizeof(float) * k) +
+           sizeof(int64) * k;
+}
+
+// The worker's entry point (service_worker.cpp).
+extern "C" PGDLLEXPORT void benzer_service_main(Datum arg);
+
+// Settings the worker reads (service.cpp).
+extern int benzer_service_batch_window_us;
+extern int benzer_service_memory_mb;
+extern int benzer_service_threads;
+extern char* benzer_gpu_plugin;
+extern int benzer_gpu_min_rows;
