@@ -373,7 +373,7 @@ static void explain_faiss(ExplainState* es, PlannedStmt* planned) {
                     es->str, "; %lld rounds in the search service (%s, batches up to %d queries)",
                     static_cast<long long>(s.service), s.service_gpu ? "gpu" : "cpu",
                     s.service_batch);
-            else if (s.service_why_not != nullptr && s.exact_scan)
+            else if (s.service_why_not != nullptr)
                 appendStringInfo(es->str, "; searched in this backend: %s", s.service_why_not);
             if (s.conditions > 0)
                 appendStringInfo(es->str, "; %d index conditions matched %lld indexed rows",

@@ -5,8 +5,8 @@
 // OpenMP has run hangs in libgomp.
 #include "pg/faiss.h"
 #include "pg/guard.h"
-#include "pg/service.h"
 #include "pg/postgres_headers.h"
+#include "pg/service.h"
 
 extern "C" {
 PG_MODULE_MAGIC;
@@ -17,11 +17,12 @@ void _PG_init(void);
 // Registers settings, index options, the EXPLAIN hook and (when preloaded)
 // the search service. Nothing here may start threads or touch Faiss.
 void _PG_init(void) {
+    // Before faiss_define_settings reserves the "benzer" prefix.
+    service_init();
     faiss_define_settings();
     faiss_install_explain_hook();
     faiss_install_planner_hook();
     faiss_install_limit_hook();
-    service_init();
 }
 
 // Turns a caught C++ failure into ereport(ERROR) with a proper SQLSTATE.

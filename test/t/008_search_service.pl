@@ -1,0 +1,199 @@
+# The search service (src/pg/service*.cpp): with benzer preloaded, one
+# background worker answers the exact searches of every backend. Checked
+# here: it runs and shows in pg_stat_activity; its answers equal a
+# sequential scan's (Flat and IVF-Flat under small filters; L2, cosine and
+# inner product; rows inserted and deleted since the build; after REINDEX);
+# concurrent clients are batched; a search whose service is stopped falls
+# back after benzer.service_timeout or is cancelled by statement_timeout
+# without leaking the request slot; a terminated service is restarted
+# without a server restart while searches fall back; nothing crashes.
+use strict;
+use warnings FATAL => 'all';
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(usleep);
+use BenzerTAP;
+
+my $dim = 24;
+my $db = 'postgres';
+
+my $node = PostgreSQL::Test::Cluster->new('service');
+$node->init;
+$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'benzer'
+autovacuum = off
+max_connections = 30
+log_min_messages = warning
+benzer.service_batch_window = 2000
+});
+$node->start;
+benzer_setup_db($node, $db);
+
+# --- The worker runs -----------------------------------------------------
+is($node->safe_psql($db,
+		"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'benzer search service'"),
+	'1', 'the search service shows in pg_stat_activity');
+my ($pid, $device, $absent) = split /\|/, $node->safe_psql($db,
+	'SELECT pid, device, gpu_absent FROM benzer_search_service()');
+ok($pid > 0, "the service has a pid ($pid)");
+is($device, 'cpu', 'without a GPU the service computes on the CPU');
+like($absent, qr/no GPU plugin at|no GPU/, "it says why there is no GPU: $absent");
+
+# --- Tables and indexes ----------------------------------------------------
+$node->safe_psql($db, qq{
+	CREATE TABLE t (id int PRIMARY KEY, cat int, v vector($dim));
+	INSERT INTO t SELECT i, i % 20, rv(i, $dim) FROM generate_series(1, 4000) i;
+	CREATE INDEX t_flat ON t USING faiss (v, cat) WITH (factory = 'Flat');
+	CREATE TABLE c (id int PRIMARY KEY, cat int, v vector($dim));
+	INSERT INTO c SELECT * FROM t;
+	CREATE INDEX c_ivf ON c USING faiss (v vector_cosine_ops, cat) WITH (factory = 'IVF16,Flat');
+	CREATE TABLE p (id int PRIMARY KEY, cat int, v vector($dim));
+	INSERT INTO p SELECT * FROM t;
+	CREATE INDEX p_flat ON p USING faiss (v vector_ip_ops, cat) WITH (factory = 'Flat');
+});
+
+# Index answers (service on or off) against a sequential scan, for a
+# handful of queries; returns the number of queries that differed.
+sub compare_with_exact
+{
+	my ($table, $op, $where, $extra) = @_;
+	$extra //= '';
+	my $differ = 0;
+	for my $seed (9001 .. 9012)
+	{
+		my $q = "SELECT id, round((v $op rv($seed, $dim))::numeric, 5) FROM $table $where "
+		  . "ORDER BY v $op rv($seed, $dim) LIMIT 10";
+		my %index = (t => 't_flat', c => 'c_ivf', p => 'p_flat');
+		die "no faiss index scan for $q" unless index_used($node, $db, $q, $index{$table});
+		my $by_index = $node->safe_psql($db, "SET enable_seqscan = off; $extra $q");
+		my $exact = $node->safe_psql($db,
+			"SET enable_indexscan = off; SET enable_bitmapscan = off; $q");
+		$differ++ if $by_index ne $exact;
+	}
+	return $differ;
+}
+
+sub explain_line
+{
+	my ($table, $op, $where, $extra) = @_;
+	$extra //= '';
+	return $node->safe_psql($db,
+		"SET enable_seqscan = off; $extra EXPLAIN (ANALYZE, COSTS OFF) "
+		  . "SELECT id FROM $table $where ORDER BY v $op rv(5, $dim) LIMIT 10");
+}
+
+my @cases = (
+	[ 't', '<->', '',             'Flat, L2' ],
+	[ 't', '<->', 'WHERE cat = 3', 'Flat, L2, filtered' ],
+	[ 'c', '<=>', 'WHERE cat = 3', 'IVF-Flat, cosine, small filter' ],
+	[ 'p', '<#>', '',             'Flat, inner product' ],
+	[ 'p', '<#>', 'WHERE cat IN (1, 2)', 'Flat, inner product, filtered' ],
+);
+for my $case (@cases)
+{
+	my ($table, $op, $where, $name) = @$case;
+	like(explain_line($table, $op, $where), qr/rounds in the search service \(cpu/,
+		"$name: EXPLAIN says the service answered");
+	is(compare_with_exact($table, $op, $where), 0, "$name: the service's answers are exact");
+	is(compare_with_exact($table, $op, $where, 'SET benzer.search_service = off;'),
+		0, "$name: the backend's own answers are the same");
+	unlike(explain_line($table, $op, $where, 'SET benzer.search_service = off;'),
+		qr/search service/, "$name: with the service off, EXPLAIN says nothing of it");
+}
+
+# --- Rows inserted and deleted since the build -----------------------------
+$node->safe_psql($db, qq{
+	INSERT INTO t SELECT i, i % 20, rv(i, $dim) FROM generate_series(4001, 4300) i;
+	DELETE FROM t WHERE id % 7 = 0;
+	VACUUM t;
+	INSERT INTO c SELECT i, i % 20, rv(i, $dim) FROM generate_series(4001, 4300) i;
+	DELETE FROM c WHERE id % 7 = 0;
+	VACUUM c;
+});
+is(compare_with_exact('t', '<->', ''), 0, 'Flat after inserts and deletes: exact');
+is(compare_with_exact('t', '<->', 'WHERE cat = 5'), 0,
+	'Flat after inserts and deletes, filtered: exact');
+is(compare_with_exact('c', '<=>', 'WHERE cat = 5'), 0,
+	'IVF-Flat after inserts and deletes, small filter: exact');
+like(explain_line('t', '<->', ''), qr/rounds in the search service/,
+	'the service still answers for the index rows (the backend adds the new ones)');
+
+# --- REINDEX: a new relfilenode, read again --------------------------------
+my ($loads_before) = $node->safe_psql($db, 'SELECT index_loads FROM benzer_search_service()');
+$node->safe_psql($db, 'REINDEX INDEX t_flat');
+is(compare_with_exact('t', '<->', ''), 0, 'after REINDEX: exact');
+my ($loads_after) = $node->safe_psql($db, 'SELECT index_loads FROM benzer_search_service()');
+ok($loads_after > $loads_before, 'after REINDEX the service read the new index')
+  or diag("index loads $loads_before before, $loads_after after;\n"
+	  . explain_line('t', '<->', ''));
+like($node->safe_psql($db, "SELECT description FROM benzer_index_info('t_flat')"),
+	qr/the search service holds generation \d+ \(\d+ rows/,
+	'benzer_index_info says the service holds the index');
+
+# --- Concurrent clients are batched ----------------------------------------
+my $bench = start_pgbench($node, $db, 'service_batch',
+	"\\set s random(1, 100000)\n"
+	  . "SET enable_seqscan = off;\n"
+	  . "SELECT id FROM t WHERE cat = :s % 20 ORDER BY v <-> rv(:s, $dim) LIMIT 10;\n",
+	'-c', '8', '-j', '2', '-T', '4');
+my ($rc, $out, $err) = finish_pgbench($bench);
+is($rc, 0, '8 clients searching at once: no error') or diag($err);
+my ($largest, $failed) = split /\|/,
+  $node->safe_psql($db, 'SELECT largest_batch, failed FROM benzer_search_service()');
+ok($largest > 1, "requests that arrived together were answered together (largest batch $largest)");
+is($failed, '0', 'no request failed');
+
+# --- A stopped service: fallback after the timeout, and cancel ------------
+kill 'STOP', $pid;
+my $plan = explain_line('t', '<->', '', 'SET benzer.service_timeout = 300;');
+like($plan, qr/searched in this backend: the service was busy past benzer.service_timeout/,
+	'a stopped service: the backend searches itself after benzer.service_timeout');
+is(compare_with_exact('t', '<->', '', 'SET benzer.service_timeout = 100;'), 0,
+	'... with the same answers');
+my ($ret, $stdout, $stderr) = $node->psql($db,
+	"SET enable_seqscan = off; SET benzer.service_timeout = 600000; SET statement_timeout = 300; "
+	  . "SELECT id FROM t ORDER BY v <-> rv(3, $dim) LIMIT 10");
+like($stderr, qr/canceling statement due to statement timeout/,
+	'statement_timeout cancels a search waiting for the service');
+kill 'CONT', $pid;
+# Every slot must be free again: 40 searches, each answered by the service.
+my ($requests_before) = $node->safe_psql($db, 'SELECT requests FROM benzer_search_service()');
+for my $i (1 .. 40)
+{
+	$node->safe_psql($db,
+		"SET enable_seqscan = off; SELECT id FROM t ORDER BY v <-> rv($i, $dim) LIMIT 10");
+}
+my ($requests_after) = $node->safe_psql($db, 'SELECT requests FROM benzer_search_service()');
+ok($requests_after - $requests_before >= 40,
+	'after the cancel and the timeouts, the service answers every search (no slot leaked)');
+
+# --- Terminating the service: restarted, the server is not -----------------
+my $session = $node->background_psql($db);
+session_query($session, 'SELECT 1');
+$node->safe_psql($db, "SELECT pg_terminate_backend($pid)");
+# While it is away, searches fall back.
+is(compare_with_exact('t', '<->', 'WHERE cat = 2'), 0,
+	'while the service restarts, searches are exact');
+my $new_pid = 0;
+for (1 .. 100)
+{
+	$new_pid = $node->safe_psql($db, 'SELECT coalesce(pid, 0) FROM benzer_search_service()');
+	last if $new_pid > 0 && $new_pid != $pid;
+	usleep(100_000);
+}
+ok($new_pid > 0 && $new_pid != $pid, "the postmaster started the service again ($new_pid)");
+is(session_query($session, 'SELECT 2'), '2',
+	'a session opened before is still connected: no server restart');
+$session->quit;
+like(explain_line('t', '<->', ''), qr/rounds in the search service/,
+	'the new service answers');
+is(compare_with_exact('t', '<->', ''), 0, 'and its answers are exact');
+
+$node->stop;
+my @problems = server_log_problems($node);
+is(scalar(@problems), 0, 'no crash or corruption in the server log')
+  or diag(join("\n", @problems));
+
+done_testing();
