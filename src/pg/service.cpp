@@ -19,9 +19,10 @@ extern "C" {
 
 bool benzer_use_service = true;
 int benzer_device = kServiceDeviceAuto;
-int benzer_service_batch_window_us = 200;
+int benzer_service_batch_window_us = 0;
 int benzer_service_memory_mb = 2048;
-int benzer_service_threads = 1;
+int benzer_service_threads = 2;
+static int benzer_service_min_rows = 1000;
 char* benzer_gpu_plugin = nullptr;
 int benzer_gpu_min_rows = 50000;
 static int benzer_service_timeout_ms = 2000;
@@ -115,14 +116,20 @@ void define_settings() {
     DefineCustomIntVariable(
         "benzer.service_batch_window",
         "How long the search service waits for more requests before a device call.",
-        "Requests that arrive within this window are answered by one pass over the rows.",
-        &benzer_service_batch_window_us, 200, 0, 100000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+        "Requests that arrive within this window are answered by one pass over the rows. "
+        "Requests that arrive while the service computes are batched anyway.",
+        &benzer_service_batch_window_us, 0, 0, 100000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("benzer.service_min_rows",
+                            "Exact searches comparing fewer rows than this run in the backend.",
+                            "Below it the round trip to the service costs more than the search.",
+                            &benzer_service_min_rows, 1000, 0, INT_MAX, PGC_USERSET, 0, nullptr,
+                            nullptr, nullptr);
     DefineCustomIntVariable("benzer.service_memory",
                             "Memory for the index rows the search service holds.", nullptr,
                             &benzer_service_memory_mb, 2048, 1, INT_MAX / 2, PGC_SIGHUP,
                             GUC_UNIT_MB, nullptr, nullptr, nullptr);
     DefineCustomIntVariable("benzer.service_threads", "Threads the search service computes with.",
-                            nullptr, &benzer_service_threads, 1, 1, 64, PGC_SIGHUP, 0, nullptr,
+                            nullptr, &benzer_service_threads, 2, 1, 64, PGC_SIGHUP, 0, nullptr,
                             nullptr, nullptr);
     DefineCustomIntVariable("benzer.service_slots", "Requests the search service can hold at once.",
                             nullptr, &benzer_service_slots, 16, 1, 1024, PGC_POSTMASTER, 0, nullptr,
@@ -215,6 +222,10 @@ bool service_exact_search(Relation index, uint32 generation, const ServiceQuery&
         return false;
     }
     bool has_bitmap = query.filter != nullptr;
+    if ((has_bitmap ? query.filter->allowed : query.rows) < benzer_service_min_rows) {
+        outcome->why = "fewer rows than benzer.service_min_rows";
+        return false;
+    }
     if (has_bitmap && query.filter->count != query.rows) {
         outcome->why = "filter of another size";
         return false;

@@ -57,6 +57,7 @@ extern "C" {
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
+#include "utils/timestamp.h"
 }
 
 namespace {
@@ -74,6 +75,7 @@ struct HeldIndex {
     benzer::DeviceRows* gpu_rows;  // owned, uploaded on first GPU use, or null
     Size bytes;
     uint64 last_used;
+    TimestampTz last_use_time;
     int64 queries;
     HeldIndex* next;
 };
@@ -284,8 +286,27 @@ HeldIndex* find_index(const ServiceSlot& request, const char** why) {
         h = next;
     }
     if (found == nullptr) found = load_index(request, why);
-    if (found != nullptr) found->last_used = ++g_clock;
+    if (found != nullptr) {
+        found->last_used = ++g_clock;
+        found->last_use_time = GetCurrentTimestamp();
+    }
     return found;
+}
+
+// Forgets indexes no search asked for in ten minutes (dropped, rebuilt or
+// just idle: their next search reads them again).
+void forget_idle() {
+    TimestampTz now = GetCurrentTimestamp();
+    bool changed = false;
+    for (HeldIndex* h = g_held; h != nullptr;) {
+        HeldIndex* next = h->next;
+        if (TimestampDifferenceExceeds(h->last_use_time, now, 600 * 1000)) {
+            forget(h);
+            changed = true;
+        }
+        h = next;
+    }
+    if (changed) publish_held();
 }
 
 // The device a request wants, as far as the service has it.
@@ -562,5 +583,6 @@ void benzer_service_main(Datum) {
             ProcessConfigFile(PGC_SIGHUP);
         }
         while (serve_batch()) CHECK_FOR_INTERRUPTS();
+        forget_idle();
     }
 }

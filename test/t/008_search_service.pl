@@ -27,6 +27,7 @@ autovacuum = off
 max_connections = 30
 log_min_messages = warning
 benzer.service_batch_window = 2000
+benzer.service_min_rows = 0
 });
 $node->start;
 benzer_setup_db($node, $db);
@@ -102,6 +103,10 @@ for my $case (@cases)
 	unlike(explain_line($table, $op, $where, 'SET benzer.search_service = off;'),
 		qr/search service/, "$name: with the service off, EXPLAIN says nothing of it");
 }
+
+like(explain_line('c', '<=>', 'WHERE cat = 3', 'SET benzer.service_min_rows = 1000;'),
+	qr/searched in this backend: fewer rows than benzer.service_min_rows/,
+	'a filter allowing fewer rows than benzer.service_min_rows stays in the backend');
 
 # --- Rows inserted and deleted since the build -----------------------------
 $node->safe_psql($db, qq{
