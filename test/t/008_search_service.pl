@@ -19,6 +19,11 @@ use BenzerTAP;
 my $dim = 24;
 my $db = 'postgres';
 
+# scripts/gpu-check.sh runs this test again on a GPU machine with the plugin
+# it built: the same checks, with the service computing on the GPU.
+my $plugin = $ENV{BENZER_TAP_GPU_PLUGIN};
+my $device_kind = $plugin ? "gpu" : "cpu";
+
 my $node = PostgreSQL::Test::Cluster->new('service');
 $node->init;
 $node->append_conf('postgresql.conf', qq{
@@ -29,6 +34,10 @@ log_min_messages = warning
 benzer.service_batch_window = 2000
 benzer.service_min_rows = 0
 });
+$node->append_conf('postgresql.conf', qq{
+benzer.gpu_plugin = '$plugin'
+benzer.device = gpu
+}) if $plugin;
 $node->start;
 benzer_setup_db($node, $db);
 
@@ -39,8 +48,16 @@ is($node->safe_psql($db,
 my ($pid, $device, $absent) = split /\|/, $node->safe_psql($db,
 	'SELECT pid, device, gpu_absent FROM benzer_search_service()');
 ok($pid > 0, "the service has a pid ($pid)");
-is($device, 'cpu', 'without a GPU the service computes on the CPU');
-like($absent, qr/no GPU plugin at|no GPU/, "it says why there is no GPU: $absent");
+if ($plugin)
+{
+	like($device, qr/^gpu: /, "with the plugin the service computes on the GPU ($device)");
+	ok(!$absent, 'and reports no reason for a missing GPU');
+}
+else
+{
+	is($device, 'cpu', 'without a GPU the service computes on the CPU');
+	like($absent, qr/no GPU plugin at|no GPU/, "it says why there is no GPU: $absent");
+}
 
 # --- Tables and indexes ----------------------------------------------------
 $node->safe_psql($db, qq{
@@ -95,7 +112,7 @@ my @cases = (
 for my $case (@cases)
 {
 	my ($table, $op, $where, $name) = @$case;
-	like(explain_line($table, $op, $where), qr/rounds in the search service \(cpu/,
+	like(explain_line($table, $op, $where), qr/rounds in the search service \($device_kind/,
 		"$name: EXPLAIN says the service answered");
 	is(compare_with_exact($table, $op, $where), 0, "$name: the service's answers are exact");
 	is(compare_with_exact($table, $op, $where, 'SET benzer.search_service = off;'),
