@@ -35,6 +35,7 @@
 #include <sys/stat.h>
 
 #include "core/device.h"
+#include "gpu/device_abi.h"
 #include "pg/faiss.h"
 #include "pg/faiss_lists.h"
 #include "pg/faiss_pages.h"
@@ -311,7 +312,10 @@ void forget_idle() {
 
 // The device a request wants, as far as the service has it.
 bool wants_gpu(const ServiceSlot& slot) {
-    if (g_gpu == nullptr) return false;
+    // The plugin selects at most BENZER_DEVICE_MAX_CANDIDATES per query.
+    if (g_gpu == nullptr ||
+        benzer::device_candidates_per_query(slot.k, slot.rows) > BENZER_DEVICE_MAX_CANDIDATES)
+        return false;
     if (slot.device == kServiceDeviceGpu) return true;
     return slot.device == kServiceDeviceAuto && slot.rows >= benzer_gpu_min_rows;
 }

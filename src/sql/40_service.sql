@@ -13,6 +13,6 @@ CREATE FUNCTION benzer_search_service(
     OUT indexes integer,
     OUT bytes bigint)
     RETURNS record
-    AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE PARALLEL SAFE;
+    AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION benzer_search_service() IS
     'the search service (a background worker when benzer is in shared_preload_libraries): its pid, where it computes (cpu or gpu), why there is no GPU, exact searches answered and failed, device calls (batches) and the largest, index generations read from pages, indexes held and their bytes';

@@ -122,6 +122,8 @@ INSERT INTO function_exceptions VALUES
     ('benzer_batch_search(regclass,vector[],integer,jsonb)', '{s}', false, '{r}', 'reads an index and its table'),
     -- Reads every faiss index's metapage.
     ('benzer_indexes()', '{s,v}', true, '{r}', 'reads every faiss index'),
+    -- Reports the search service's live counters.
+    ('benzer_search_service()', '{v}', true, '{s}', 'reads the search service''s counters'),
     -- NULL feedback arrays mean "no feedback", so it is not STRICT.
     ('rocchio(vector,vector[],vector[],double precision,double precision,double precision)', '{i}', false, '{s}', 'NULL arrays mean no feedback');
 
