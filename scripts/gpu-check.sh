@@ -22,8 +22,9 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="$root/build-gpu"
 jobs="${JOBS:-$(nproc)}"
 
-cmake -S "$root" -B "$build" -DBENZER_CUDA=ON -DCMAKE_BUILD_TYPE=Release >"$build.configure.log" 2>&1 ||
-    { cat "$build.configure.log" >&2; echo "gpu-check: 0 passed, 1 failed (configure)"; exit 1; }
+mkdir -p "$build"
+cmake -S "$root" -B "$build" -DBENZER_CUDA=ON -DCMAKE_BUILD_TYPE=Release >"$build/configure.log" 2>&1 ||
+    { cat "$build/configure.log" >&2; echo "gpu-check: 0 passed, 1 failed (configure)"; exit 1; }
 cmake --build "$build" -j"$jobs" --target benzer_cuda benzer_cuda_tests benzer_device_bench ||
     { echo "gpu-check: 0 passed, 1 failed (build)"; exit 1; }
 
