@@ -6,7 +6,9 @@
 # concurrent clients are batched; a search whose service is stopped falls
 # back after benzer.service_timeout or is cancelled by statement_timeout
 # without leaking the request slot; a terminated service is restarted
-# without a server restart while searches fall back; nothing crashes.
+# without a server restart while searches fall back; a hot standby runs its
+# own service and answers what the primary answers; after an immediate stop
+# and crash recovery the service answers again; nothing crashes.
 use strict;
 use warnings FATAL => 'all';
 
@@ -25,7 +27,7 @@ my $plugin = $ENV{BENZER_TAP_GPU_PLUGIN};
 my $device_kind = $plugin ? "gpu" : "cpu";
 
 my $node = PostgreSQL::Test::Cluster->new('service');
-$node->init;
+$node->init(allows_streaming => 1);
 $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'benzer'
 autovacuum = off
@@ -212,6 +214,43 @@ $session->quit;
 like(explain_line('t', '<->', ''), qr/rounds in the search service/,
 	'the new service answers');
 is(compare_with_exact('t', '<->', ''), 0, 'and its answers are exact');
+
+# --- A hot standby has its own service, which answers as the primary ------
+$node->safe_psql($db, 'CHECKPOINT');
+$node->backup('backup');
+my $standby = PostgreSQL::Test::Cluster->new('service_standby');
+$standby->init_from_backup($node, 'backup', has_streaming => 1);
+$standby->start;
+$node->safe_psql($db, qq{
+	INSERT INTO t SELECT i, i % 20, rv(i, $dim) FROM generate_series(5001, 5200) i;
+	REINDEX INDEX t_flat;
+});
+$node->wait_for_catchup($standby);
+is($standby->safe_psql($db,
+		"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'benzer search service'"),
+	'1', 'the standby runs its own search service');
+my ($differ_standby, $served_standby) = (0, 0);
+for my $seed (9101 .. 9108)
+{
+	my $q = "SELECT id, round((v <-> rv($seed, $dim))::numeric, 5) FROM t WHERE cat < 10 "
+	  . "ORDER BY v <-> rv($seed, $dim) LIMIT 10";
+	my $on_primary = $node->safe_psql($db, "SET enable_seqscan = off; $q");
+	my $on_standby = $standby->safe_psql($db, "SET enable_seqscan = off; $q");
+	$differ_standby++ if $on_primary ne $on_standby;
+}
+is($differ_standby, 0, 'the standby answers exactly what the primary answers');
+like($standby->safe_psql($db,
+		"SET enable_seqscan = off; EXPLAIN (ANALYZE, COSTS OFF) "
+		  . "SELECT id FROM t ORDER BY v <-> rv(1, $dim) LIMIT 10"),
+	qr/rounds in the search service/, "the standby's searches go to its service");
+$standby->stop;
+
+# --- An immediate stop and crash recovery: the service comes back ---------
+$node->stop('immediate');
+$node->start;
+like(explain_line('t', '<->', ''), qr/rounds in the search service/,
+	'after crash recovery the service answers again');
+is(compare_with_exact('t', '<->', 'WHERE cat = 4'), 0, 'and exactly');
 
 $node->stop;
 my @problems = server_log_problems($node);
