@@ -61,10 +61,9 @@ fi
 
 work="$(mktemp -d /tmp/benzer-tap.XXXXXX)"
 chmod 755 "$work"
-for t in "${tests[@]}"; do
-    cp "$here/$t" "$work/"
-done
-cp "$here"/*.pm "$work/"
+# Every test file goes along: one test may run another's steps
+# (009_service_concurrency.pl runs 005_concurrency.pl).
+cp "$here"/*.pl "$here"/*.pm "$work/"
 
 run_user=""
 if [ "$(id -u)" -eq 0 ]; then
