@@ -495,14 +495,15 @@ void search_batch(BatchState* state, const float* vectors, const int32* position
                 filter.allowed = state->allowed_count;
                 benzer::SearchStats stats;
                 if (state->entry->lists != nullptr) {
-                    // Lists in pages: one probe a query, through shared buffers.
+                    // Lists in pages: one probe a query, through shared buffers
+                    // (exact searches go to the search service together).
+                    faiss_paged_search_many(state->index, state->meta, state->entry, x, ns,
+                                            want_main, options, &filter,
+                                            state->have_tails ? &state->tails : nullptr, main_d,
+                                            main_l, main_n, &stats);
                     for (int64 i = 0; i < ns; i++) {
                         float* d = main_d + i * want_main;
                         benzer::Label* l = main_l + i * want_main;
-                        main_n[i] = faiss_paged_search(state->index, state->meta, state->entry,
-                                                       x + i * dim, want_main, options, &filter,
-                                                       state->have_tails ? &state->tails : nullptr,
-                                                       d, l, &stats);
                         if (state->reranking && main_n[i] > 0) {
                             auto* tids = static_cast<ItemPointerData*>(
                                 palloc(sizeof(ItemPointerData) * main_n[i]));

@@ -705,6 +705,36 @@ bool exact_pays_in_pages(const FaissMeta& meta, const benzer::SearchOptions& opt
                     errhint("Run the query again.")));
 }
 
+// Whether labels are in list order with whole entries a page (pages are
+// then found without following chains, and skipped when they hold no
+// allowed row).
+bool lists_ordered(const FaissMeta& meta, const FaissLoadedIndex* entry) {
+    return meta.list_count > 0 && entry->lists[0].first_label == 0 &&
+           entry->list_blocks != nullptr &&
+           entries_per_page(sizeof(benzer::Label) + meta.list_code_size) > 0;
+}
+
+// Whether a search with this filter computes exact distances to the
+// allowed rows (a small filter, over lists whose codes are the vectors);
+// *vectors says whether the codes are the vectors.
+bool exact_search_pays(const FaissMeta& meta, const FaissLoadedIndex* entry,
+                       const benzer::SearchOptions& options, const benzer::LabelFilter* filter,
+                       bool* vectors) {
+    *vectors = false;
+    if (!lists_ordered(meta, entry)) return false;
+    bool exact = false;
+    const benzer::Engine* engine = entry->engine;
+    int64 rows = entry->nlabels;
+    guarded("faiss index scan", [&] {
+        *vectors = engine->list_codes_are_vectors();
+        exact =
+            filter != nullptr && *vectors && engine->prefers_exact_subset(options, *filter, rows);
+    });
+    if (exact && options.expected_compared > 0.0)
+        exact = exact_pays_in_pages(meta, options, *filter, rows);
+    return exact;
+}
+
 }  // namespace
 
 void faiss_summarize_lists(const FaissMeta& meta, const FaissListRef* directory,
@@ -736,26 +766,15 @@ int64 faiss_paged_search(Relation index, const FaissMeta& meta, FaissLoadedIndex
     const FaissListRef* directory = entry->lists;
     // Labels in list order, whole entries a page: pages are found without
     // following chains, and skipped when they hold no allowed row.
-    bool ordered = meta.list_count > 0 && directory[0].first_label == 0 &&
-                   entry->list_blocks != nullptr &&
-                   entries_per_page(sizeof(benzer::Label) + meta.list_code_size) > 0;
+    bool ordered = lists_ordered(meta, entry);
     // The search objects belong to a context of their own: an ERROR or a
     // cancel while pages are read frees them with the query's memory.
     MemoryContext context = AllocSetContextCreate(CurrentMemoryContext, "benzer faiss list search",
                                                   ALLOCSET_SMALL_SIZES);
     MemoryContext old = MemoryContextSwitchTo(context);
     int64 found = 0;
-    bool exact = false;
     bool vectors = false;
-    if (ordered) {
-        guarded("faiss index scan", [&] {
-            vectors = engine->list_codes_are_vectors();
-            exact = filter != nullptr && vectors &&
-                    engine->prefers_exact_subset(options, *filter, rows);
-        });
-        if (exact && options.expected_compared > 0.0)
-            exact = exact_pays_in_pages(meta, options, *filter, rows);
-    }
+    bool exact = exact_search_pays(meta, entry, options, filter, &vectors);
     // An exact search (a small filter, or a Flat index: one list of
     // vectors) goes to the search service first, which answers the exact
     // searches of all connections together from one copy of the rows.
@@ -795,4 +814,91 @@ int64 faiss_paged_search(Relation index, const FaissMeta& meta, FaissLoadedIndex
     MemoryContextSwitchTo(old);
     MemoryContextDelete(context);
     return found;
+}
+
+void faiss_paged_search_many(Relation index, const FaissMeta& meta, FaissLoadedIndex* entry,
+                             const float* queries, int64 nq, int64 k,
+                             const benzer::SearchOptions& options,
+                             const benzer::LabelFilter* filter, const FaissTailSearch* tails,
+                             float* distances, benzer::Label* labels, int64* found,
+                             benzer::SearchStats* stats) {
+    bool vectors = false;
+    bool exact = exact_search_pays(meta, entry, options, filter, &vectors);
+    bool* done = static_cast<bool*>(palloc0(sizeof(bool) * Max(nq, static_cast<int64>(1))));
+    if (nq > 1 && (exact || (vectors && meta.list_count == 1))) {
+        const FaissTailSearch* tail_search =
+            entry->tail_blocks != nullptr && faiss_has_tails(meta) && meta.tail_rows > 0 ? tails
+                                                                                         : nullptr;
+        // Every query goes to the search service at once, so that it answers
+        // them with one pass over the rows; the objects belong to a context of
+        // their own, freed with the query's memory on an ERROR.
+        MemoryContext context = AllocSetContextCreate(
+            CurrentMemoryContext, "benzer faiss batch search", ALLOCSET_DEFAULT_SIZES);
+        MemoryContext old = MemoryContextSwitchTo(context);
+        auto** candidates =
+            static_cast<benzer::ExactCandidates**>(palloc(sizeof(benzer::ExactCandidates*) * nq));
+        auto* requests = static_cast<ServiceQuery*>(palloc(sizeof(ServiceQuery) * nq));
+        auto* answers = static_cast<ServiceAnswer*>(palloc(sizeof(ServiceAnswer) * nq));
+        auto* sent = static_cast<int64*>(palloc(sizeof(int64) * nq));
+        benzer::Engine* engine = entry->engine;
+        int64 want = Max(k, static_cast<int64>(1));
+        int nsent = 0;
+        for (int64 i = 0; i < nq; i++) {
+            auto* holder = ContextOwned<benzer::ExactCandidates>::create(context);
+            const float* query = queries + i * meta.dimensions;
+            guarded("faiss index scan",
+                    [&] { holder->object = new benzer::ExactCandidates(*engine, query, k); });
+            benzer::ExactCandidates* c = holder->object;
+            candidates[i] = c;
+            // A zero cosine query is left to the backend (every distance NaN).
+            if (c->zero_query()) continue;
+            requests[nsent] = {c->query(),
+                               meta.dimensions,
+                               c->scores_l2() ? benzer::ExactScore::kL2Squared
+                                              : benzer::ExactScore::kNegativeInnerProduct,
+                               want,
+                               filter,
+                               entry->nlabels};
+            answers[nsent] = {static_cast<float*>(palloc(sizeof(float) * want)),
+                              static_cast<benzer::Label*>(palloc(sizeof(benzer::Label) * want)), 0,
+                              false};
+            sent[nsent++] = i;
+        }
+        ServiceOutcome outcome = {};
+        int served = nsent > 0 ? service_exact_search_many(index, meta.generation, requests, nsent,
+                                                           answers, &outcome)
+                               : 0;
+        if (stats != nullptr) {
+            stats->service += served;
+            stats->service_gpu = stats->service_gpu || outcome.gpu;
+            stats->service_batch = Max(stats->service_batch, outcome.batch);
+            if (outcome.why != nullptr) stats->service_why_not = outcome.why;
+        }
+        int64 allowed = filter != nullptr ? filter->allowed : entry->nlabels;
+        for (int j = 0; j < nsent; j++) {
+            if (!answers[j].served) continue;
+            int64 i = sent[j];
+            benzer::ExactCandidates* c = candidates[i];
+            const ServiceAnswer& answer = answers[j];
+            guarded("faiss index scan", [&] {
+                for (int64 r = 0; r < answer.found; r++)
+                    c->add_scored(answer.labels[r], answer.scores[r]);
+                c->note_compared(Max(allowed - answer.found, static_cast<int64>(0)));
+            });
+            if (!search_all_tails(index, meta, entry->tail_blocks, tail_search, c))
+                raise_merged_during_search(index);
+            guarded("faiss index scan",
+                    [&] { found[i] = c->finish(distances + i * k, labels + i * k, stats); });
+            done[i] = true;
+        }
+        MemoryContextSwitchTo(old);
+        MemoryContextDelete(context);
+    }
+    for (int64 i = 0; i < nq; i++) {
+        if (done[i]) continue;
+        found[i] = faiss_paged_search(index, meta, entry, queries + i * meta.dimensions, k, options,
+                                      filter, tails, distances + i * k, labels + i * k, stats);
+        CHECK_FOR_INTERRUPTS();
+    }
+    pfree(done);
 }

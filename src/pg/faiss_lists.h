@@ -100,6 +100,17 @@ int64 faiss_paged_search(Relation index, const FaissMeta& meta, FaissLoadedIndex
                          const benzer::LabelFilter* filter, const FaissTailSearch* tails,
                          float* distances, benzer::Label* labels, benzer::SearchStats* stats);
 
+// faiss_paged_search for nq queries (row-major), the same settings and
+// filter: found[i] results at distances/labels + i * k. The exact ones are
+// handed to the search service together, which answers them with one pass
+// over the rows (benzer_batch_search).
+void faiss_paged_search_many(Relation index, const FaissMeta& meta, FaissLoadedIndex* entry,
+                             const float* queries, int64 nq, int64 k,
+                             const benzer::SearchOptions& options,
+                             const benzer::LabelFilter* filter, const FaissTailSearch* tails,
+                             float* distances, benzer::Label* labels, int64* found,
+                             benzer::SearchStats* stats);
+
 // Walks one list's pages in order, checking each page, and calls
 // visit(arg, labels, codes, n) for each run of whole entries. visit runs
 // with a page share-locked: it must not raise an ERROR, and returns false

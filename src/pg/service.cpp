@@ -174,19 +174,6 @@ int take_slot() {
     return -1;
 }
 
-// Stops waiting for a slot: frees it unless the service works on it, in
-// which case the service frees it. Returns the state it had.
-uint32 withdraw(ServiceSlot* slot) {
-    SpinLockAcquire(&slot->mutex);
-    uint32 state = slot->state;
-    if (state == kSlotRunning)
-        slot->state = kSlotAbandoned;
-    else
-        slot->state = kSlotFree;
-    SpinLockRelease(&slot->mutex);
-    return state;
-}
-
 uint32 slot_state(ServiceSlot* slot) {
     SpinLockAcquire(&slot->mutex);
     uint32 state = slot->state;
@@ -206,42 +193,25 @@ void service_init(void) {
     register_worker();
 }
 
-bool service_exact_search(Relation index, uint32 generation, const ServiceQuery& query,
-                          float* scores, benzer::Label* labels, int64* found,
-                          ServiceOutcome* outcome) {
-    *outcome = {};
-    Latch* latch = nullptr;
-    // No service wanted or none configured: nothing worth telling EXPLAIN.
-    if (!benzer_use_service || service_shared == nullptr) return false;
-    if (RelationUsesLocalBuffers(index)) {
-        outcome->why = "temporary index";
-        return false;
-    }
-    if (!service_latch(&latch)) {
-        outcome->why = "the service is not running";
-        return false;
-    }
+namespace {
+
+// Why a query cannot go to the service at all (static string), or null.
+const char* refuse(const ServiceQuery& query) {
     bool has_bitmap = query.filter != nullptr;
-    if ((has_bitmap ? query.filter->allowed : query.rows) < benzer_service_min_rows) {
-        outcome->why = "fewer rows than benzer.service_min_rows";
-        return false;
-    }
-    if (has_bitmap && query.filter->count != query.rows) {
-        outcome->why = "filter of another size";
-        return false;
-    }
-    Size bytes = service_request_bytes(query.dim, query.rows, has_bitmap, query.k);
-    if (bytes > service_shared->slot_bytes) {
-        outcome->why = "request larger than benzer.service_slot_size";
-        return false;
-    }
-    int index_slot = take_slot();
-    if (index_slot < 0) {
-        outcome->why = "every service slot busy";
-        return false;
-    }
+    if ((has_bitmap ? query.filter->allowed : query.rows) < benzer_service_min_rows)
+        return "fewer rows than benzer.service_min_rows";
+    if (has_bitmap && query.filter->count != query.rows) return "filter of another size";
+    if (service_request_bytes(query.dim, query.rows, has_bitmap, query.k) >
+        service_shared->slot_bytes)
+        return "request larger than benzer.service_slot_size";
+    return nullptr;
+}
+
+// Writes a request into a slot we took, and queues it.
+void submit(int index_slot, Relation index, uint32 generation, const ServiceQuery& query) {
     ServiceSlot* slot = &service_shared->slots[index_slot];
     char* data = service_slot_data(index_slot);
+    bool has_bitmap = query.filter != nullptr;
     slot->node = index->rd_node;
     slot->generation = generation;
     slot->dim = query.dim;
@@ -259,48 +229,149 @@ bool service_exact_search(Relation index, uint32 generation, const ServiceQuery&
     SpinLockAcquire(&slot->mutex);
     slot->state = kSlotQueued;
     SpinLockRelease(&slot->mutex);
-    SetLatch(latch);
+}
 
-    TimestampTz deadline =
-        TimestampTzPlusMilliseconds(GetCurrentTimestamp(), benzer_service_timeout_ms);
-    uint32 state;
-    for (;;) {
-        state = slot_state(slot);
-        if (state == kSlotDone || state == kSlotFailed) break;
-        if (InterruptPending) {
-            // Withdraw first: the cancel may longjmp out of here.
-            withdraw(slot);
-            CHECK_FOR_INTERRUPTS();
-            outcome->why = "interrupted while waiting";
-            return false;
-        }
-        long remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
-        if (remaining <= 0) {
-            state = withdraw(slot);
-            if (state == kSlotDone || state == kSlotFailed) break;  // just in time
-            outcome->why = "the service was busy past benzer.service_timeout";
-            return false;
-        }
-        (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, remaining,
-                        PG_WAIT_EXTENSION);
-        ResetLatch(MyLatch);
-    }
-    bool ok = state == kSlotDone;
-    if (ok) {
-        const char* answer = data + service_answer_offset(query.dim, query.rows, has_bitmap);
-        *found = Min(slot->found, query.k);
-        memcpy(scores, answer, sizeof(float) * *found);
-        memcpy(labels, answer + MAXALIGN(sizeof(float) * query.k), sizeof(int64) * *found);
-        outcome->served = true;
-        outcome->gpu = slot->gpu;
-        outcome->batch = slot->batch;
-    } else {
-        outcome->why = "the service could not answer";
-    }
+// Gives up a slot whose answer we will not read: the service frees it if
+// it is working on it, we do otherwise.
+void abandon(ServiceSlot* slot) {
+    SpinLockAcquire(&slot->mutex);
+    slot->state = slot->state == kSlotRunning ? kSlotAbandoned : kSlotFree;
+    SpinLockRelease(&slot->mutex);
+}
+
+// At the deadline: takes a request back unless it is answered already
+// (then it stays ours to read). Returns the state it had.
+uint32 take_back(ServiceSlot* slot) {
+    SpinLockAcquire(&slot->mutex);
+    uint32 state = slot->state;
+    if (state == kSlotRunning)
+        slot->state = kSlotAbandoned;
+    else if (state == kSlotQueued)
+        slot->state = kSlotFree;
+    SpinLockRelease(&slot->mutex);
+    return state;
+}
+
+void release(ServiceSlot* slot) {
     SpinLockAcquire(&slot->mutex);
     slot->state = kSlotFree;
     SpinLockRelease(&slot->mutex);
-    return ok;
+}
+
+}  // namespace
+
+int service_exact_search_many(Relation index, uint32 generation, const ServiceQuery* queries, int n,
+                              ServiceAnswer* answers, ServiceOutcome* outcome) {
+    *outcome = {};
+    for (int i = 0; i < n; i++) answers[i] = {answers[i].scores, answers[i].labels, 0, false};
+    Latch* latch = nullptr;
+    // No service wanted or none configured: nothing worth telling EXPLAIN.
+    if (!benzer_use_service || service_shared == nullptr || n <= 0) return 0;
+    if (RelationUsesLocalBuffers(index)) {
+        outcome->why = "temporary index";
+        return 0;
+    }
+    if (!service_latch(&latch)) {
+        outcome->why = "the service is not running";
+        return 0;
+    }
+    int* slot_of = static_cast<int*>(palloc(sizeof(int) * n));
+    int served = 0;
+    int next = 0;  // the first query not submitted or refused yet
+    while (next < n) {
+        // Submit as many as there are free slots.
+        int first = next;
+        int submitted = 0;
+        for (; next < n; next++) {
+            slot_of[next] = -1;
+            const char* why = refuse(queries[next]);
+            if (why != nullptr) {
+                outcome->why = why;
+                continue;
+            }
+            int index_slot = take_slot();
+            if (index_slot < 0) break;
+            slot_of[next] = index_slot;
+            submit(index_slot, index, generation, queries[next]);
+            submitted++;
+        }
+        if (submitted == 0) {
+            if (next < n) outcome->why = "every service slot busy";
+            break;
+        }
+        SetLatch(latch);
+        // Wait for this round's answers.
+        TimestampTz deadline =
+            TimestampTzPlusMilliseconds(GetCurrentTimestamp(), benzer_service_timeout_ms);
+        for (;;) {
+            bool pending = false;
+            for (int i = first; i < next && !pending; i++) {
+                if (slot_of[i] < 0) continue;
+                uint32 state = slot_state(&service_shared->slots[slot_of[i]]);
+                pending = state != kSlotDone && state != kSlotFailed;
+            }
+            if (!pending) break;
+            if (InterruptPending) {
+                // Give every slot back first: the cancel may longjmp out of here.
+                for (int i = first; i < next; i++)
+                    if (slot_of[i] >= 0) abandon(&service_shared->slots[slot_of[i]]);
+                CHECK_FOR_INTERRUPTS();
+                outcome->why = "interrupted while waiting";
+                pfree(slot_of);
+                return served;
+            }
+            long remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+            if (remaining <= 0) {
+                for (int i = first; i < next; i++) {
+                    if (slot_of[i] < 0) continue;
+                    uint32 state = take_back(&service_shared->slots[slot_of[i]]);
+                    if (state != kSlotDone && state != kSlotFailed) {
+                        slot_of[i] = -1;
+                        outcome->why = "the service was busy past benzer.service_timeout";
+                    }
+                }
+                break;
+            }
+            (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, remaining,
+                            PG_WAIT_EXTENSION);
+            ResetLatch(MyLatch);
+        }
+        // Read the answers and free the slots.
+        for (int i = first; i < next; i++) {
+            if (slot_of[i] < 0) continue;
+            ServiceSlot* slot = &service_shared->slots[slot_of[i]];
+            if (slot_state(slot) == kSlotDone) {
+                const ServiceQuery& query = queries[i];
+                const char* answer =
+                    service_slot_data(slot_of[i]) +
+                    service_answer_offset(query.dim, query.rows, query.filter != nullptr);
+                ServiceAnswer& out = answers[i];
+                out.found = Min(slot->found, query.k);
+                memcpy(out.scores, answer, sizeof(float) * out.found);
+                memcpy(out.labels, answer + MAXALIGN(sizeof(float) * query.k),
+                       sizeof(int64) * out.found);
+                out.served = true;
+                served++;
+                outcome->gpu = outcome->gpu || slot->gpu;
+                outcome->batch = Max(outcome->batch, slot->batch);
+            } else {
+                outcome->why = "the service could not answer";
+            }
+            release(slot);
+        }
+    }
+    outcome->served = served > 0;
+    pfree(slot_of);
+    return served;
+}
+
+bool service_exact_search(Relation index, uint32 generation, const ServiceQuery& query,
+                          float* scores, benzer::Label* labels, int64* found,
+                          ServiceOutcome* outcome) {
+    ServiceAnswer answer = {scores, labels, 0, false};
+    service_exact_search_many(index, generation, &query, 1, &answer, outcome);
+    *found = answer.found;
+    return answer.served;
 }
 
 char* service_describe_index(Relation index) {

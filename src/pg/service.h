@@ -58,6 +58,19 @@ bool service_exact_search(Relation index, uint32 generation, const ServiceQuery&
                           float* scores, benzer::Label* labels, int64* found,
                           ServiceOutcome* outcome);
 
+// The same for n queries at once (benzer_batch_search): they are handed
+// over together, so the service answers them with one pass. answers[i]
+// brings buffers for queries[i].k results and receives found and served.
+// Returns how many were served; the others the caller searches itself.
+struct ServiceAnswer {
+    float* scores;
+    benzer::Label* labels;
+    int64 found;
+    bool served;
+};
+int service_exact_search_many(Relation index, uint32 generation, const ServiceQuery* queries, int n,
+                              ServiceAnswer* answers, ServiceOutcome* outcome);
+
 // A line for benzer_index_info: whether the service holds this index
 // (palloc'd), or null.
 char* service_describe_index(Relation index);

@@ -169,6 +169,31 @@ my ($largest, $failed) = split /\|/,
 ok($largest > 1, "requests that arrived together were answered together (largest batch $largest)");
 is($failed, '0', 'no request failed');
 
+# --- benzer_batch_search hands its queries over together -----------------
+{
+	my $batch = q{
+		SELECT string_agg(b.query || ':' || t.id || ':' || round(b.distance::numeric, 5), ',' ORDER BY b.query, b.rank)
+		FROM benzer_batch_search('t_flat', ARRAY(SELECT rv(s, 24) FROM generate_series(9201, 9212) s), 10,
+		                         '{"cat": [1, 2, 3, 4, 5]}') b
+		JOIN t ON t.ctid = b.tid};
+	my ($batches_before) = $node->safe_psql($db, 'SELECT batches FROM benzer_search_service()');
+	my $served = $node->safe_psql($db, $batch);
+	my ($batches_after, $largest_after) = split /\|/,
+	  $node->safe_psql($db, 'SELECT batches, largest_batch FROM benzer_search_service()');
+	my $local = $node->safe_psql($db, "SET benzer.search_service = off; $batch");
+	is($served, $local, 'benzer_batch_search: the same answers with and without the service');
+	ok($batches_after - $batches_before <= 3,
+		'its 12 queries went to the service together ('
+		  . ($batches_after - $batches_before) . ' device calls)');
+	my $exact = $node->safe_psql($db, q{
+		SELECT string_agg(q || ':' || id || ':' || round(d::numeric, 5), ',' ORDER BY q, d)
+		FROM (SELECT s - 9200 AS q, x.id, x.d
+		      FROM generate_series(9201, 9212) s,
+		           LATERAL (SELECT id, v <-> rv(s, 24) AS d FROM t WHERE cat IN (1, 2, 3, 4, 5)
+		                    ORDER BY v <-> rv(s, 24) LIMIT 10) x) e});
+	is($served, $exact, 'and they equal a sequential scan per query');
+}
+
 # --- A stopped service: fallback after the timeout, and cancel ------------
 kill 'STOP', $pid;
 my $plan = explain_line('t', '<->', '', 'SET benzer.service_timeout = 300;');
