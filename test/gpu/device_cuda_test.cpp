@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "../unit/random_rows.h"
 #include "core/device.h"
 #include "core/distance.h"
 
@@ -25,13 +26,7 @@ using benzer::Label;
 
 std::string g_plugin = BENZER_CUDA_PLUGIN;
 
-std::vector<float> random_rows(std::int64_t n, int dim, unsigned seed) {
-    std::mt19937 gen(seed);
-    std::normal_distribution<float> normal(0.0f, 1.0f);
-    std::vector<float> v(static_cast<std::size_t>(n * dim));
-    for (float& x : v) x = normal(gen);
-    return v;
-}
+using benzer_test::random_rows;
 
 class Gpu : public ::testing::Test {
   protected:

@@ -13,6 +13,7 @@
 #include "core/device.h"
 #include "core/distance.h"
 #include "core/error.h"
+#include "random_rows.h"
 
 namespace {
 
@@ -20,13 +21,7 @@ using benzer::DeviceQuery;
 using benzer::ExactScore;
 using benzer::Label;
 
-std::vector<float> random_rows(std::int64_t n, int dim, unsigned seed) {
-    std::mt19937 gen(seed);
-    std::normal_distribution<float> normal(0.0f, 1.0f);
-    std::vector<float> v(static_cast<std::size_t>(n * dim));
-    for (float& x : v) x = normal(gen);
-    return v;
-}
+using benzer_test::random_rows;
 
 std::vector<std::uint8_t> random_bitmap(std::int64_t n, double keep, unsigned seed,
                                         std::int64_t* allowed) {
