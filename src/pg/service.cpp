@@ -131,6 +131,10 @@ void define_settings() {
     DefineCustomIntVariable("benzer.service_threads", "Threads the search service computes with.",
                             nullptr, &benzer_service_threads, 2, 1, 64, PGC_SIGHUP, 0, nullptr,
                             nullptr, nullptr);
+    // PGC_POSTMASTER settings exist only when the library is preloaded:
+    // defining one later is a FATAL error in PostgreSQL (and they would
+    // mean nothing then: there is no service).
+    if (!process_shared_preload_libraries_in_progress) return;
     DefineCustomIntVariable("benzer.service_slots", "Requests the search service can hold at once.",
                             nullptr, &benzer_service_slots, 16, 1, 1024, PGC_POSTMASTER, 0, nullptr,
                             nullptr, nullptr);
