@@ -714,25 +714,36 @@ bool lists_ordered(const FaissMeta& meta, const FaissLoadedIndex* entry) {
            entries_per_page(sizeof(benzer::Label) + meta.list_code_size) > 0;
 }
 
-// Whether a search with this filter computes exact distances to the
-// allowed rows (a small filter, over lists whose codes are the vectors);
-// *vectors says whether the codes are the vectors.
-bool exact_search_pays(const FaissMeta& meta, const FaissLoadedIndex* entry,
-                       const benzer::SearchOptions& options, const benzer::LabelFilter* filter,
-                       bool* vectors) {
-    *vectors = false;
-    if (!lists_ordered(meta, entry)) return false;
-    bool exact = false;
+// How a search with this filter and these settings computes exact
+// distances, if it does.
+struct ExactChoice {
+    bool vectors;     // the lists' codes are the vectors
+    bool here;        // the backend reads the allowed rows from their pages
+                      // (a small filter, labels in list order)
+    bool to_service;  // the search service may answer it: exact here, a
+                      // small filter over lists in any order, or a Flat index
+};
+
+ExactChoice choose_exact(const FaissMeta& meta, const FaissLoadedIndex* entry,
+                         const benzer::SearchOptions& options, const benzer::LabelFilter* filter) {
+    ExactChoice choice = {};
+    bool prefers = false;
     const benzer::Engine* engine = entry->engine;
     int64 rows = entry->nlabels;
     guarded("faiss index scan", [&] {
-        *vectors = engine->list_codes_are_vectors();
-        exact =
-            filter != nullptr && *vectors && engine->prefers_exact_subset(options, *filter, rows);
+        choice.vectors = engine->list_codes_are_vectors();
+        prefers = filter != nullptr && choice.vectors &&
+                  engine->prefers_exact_subset(options, *filter, rows);
     });
-    if (exact && options.expected_compared > 0.0)
-        exact = exact_pays_in_pages(meta, options, *filter, rows);
-    return exact;
+    bool ordered = lists_ordered(meta, entry);
+    choice.here =
+        ordered && prefers &&
+        (options.expected_compared <= 0.0 || exact_pays_in_pages(meta, options, *filter, rows));
+    // Rows wider than a page (2 048 dimensions) leave the lists unordered:
+    // the service reads them whole all the same.
+    choice.to_service =
+        choice.vectors && (choice.here || meta.list_count == 1 || (!ordered && prefers));
+    return choice;
 }
 
 }  // namespace
@@ -773,13 +784,13 @@ int64 faiss_paged_search(Relation index, const FaissMeta& meta, FaissLoadedIndex
                                                   ALLOCSET_SMALL_SIZES);
     MemoryContext old = MemoryContextSwitchTo(context);
     int64 found = 0;
-    bool vectors = false;
-    bool exact = exact_search_pays(meta, entry, options, filter, &vectors);
+    ExactChoice choice = choose_exact(meta, entry, options, filter);
+    bool exact = choice.here;
     // An exact search (a small filter, or a Flat index: one list of
     // vectors) goes to the search service first, which answers the exact
     // searches of all connections together from one copy of the rows.
     bool served = false;
-    if (exact || (vectors && meta.list_count == 1)) {
+    if (choice.to_service) {
         auto* candidates = ContextOwned<benzer::ExactCandidates>::create(context);
         guarded("faiss index scan",
                 [&] { candidates->object = new benzer::ExactCandidates(*engine, query, k); });
@@ -822,10 +833,9 @@ void faiss_paged_search_many(Relation index, const FaissMeta& meta, FaissLoadedI
                              const benzer::LabelFilter* filter, const FaissTailSearch* tails,
                              float* distances, benzer::Label* labels, int64* found,
                              benzer::SearchStats* stats) {
-    bool vectors = false;
-    bool exact = exact_search_pays(meta, entry, options, filter, &vectors);
+    ExactChoice choice = choose_exact(meta, entry, options, filter);
     bool* done = static_cast<bool*>(palloc0(sizeof(bool) * Max(nq, static_cast<int64>(1))));
-    if (nq > 1 && (exact || (vectors && meta.list_count == 1))) {
+    if (nq > 1 && choice.to_service) {
         const FaissTailSearch* tail_search =
             entry->tail_blocks != nullptr && faiss_has_tails(meta) && meta.tail_rows > 0 ? tails
                                                                                          : nullptr;

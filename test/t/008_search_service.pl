@@ -127,6 +127,29 @@ like(explain_line('c', '<=>', 'WHERE cat = 3', 'SET benzer.service_min_rows = 10
 	qr/searched in this backend: fewer rows than benzer.service_min_rows/,
 	'a filter allowing fewer rows than benzer.service_min_rows stays in the backend');
 
+# --- 2 048 dimensions: entries wider than a page --------------------------
+$node->safe_psql($db, q{
+	CREATE TABLE w (id int PRIMARY KEY, cat int, v vector(2048));
+	INSERT INTO w SELECT i, i % 4, rv(i, 2048) FROM generate_series(1, 400) i;
+	CREATE INDEX w_flat ON w USING faiss (v, cat) WITH (factory = 'Flat');
+});
+{
+	my ($differ, $plans) = (0, '');
+	for my $seed (9301 .. 9305)
+	{
+		my $q = "SELECT id, round((v <-> rv($seed, 2048))::numeric, 4) FROM w WHERE cat = 1 "
+		  . "ORDER BY v <-> rv($seed, 2048) LIMIT 5";
+		my $by_index = $node->safe_psql($db, "SET enable_seqscan = off; $q");
+		my $exact = $node->safe_psql($db,
+			"SET enable_indexscan = off; SET enable_bitmapscan = off; $q");
+		$differ++ if $by_index ne $exact;
+	}
+	is($differ, 0, '2 048 dimensions (rows straddling pages): the service answers exactly');
+	like($node->safe_psql($db, "SET enable_seqscan = off; EXPLAIN (ANALYZE, COSTS OFF) "
+			  . "SELECT id FROM w WHERE cat = 1 ORDER BY v <-> rv(1, 2048) LIMIT 5"),
+		qr/rounds in the search service/, '2 048 dimensions: the service answered');
+}
+
 # --- Rows inserted and deleted since the build -----------------------------
 $node->safe_psql($db, qq{
 	INSERT INTO t SELECT i, i % 20, rv(i, $dim) FROM generate_series(4001, 4300) i;
