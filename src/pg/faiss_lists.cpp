@@ -616,8 +616,8 @@ bool search_allowed_rows(Relation index, const FaissMeta& meta, const FaissListR
 // allowed rows of the lists, into exact. Returns false, with the reason in
 // stats, when it did not answer: the caller then reads the rows itself.
 bool search_in_service(Relation index, const FaissMeta& meta, int64 rows, int64 k,
-                       const benzer::LabelFilter* filter, benzer::ExactCandidates* exact,
-                       benzer::SearchStats* stats) {
+                       const benzer::LabelFilter* filter, bool small_stays_here,
+                       benzer::ExactCandidates* exact, benzer::SearchStats* stats) {
     if (exact->zero_query()) {
         if (stats != nullptr) stats->service_why_not = "a zero cosine query";
         return false;
@@ -628,7 +628,8 @@ bool search_in_service(Relation index, const FaissMeta& meta, int64 rows, int64 
                                              : benzer::ExactScore::kNegativeInnerProduct,
                           Max(k, static_cast<int64>(1)),
                           filter,
-                          rows};
+                          rows,
+                          small_stays_here};
     auto* scores = static_cast<float*>(palloc(sizeof(float) * query.k));
     auto* labels = static_cast<benzer::Label*>(palloc(sizeof(benzer::Label) * query.k));
     int64 found = 0;
@@ -794,7 +795,8 @@ int64 faiss_paged_search(Relation index, const FaissMeta& meta, FaissLoadedIndex
         auto* candidates = ContextOwned<benzer::ExactCandidates>::create(context);
         guarded("faiss index scan",
                 [&] { candidates->object = new benzer::ExactCandidates(*engine, query, k); });
-        served = search_in_service(index, meta, rows, k, filter, candidates->object, stats);
+        served =
+            search_in_service(index, meta, rows, k, filter, choice.here, candidates->object, stats);
         bool same = true;
         if (served)
             same = search_all_tails(index, meta, tail_blocks, tails, candidates->object);
@@ -868,7 +870,8 @@ void faiss_paged_search_many(Relation index, const FaissMeta& meta, FaissLoadedI
                                               : benzer::ExactScore::kNegativeInnerProduct,
                                want,
                                filter,
-                               entry->nlabels};
+                               entry->nlabels,
+                               choice.here};
             answers[nsent] = {static_cast<float*>(palloc(sizeof(float) * want)),
                               static_cast<benzer::Label*>(palloc(sizeof(benzer::Label) * want)), 0,
                               false};

@@ -202,7 +202,8 @@ namespace {
 // Why a query cannot go to the service at all (static string), or null.
 const char* refuse(const ServiceQuery& query) {
     bool has_bitmap = query.filter != nullptr;
-    if ((has_bitmap ? query.filter->allowed : query.rows) < benzer_service_min_rows)
+    if (query.small_stays_here &&
+        (has_bitmap ? query.filter->allowed : query.rows) < benzer_service_min_rows)
         return "fewer rows than benzer.service_min_rows";
     if (has_bitmap && query.filter->count != query.rows) return "filter of another size";
     if (service_request_bytes(query.dim, query.rows, has_bitmap, query.k) >

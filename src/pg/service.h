@@ -40,6 +40,10 @@ struct ServiceQuery {
     int64 k;
     const benzer::LabelFilter* filter;
     int64 rows;
+    // Whether benzer.service_min_rows applies: only where the backend has a
+    // cheap exact search of its own (rows read page by page); otherwise
+    // even a small search is cheaper in the service.
+    bool small_stays_here;
 };
 
 // Where a search ran, for EXPLAIN.
