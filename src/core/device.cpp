@@ -29,11 +29,6 @@ bool allows(const std::uint8_t* bits, std::int64_t label) {
     return bits == nullptr || ((bits[label >> 3] >> (label & 7)) & 1) != 0;
 }
 
-float exact_score(ExactScore score, const float* a, const float* b, int dim) {
-    return score == ExactScore::kL2Squared ? l2_squared(a, b, static_cast<std::size_t>(dim))
-                                           : -inner_product(a, b, static_cast<std::size_t>(dim));
-}
-
 // Rows the CPU searches in place, with their squared norms.
 class CpuRows final : public DeviceRows {
   public:

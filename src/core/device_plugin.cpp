@@ -44,8 +44,7 @@ class GpuRows final : public DeviceRows {
 
 class GpuDevice final : public Device {
   public:
-    GpuDevice(const BenzerDeviceApi* api, std::string name)
-        : api_(api), name_(std::move(name)), cpu_(make_cpu_device()) {}
+    GpuDevice(const BenzerDeviceApi* api, std::string name) : api_(api), name_(std::move(name)) {}
     std::string name() const override { return "gpu: " + name_; }
     bool is_gpu() const override { return true; }
 
@@ -82,7 +81,6 @@ class GpuDevice final : public Device {
   private:
     const BenzerDeviceApi* api_;
     std::string name_;
-    std::unique_ptr<Device> cpu_;
 };
 
 }  // namespace

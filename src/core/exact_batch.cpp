@@ -25,12 +25,12 @@ constexpr std::int64_t kRowBlock = 1024;
 
 using Heap = faiss::CMax<float, std::int64_t>;
 
-float exact_score(ExactScore score, const float* a, const float* b, int dim) {
+}  // namespace
+
+float exact_score(ExactScore score, const float* a, const float* b, int dim) noexcept {
     return score == ExactScore::kL2Squared ? l2_squared(a, b, static_cast<std::size_t>(dim))
                                            : -inner_product(a, b, static_cast<std::size_t>(dim));
 }
-
-}  // namespace
 
 void exact_batch_search(const RowSource& rows, int dim, ExactScore score, const float* queries,
                         std::int64_t nq, std::int64_t k, const LabelFilter* filter, float* scores,

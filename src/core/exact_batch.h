@@ -44,6 +44,9 @@ struct RowSource {
 // nearer for both.
 enum class ExactScore { kL2Squared, kNegativeInnerProduct };
 
+// One row's score, computed exactly (core/distance.h's kernels).
+float exact_score(ExactScore score, const float* a, const float* b, int dim) noexcept;
+
 // For each of nq queries (row-major, dim floats each), the k allowed rows
 // with the smallest scores. Writes row q of scores/labels (nq * k entries,
 // nearest first, ties by label) and counts[q] = the number found, which is

@@ -612,6 +612,39 @@ bool search_allowed_rows(Relation index, const FaissMeta& meta, const FaissListR
     return search_all_tails(index, meta, tail_blocks, tails, exact);
 }
 
+// The request for the service that exact's search is (the query as exact
+// scores it).
+ServiceQuery service_request(const FaissMeta& meta, const benzer::ExactCandidates* exact, int64 k,
+                             const benzer::LabelFilter* filter, int64 rows, bool small_stays_here) {
+    return {exact->query(),
+            meta.dimensions,
+            exact->scores_l2() ? benzer::ExactScore::kL2Squared
+                               : benzer::ExactScore::kNegativeInnerProduct,
+            Max(k, static_cast<int64>(1)),
+            filter,
+            rows,
+            small_stays_here};
+}
+
+// Records where the service's answers came from, or why it gave none.
+void note_service(benzer::SearchStats* stats, const ServiceOutcome& outcome, int served) {
+    if (stats == nullptr) return;
+    stats->service += served;
+    stats->service_gpu = stats->service_gpu || outcome.gpu;
+    stats->service_batch = Max(stats->service_batch, outcome.batch);
+    if (outcome.why != nullptr) stats->service_why_not = outcome.why;
+}
+
+// Hands the service's answer to exact, as if it had scored the allowed
+// rows itself.
+void absorb_answer(benzer::ExactCandidates* exact, const ServiceAnswer& answer, int64 allowed) {
+    guarded("faiss index scan", [&] {
+        for (int64 i = 0; i < answer.found; i++)
+            exact->add_scored(answer.labels[i], answer.scores[i]);
+        exact->note_compared(Max(allowed - answer.found, static_cast<int64>(0)));
+    });
+}
+
 // Asks the search service (service.h) for the exact distances to the
 // allowed rows of the lists, into exact. Returns false, with the reason in
 // stats, when it did not answer: the caller then reads the rows itself.
@@ -622,37 +655,17 @@ bool search_in_service(Relation index, const FaissMeta& meta, int64 rows, int64 
         if (stats != nullptr) stats->service_why_not = "a zero cosine query";
         return false;
     }
-    ServiceQuery query = {exact->query(),
-                          meta.dimensions,
-                          exact->scores_l2() ? benzer::ExactScore::kL2Squared
-                                             : benzer::ExactScore::kNegativeInnerProduct,
-                          Max(k, static_cast<int64>(1)),
-                          filter,
-                          rows,
-                          small_stays_here};
-    auto* scores = static_cast<float*>(palloc(sizeof(float) * query.k));
-    auto* labels = static_cast<benzer::Label*>(palloc(sizeof(benzer::Label) * query.k));
-    int64 found = 0;
+    ServiceQuery query = service_request(meta, exact, k, filter, rows, small_stays_here);
+    ServiceAnswer answer = {static_cast<float*>(palloc(sizeof(float) * query.k)),
+                            static_cast<benzer::Label*>(palloc(sizeof(benzer::Label) * query.k)), 0,
+                            false};
     ServiceOutcome outcome;
-    bool served =
-        service_exact_search(index, meta.generation, query, scores, labels, &found, &outcome);
-    if (stats != nullptr) {
-        if (served) {
-            stats->service++;
-            stats->service_gpu = stats->service_gpu || outcome.gpu;
-            stats->service_batch = Max(stats->service_batch, outcome.batch);
-        } else {
-            stats->service_why_not = outcome.why;
-        }
-    }
-    if (served)
-        guarded("faiss index scan", [&] {
-            for (int64 i = 0; i < found; i++) exact->add_scored(labels[i], scores[i]);
-            exact->note_compared(Max((filter != nullptr ? filter->allowed : rows) - found, 0));
-        });
-    pfree(scores);
-    pfree(labels);
-    return served;
+    int served = service_exact_search_many(index, meta.generation, &query, 1, &answer, &outcome);
+    note_service(stats, outcome, served);
+    if (answer.served) absorb_answer(exact, answer, filter != nullptr ? filter->allowed : rows);
+    pfree(answer.scores);
+    pfree(answer.labels);
+    return answer.served;
 }
 
 // Rows inserted since: every tail, their codes being the vectors.
@@ -791,7 +804,9 @@ int64 faiss_paged_search(Relation index, const FaissMeta& meta, FaissLoadedIndex
     // vectors) goes to the search service first, which answers the exact
     // searches of all connections together from one copy of the rows.
     bool served = false;
-    if (choice.to_service) {
+    // Without a service to ask, only the backend's own exact path needs the
+    // candidates.
+    if (choice.to_service && (choice.here || service_may_answer(index))) {
         auto* candidates = ContextOwned<benzer::ExactCandidates>::create(context);
         guarded("faiss index scan",
                 [&] { candidates->object = new benzer::ExactCandidates(*engine, query, k); });
@@ -837,7 +852,7 @@ void faiss_paged_search_many(Relation index, const FaissMeta& meta, FaissLoadedI
                              benzer::SearchStats* stats) {
     ExactChoice choice = choose_exact(meta, entry, options, filter);
     bool* done = static_cast<bool*>(palloc0(sizeof(bool) * Max(nq, static_cast<int64>(1))));
-    if (nq > 1 && choice.to_service) {
+    if (nq > 1 && choice.to_service && service_may_answer(index)) {
         const FaissTailSearch* tail_search =
             entry->tail_blocks != nullptr && faiss_has_tails(meta) && meta.tail_rows > 0 ? tails
                                                                                          : nullptr;
@@ -864,14 +879,7 @@ void faiss_paged_search_many(Relation index, const FaissMeta& meta, FaissLoadedI
             candidates[i] = c;
             // A zero cosine query is left to the backend (every distance NaN).
             if (c->zero_query()) continue;
-            requests[nsent] = {c->query(),
-                               meta.dimensions,
-                               c->scores_l2() ? benzer::ExactScore::kL2Squared
-                                              : benzer::ExactScore::kNegativeInnerProduct,
-                               want,
-                               filter,
-                               entry->nlabels,
-                               choice.here};
+            requests[nsent] = service_request(meta, c, k, filter, entry->nlabels, choice.here);
             answers[nsent] = {static_cast<float*>(palloc(sizeof(float) * want)),
                               static_cast<benzer::Label*>(palloc(sizeof(benzer::Label) * want)), 0,
                               false};
@@ -881,23 +889,13 @@ void faiss_paged_search_many(Relation index, const FaissMeta& meta, FaissLoadedI
         int served = nsent > 0 ? service_exact_search_many(index, meta.generation, requests, nsent,
                                                            answers, &outcome)
                                : 0;
-        if (stats != nullptr) {
-            stats->service += served;
-            stats->service_gpu = stats->service_gpu || outcome.gpu;
-            stats->service_batch = Max(stats->service_batch, outcome.batch);
-            if (outcome.why != nullptr) stats->service_why_not = outcome.why;
-        }
+        note_service(stats, outcome, served);
         int64 allowed = filter != nullptr ? filter->allowed : entry->nlabels;
         for (int j = 0; j < nsent; j++) {
             if (!answers[j].served) continue;
             int64 i = sent[j];
             benzer::ExactCandidates* c = candidates[i];
-            const ServiceAnswer& answer = answers[j];
-            guarded("faiss index scan", [&] {
-                for (int64 r = 0; r < answer.found; r++)
-                    c->add_scored(answer.labels[r], answer.scores[r]);
-                c->note_compared(Max(allowed - answer.found, static_cast<int64>(0)));
-            });
+            absorb_answer(c, answers[j], allowed);
             if (!search_all_tails(index, meta, entry->tail_blocks, tail_search, c))
                 raise_merged_during_search(index);
             guarded("faiss index scan",

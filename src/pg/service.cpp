@@ -370,13 +370,10 @@ int service_exact_search_many(Relation index, uint32 generation, const ServiceQu
     return served;
 }
 
-bool service_exact_search(Relation index, uint32 generation, const ServiceQuery& query,
-                          float* scores, benzer::Label* labels, int64* found,
-                          ServiceOutcome* outcome) {
-    ServiceAnswer answer = {scores, labels, 0, false};
-    service_exact_search_many(index, generation, &query, 1, &answer, outcome);
-    *found = answer.found;
-    return answer.served;
+bool service_may_answer(Relation index) {
+    Latch* latch = nullptr;
+    return benzer_use_service && service_shared != nullptr && !RelationUsesLocalBuffers(index) &&
+           service_latch(&latch);
 }
 
 char* service_describe_index(Relation index) {

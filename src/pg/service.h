@@ -2,7 +2,7 @@
 // answers the exact searches of every backend (see the essay at the top of
 // service_worker.cpp).
 //
-// A backend asks it through service_exact_search(); whenever the service
+// A backend asks it through service_exact_search_many(); whenever the service
 // cannot answer (not preloaded, turned off, down, busy past
 // benzer.service_timeout, the request too large for a slot, the index
 // changed), the call returns false and the backend searches itself, with
@@ -54,18 +54,17 @@ struct ServiceOutcome {
     const char* why;  // when not served: why (a static string), or null
 };
 
-// Asks the service. Returns true with scores/labels (nearest first, *found
-// of them) filled, or false (outcome->why says why) when the caller must
-// search itself. Waits on the backend's latch; a cancel while waiting
-// withdraws the request and raises the cancel.
-bool service_exact_search(Relation index, uint32 generation, const ServiceQuery& query,
-                          float* scores, benzer::Label* labels, int64* found,
-                          ServiceOutcome* outcome);
+// Whether the service may answer searches of index at all (wanted, running,
+// a shared index): a cheap check before preparing a request.
+bool service_may_answer(Relation index);
 
-// The same for n queries at once (benzer_batch_search): they are handed
-// over together, so the service answers them with one pass. answers[i]
-// brings buffers for queries[i].k results and receives found and served.
-// Returns how many were served; the others the caller searches itself.
+// Asks the service for n exact searches at once (one from a scan, all of
+// a benzer_batch_search call): they are handed over together, so the
+// service answers them with one pass. answers[i] brings buffers for
+// queries[i].k results and receives found and served (nearest first).
+// Returns how many were served; the others the caller searches itself
+// (outcome->why says why). Waits on the backend's latch; a cancel while
+// waiting withdraws the requests and raises the cancel.
 struct ServiceAnswer {
     float* scores;
     benzer::Label* labels;
