@@ -38,6 +38,7 @@
 #include "core/exact_batch.h"
 #include "pg/faiss_attributes.h"
 #include "pg/faiss_cache.h"
+#include "pg/faiss_engine_search.h"
 #include "pg/faiss_lists.h"
 #include "pg/faiss_pages.h"
 #include "pg/faiss_rerank.h"
@@ -432,8 +433,9 @@ int compare_pending(const void* a, const void* b) {
 void search_batch(BatchState* state, const float* vectors, const int32* positions, int64 nq,
                   int32 k, HTAB* seen, OutputRow** out, int64* out_count, int64* out_capacity) {
     int dim = state->dim;
-    benzer::Engine* engine = state->entry != nullptr ? state->entry->engine : nullptr;
-    int64 main_total = engine != nullptr ? state->allowed_count + state->tails.rows : 0;
+    bool searchable = state->entry != nullptr &&
+                      (state->entry->engine != nullptr || state->entry->served != nullptr);
+    int64 main_total = searchable ? state->allowed_count + state->tails.rows : 0;
     int64 pending_total = state->pending.count;
     // Deeper rounds (invisible rows) stop at benzer.max_scan_tuples, and
     // at what work_mem holds.
@@ -453,7 +455,7 @@ void search_batch(BatchState* state, const float* vectors, const int32* position
     FaissSearchChoice choice;
     faiss_choose_search(state->index, state->meta, &choice);
     const benzer::SearchOptions& base = choice.options;
-    benzer::SearchRounds rounds(base, faiss_search_shape(engine), k, cap);
+    benzer::SearchRounds rounds(base, faiss_entry_shape(state->index, state->entry), k, cap);
 
     while (nactive > 0) {
         int64 want = rounds.k(INT64_MAX);
@@ -519,11 +521,9 @@ void search_batch(BatchState* state, const float* vectors, const int32* position
                         CHECK_FOR_INTERRUPTS();
                     }
                 } else {
-                    faiss_use_threads(benzer_threads);
-                    guarded("benzer_batch_search", [&] {
-                        engine->search_batch(ns, x, want_main, options, &filter, main_d, main_l,
-                                             main_n, &stats);
-                    });
+                    // The whole structure: in the search service when it holds it.
+                    faiss_engine_search(state->index, state->meta, state->entry, x, ns, want_main,
+                                        options, &filter, main_d, main_l, main_n, &stats);
                 }
                 state->rounds += stats.rounds;
                 state->candidates += stats.candidates;

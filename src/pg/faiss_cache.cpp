@@ -10,8 +10,10 @@
 #include "pg/faiss_cache.h"
 
 #include "pg/faiss_lists.h"
+#include "pg/faiss_search.h"
 #include "pg/faiss_tails.h"
 #include "pg/guard.h"
+#include "pg/service.h"
 
 extern "C" {
 #include "utils/builtins.h"
@@ -178,12 +180,14 @@ void deserialize_engine(Relation index, const FaissMeta& meta, const char* data,
         raise_load_error(index, error, "the Faiss structure");
 }
 
+}  // namespace
+
 // Reads the Faiss structure into engine. When the blob keeps the coarse
 // centroids apart (core/engine.h), the structure is read into a buffer and
 // the centroids straight from the pages into the quantizer: a fresh
 // connection's first search pays one copy of them, not two. Returns false
 // when a merge raced the read.
-bool load_engine(Relation index, const FaissMeta& meta, EngineHolder* engine) {
+bool faiss_cache_read_engine(Relation index, const FaissMeta& meta, EngineHolder* engine) {
     FaissChainReader reader = faiss_chain_reader(meta.blob, kFaissPageBlob, meta.generation);
     benzer::CentroidsApartHeader header;
     bool apart = false;
@@ -223,8 +227,6 @@ bool load_engine(Relation index, const FaissMeta& meta, EngineHolder* engine) {
                             header.centroid_bytes);
 }
 
-}  // namespace
-
 FaissLoadedIndex* faiss_cache_acquire(Relation index, const FaissMeta& meta) {
     for (int i = 0; i < kMaxEntries; i++) {
         FaissLoadedIndex* e = g_entries[i];
@@ -260,12 +262,27 @@ FaissLoadedIndex* faiss_cache_acquire(Relation index, const FaissMeta& meta) {
 
     // Filter column values wait for the first search that filters on them
     // (faiss_cache_attributes).
+    // A structure that lives whole in the blob (HNSW, ...) stays in the
+    // search service when it will hold it: one copy per server, not one
+    // per connection. Otherwise, or if it later cannot answer, this
+    // backend loads its own (faiss_cache_engine).
+    entry->engine_holder = engine;
     if (meta.factory[0] != '\0') {
-        if (!load_engine(index, meta, engine)) {
-            MemoryContextDelete(context);
-            return nullptr;
+        ServiceEngineSummary summary;
+        const char* why = nullptr;
+        if (!faiss_lists_paged(meta) && service_may_answer(index) &&
+            service_describe_engine(index, meta.generation, meta.dimensions, &summary, &why)) {
+            entry->served = static_cast<ServiceEngineSummary*>(
+                MemoryContextAlloc(context, sizeof(ServiceEngineSummary)));
+            *entry->served = summary;
+            entry->bytes += sizeof(ServiceEngineSummary);
+        } else {
+            if (!faiss_cache_read_engine(index, meta, engine)) {
+                MemoryContextDelete(context);
+                return nullptr;
+            }
+            entry->bytes += meta.blob.bytes;
         }
-        entry->bytes += meta.blob.bytes;
     }
     if (faiss_lists_paged(meta)) {
         FaissListRef* directory = nullptr;
@@ -289,6 +306,51 @@ FaissLoadedIndex* faiss_cache_acquire(Relation index, const FaissMeta& meta) {
     apply_options(index, entry);
     entry->pins++;
     return entry;
+}
+
+bool faiss_cache_engine(Relation index, const FaissMeta& meta, FaissLoadedIndex* entry) {
+    Assert(entry->pins > 0 && entry->generation == meta.generation);
+    if (entry->engine != nullptr || meta.factory[0] == '\0') return true;
+    // Read into a holder of a scratch context first: an ERROR half-way
+    // (or a merge racing the read) leaves the entry as it was.
+    MemoryContext scratch =
+        AllocSetContextCreate(CurrentMemoryContext, "benzer engine load", ALLOCSET_DEFAULT_SIZES);
+    EngineHolder* loading = EngineHolder::create(scratch);
+    MemoryContext old = MemoryContextSwitchTo(scratch);
+    bool ok = faiss_cache_read_engine(index, meta, loading);
+    MemoryContextSwitchTo(old);
+    if (ok) {
+        benzer::Engine* engine = loading->release();
+        entry->engine_holder->object = engine;
+        entry->engine = engine;
+        entry->bytes += meta.blob.bytes;
+        benzer::GuardedError error;
+        if (!benzer::run_guarded(error, [&] {
+                entry->built_nprobe = engine->default_nprobe();
+                entry->built_ef_search = engine->default_ef_search();
+                entry->built_k_factor = engine->default_k_factor();
+            }))
+            raise_guarded_error(error, "could not read faiss index defaults");
+        // The index's options apply from here as to any loaded engine
+        // (the option fields are still zero: nothing was applied).
+        apply_options(index, entry);
+    }
+    MemoryContextDelete(scratch);
+    return ok;
+}
+
+benzer::SearchShape faiss_entry_shape(Relation index, const FaissLoadedIndex* entry) {
+    if (entry == nullptr || entry->engine != nullptr || entry->served == nullptr)
+        return faiss_search_shape(entry != nullptr ? entry->engine : nullptr);
+    // The service's copy keeps the defaults it was built with; this
+    // index's options (ALTER INDEX ... SET) go with each request.
+    FaissOptions* options = faiss_get_options(index);
+    benzer::SearchShape shape;
+    shape.nlist = entry->served->nlist;
+    shape.default_nprobe = options->nprobe > 0 ? options->nprobe : entry->served->default_nprobe;
+    shape.default_ef_search =
+        options->ef_search > 0 ? options->ef_search : entry->served->default_ef_search;
+    return shape;
 }
 
 bool faiss_cache_attributes(Relation index, const FaissMeta& meta, FaissLoadedIndex* entry,

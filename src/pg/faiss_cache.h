@@ -8,10 +8,12 @@
 #pragma once
 
 #include "core/attributes.h"
+#include "core/search_rounds.h"
 #include "pg/context_owned.h"
 #include "pg/faiss_pages.h"
 
 struct FaissListRef;
+struct ServiceEngineSummary;
 
 // One loaded index. Everything it holds lives in its own memory context:
 // the labels directly, the engine and the attribute store through reset
@@ -23,7 +25,13 @@ struct FaissLoadedIndex {
     Oid relid;
     RelFileNode node;
     uint32 generation;
-    benzer::Engine* engine;  // null while the index is untrained
+    // null while the index is untrained, and while the search service holds
+    // the structure for this backend (served)
+    benzer::Engine* engine;
+    ContextOwned<benzer::Engine>* engine_holder;  // owns engine
+    // The structure the search service holds (a whole Faiss structure:
+    // HNSW, ...), or null: searches go there (faiss_engine_search.cpp).
+    ServiceEngineSummary* served;
     // label -> heap TID: a copy where this backend built or merged the
     // index; otherwise null, and faiss_cache_label_tid reads the label pages
     // (a copy would be 6 bytes per row in every backend: 60 MB at 10 M rows).
@@ -64,6 +72,21 @@ FaissLoadedIndex* faiss_cache_acquire(Relation index, const FaissMeta& meta);
 // raced the read; re-read the metapage and retry.
 bool faiss_cache_attributes(Relation index, const FaissMeta& meta, FaissLoadedIndex* entry,
                             benzer::AttributeStore** store);
+
+// Loads the Faiss structure into a pinned entry the search service held it
+// for, when this backend must search it itself after all (the service
+// stopped answering, benzer.search_service turned off). Returns false when
+// a merge raced the read.
+bool faiss_cache_engine(Relation index, const FaissMeta& meta, FaissLoadedIndex* entry);
+
+// Reads meta's Faiss structure from its blob pages into engine->object.
+// Returns false when a merge raced the read.
+bool faiss_cache_read_engine(Relation index, const FaissMeta& meta,
+                             ContextOwned<benzer::Engine>* engine);
+
+// What rounds of a search of entry (null: nothing) can widen, whether the
+// structure is here or in the search service.
+benzer::SearchShape faiss_entry_shape(Relation index, const FaissLoadedIndex* entry);
 
 // The heap TID of label in a pinned entry. ERRORs (serialization failure,
 // "run the query again") when a merge has reused the label pages since the

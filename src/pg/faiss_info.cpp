@@ -226,6 +226,9 @@ BENZER_FUNCTION(benzer_index_info) {
             faiss_cache_release(entry);
             if (!ok) raise_guarded_error(error, "could not describe faiss index");
         } else if (entry != nullptr) {
+            // The search service holds the structure for this backend.
+            if (entry->served != nullptr)
+                snprintf(description, sizeof(description), "%s", entry->served->description);
             faiss_cache_release(entry);
         }
     }

@@ -616,23 +616,17 @@ bool search_allowed_rows(Relation index, const FaissMeta& meta, const FaissListR
 // scores it).
 ServiceQuery service_request(const FaissMeta& meta, const benzer::ExactCandidates* exact, int64 k,
                              const benzer::LabelFilter* filter, int64 rows, bool small_stays_here) {
-    return {exact->query(),
-            meta.dimensions,
-            exact->scores_l2() ? benzer::ExactScore::kL2Squared
-                               : benzer::ExactScore::kNegativeInnerProduct,
-            Max(k, static_cast<int64>(1)),
-            filter,
-            rows,
-            small_stays_here};
-}
-
-// Records where the service's answers came from, or why it gave none.
-void note_service(benzer::SearchStats* stats, const ServiceOutcome& outcome, int served) {
-    if (stats == nullptr) return;
-    stats->service += served;
-    stats->service_gpu = stats->service_gpu || outcome.gpu;
-    stats->service_batch = Max(stats->service_batch, outcome.batch);
-    if (outcome.why != nullptr) stats->service_why_not = outcome.why;
+    ServiceQuery query = {};
+    query.kind = kServiceExact;
+    query.vector = exact->query();
+    query.dim = meta.dimensions;
+    query.score = exact->scores_l2() ? benzer::ExactScore::kL2Squared
+                                     : benzer::ExactScore::kNegativeInnerProduct;
+    query.k = Max(k, static_cast<int64>(1));
+    query.filter = filter;
+    query.rows = rows;
+    query.small_stays_here = small_stays_here;
+    return query;
 }
 
 // Hands the service's answer to exact, as if it had scored the allowed
@@ -656,12 +650,12 @@ bool search_in_service(Relation index, const FaissMeta& meta, int64 rows, int64 
         return false;
     }
     ServiceQuery query = service_request(meta, exact, k, filter, rows, small_stays_here);
-    ServiceAnswer answer = {static_cast<float*>(palloc(sizeof(float) * query.k)),
-                            static_cast<benzer::Label*>(palloc(sizeof(benzer::Label) * query.k)), 0,
-                            false};
+    ServiceAnswer answer = {};
+    answer.scores = static_cast<float*>(palloc(sizeof(float) * query.k));
+    answer.labels = static_cast<benzer::Label*>(palloc(sizeof(benzer::Label) * query.k));
     ServiceOutcome outcome;
-    int served = service_exact_search_many(index, meta.generation, &query, 1, &answer, &outcome);
-    note_service(stats, outcome, served);
+    int served = service_search_many(index, meta.generation, &query, 1, &answer, &outcome);
+    service_note_outcome(stats, outcome, served);
     if (answer.served) absorb_answer(exact, answer, filter != nullptr ? filter->allowed : rows);
     pfree(answer.scores);
     pfree(answer.labels);
@@ -880,16 +874,17 @@ void faiss_paged_search_many(Relation index, const FaissMeta& meta, FaissLoadedI
             // A zero cosine query is left to the backend (every distance NaN).
             if (c->zero_query()) continue;
             requests[nsent] = service_request(meta, c, k, filter, entry->nlabels, choice.here);
-            answers[nsent] = {static_cast<float*>(palloc(sizeof(float) * want)),
-                              static_cast<benzer::Label*>(palloc(sizeof(benzer::Label) * want)), 0,
-                              false};
+            answers[nsent] = {};
+            answers[nsent].scores = static_cast<float*>(palloc(sizeof(float) * want));
+            answers[nsent].labels =
+                static_cast<benzer::Label*>(palloc(sizeof(benzer::Label) * want));
             sent[nsent++] = i;
         }
         ServiceOutcome outcome = {};
-        int served = nsent > 0 ? service_exact_search_many(index, meta.generation, requests, nsent,
-                                                           answers, &outcome)
+        int served = nsent > 0 ? service_search_many(index, meta.generation, requests, nsent,
+                                                     answers, &outcome)
                                : 0;
-        note_service(stats, outcome, served);
+        service_note_outcome(stats, outcome, served);
         int64 allowed = filter != nullptr ? filter->allowed : entry->nlabels;
         for (int j = 0; j < nsent; j++) {
             if (!answers[j].served) continue;

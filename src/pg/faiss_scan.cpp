@@ -33,6 +33,7 @@
 #include "core/distance.h"
 #include "pg/faiss_attributes.h"
 #include "pg/faiss_cache.h"
+#include "pg/faiss_engine_search.h"
 #include "pg/faiss_lists.h"
 #include "pg/faiss_pages.h"
 #include "pg/faiss_rerank.h"
@@ -217,15 +218,16 @@ void start_scan(IndexScanDesc scan, FaissScanState* state) {
         faiss_choose_search(index, meta, &state->choice);
         // With the LIMIT known, the first round asks for just that many.
         state->rounds = benzer::SearchRounds(
-            state->choice.options,
-            faiss_search_shape(state->entry != nullptr ? state->entry->engine : nullptr),
+            state->choice.options, faiss_entry_shape(index, state->entry),
             state->limit > 0 ? state->limit : benzer_scan_rows, benzer_max_scan_tuples);
         state->stats.recall_target = state->choice.target;
         state->stats.recall_measured = state->choice.measured;
         state->stats.setting_source = state->choice.source;
         state->widen = false;
-        state->main_exhausted = state->entry == nullptr || state->entry->engine == nullptr ||
-                                state->allowed_count + state->tail_remaining == 0;
+        state->main_exhausted =
+            state->entry == nullptr ||
+            (state->entry->engine == nullptr && state->entry->served == nullptr) ||
+            state->allowed_count + state->tail_remaining == 0;
         state->merge = benzer::ResultMerge();
         state->merge.set_index(nullptr, 0, !state->main_exhausted);
         state->merge.set_pending(state->pending_distances, state->pending_count, false);
@@ -239,7 +241,6 @@ void start_scan(IndexScanDesc scan, FaissScanState* state) {
 // with the chosen settings, later ones as core/search_rounds.h widens or
 // deepens them. Leaves main_exhausted set when no round can find more.
 void next_round(FaissScanState* state) {
-    benzer::Engine* engine = state->entry->engine;
     int64 reachable = state->allowed_count + state->tail_remaining;
     if (reachable == 0 ||
         (state->stats.rounds > 0 && !state->rounds.next(state->widen, reachable))) {
@@ -275,16 +276,9 @@ void next_round(FaissScanState* state) {
                                    options, &filter, state->have_tails ? &state->tails : nullptr,
                                    state->main_distances, state->main_labels, &stats);
     } else {
-        faiss_use_threads(benzer_threads);
-        benzer::GuardedError error;
-        bool ok = benzer::run_guarded(error, [&] {
-            found = engine->search(state->query, k, options, &filter, state->main_distances,
-                                   state->main_labels, &stats);
-        });
-        if (!ok) {
-            CHECK_FOR_INTERRUPTS();
-            raise_guarded_error(error, "faiss index scan");
-        }
+        // The whole structure: in the search service when it holds it.
+        faiss_engine_search(state->index, state->meta, state->entry, state->query, 1, k, options,
+                            &filter, state->main_distances, state->main_labels, &found, &stats);
     }
     if (state->reranking && found > 0) {
         auto* tids = static_cast<ItemPointerData*>(palloc(sizeof(ItemPointerData) * found));

@@ -23,6 +23,8 @@ int benzer_service_batch_window_us = 0;
 int benzer_service_memory_mb = 2048;
 int benzer_service_threads = 2;
 static int benzer_service_min_rows = 1000;
+// An engine search asks for k rows, and the answer must fit a slot.
+static constexpr int64 benzer_max_service_k = 100000;
 char* benzer_gpu_plugin = nullptr;
 int benzer_gpu_min_rows = 50000;
 static int benzer_service_timeout_ms = 2000;
@@ -63,14 +65,14 @@ void attach_shared_memory() {
     service_shared = static_cast<ServiceShared*>(
         ShmemInitStruct("benzer search service", shared_size(), &found));
     if (!found) {
-        memset(service_shared, 0, offsetof(ServiceShared, slots));
+        memset(static_cast<void*>(service_shared), 0, offsetof(ServiceShared, slots));
         SpinLockInit(&service_shared->mutex);
         service_shared->nslots = benzer_service_slots;
         service_shared->slot_bytes =
             MAXALIGN_DOWN(static_cast<Size>(benzer_service_slot_kb) * 1024);
         for (int i = 0; i < benzer_service_slots; i++) {
             ServiceSlot* slot = &service_shared->slots[i];
-            memset(slot, 0, sizeof(*slot));
+            memset(static_cast<void*>(slot), 0, sizeof(*slot));
             SpinLockInit(&slot->mutex);
             slot->state = kSlotFree;
         }
@@ -178,6 +180,15 @@ int take_slot() {
     return -1;
 }
 
+// Whether the service is reading index from its pages right now.
+bool service_loading(Relation index) {
+    SpinLockAcquire(&service_shared->mutex);
+    bool loading =
+        service_shared->loading && RelFileNodeEquals(service_shared->loading_node, index->rd_node);
+    SpinLockRelease(&service_shared->mutex);
+    return loading;
+}
+
 uint32 slot_state(ServiceSlot* slot) {
     SpinLockAcquire(&slot->mutex);
     uint32 state = slot->state;
@@ -202,6 +213,8 @@ namespace {
 // Why a query cannot go to the service at all (static string), or null.
 const char* refuse(const ServiceQuery& query) {
     bool has_bitmap = query.filter != nullptr;
+    if (query.kind == kServiceEngine && query.k > benzer_max_service_k)
+        return "more rows asked than the service answers at once";
     if (query.small_stays_here &&
         (has_bitmap ? query.filter->allowed : query.rows) < benzer_service_min_rows)
         return "fewer rows than benzer.service_min_rows";
@@ -217,6 +230,7 @@ void submit(int index_slot, Relation index, uint32 generation, const ServiceQuer
     ServiceSlot* slot = &service_shared->slots[index_slot];
     char* data = service_slot_data(index_slot);
     bool has_bitmap = query.filter != nullptr;
+    slot->kind = query.kind;
     slot->node = index->rd_node;
     slot->generation = generation;
     slot->dim = query.dim;
@@ -226,9 +240,10 @@ void submit(int index_slot, Relation index, uint32 generation, const ServiceQuer
     slot->rows = query.rows;
     slot->allowed = has_bitmap ? query.filter->allowed : query.rows;
     slot->has_bitmap = has_bitmap;
+    slot->options = query.options;
     slot->found = 0;
     slot->message[0] = '\0';
-    memcpy(data, query.vector, sizeof(float) * query.dim);
+    if (query.vector != nullptr) memcpy(data, query.vector, sizeof(float) * query.dim);
     if (has_bitmap)
         memcpy(data + service_bitmap_offset(query.dim), query.filter->bits, (query.rows + 7) / 8);
     SpinLockAcquire(&slot->mutex);
@@ -265,10 +280,14 @@ void release(ServiceSlot* slot) {
 
 }  // namespace
 
-int service_exact_search_many(Relation index, uint32 generation, const ServiceQuery* queries, int n,
-                              ServiceAnswer* answers, ServiceOutcome* outcome) {
+int service_search_many(Relation index, uint32 generation, const ServiceQuery* queries, int n,
+                        ServiceAnswer* answers, ServiceOutcome* outcome) {
     *outcome = {};
-    for (int i = 0; i < n; i++) answers[i] = {answers[i].scores, answers[i].labels, 0, false};
+    for (int i = 0; i < n; i++) {
+        answers[i].found = 0;
+        answers[i].served = false;
+        answers[i].stats = benzer::SearchStats();
+    }
     Latch* latch = nullptr;
     // No service wanted or none configured: nothing worth telling EXPLAIN.
     if (!benzer_use_service || service_shared == nullptr || n <= 0) return 0;
@@ -326,6 +345,13 @@ int service_exact_search_many(Relation index, uint32 generation, const ServiceQu
                 return served;
             }
             long remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+            if (remaining <= 0 && service_loading(index)) {
+                // The service is reading this index: waiting is still
+                // cheaper than every backend reading it for itself.
+                deadline =
+                    TimestampTzPlusMilliseconds(GetCurrentTimestamp(), benzer_service_timeout_ms);
+                continue;
+            }
             if (remaining <= 0) {
                 for (int i = first; i < next; i++) {
                     if (slot_of[i] < 0) continue;
@@ -352,9 +378,17 @@ int service_exact_search_many(Relation index, uint32 generation, const ServiceQu
                     service_answer_offset(query.dim, query.rows, query.filter != nullptr);
                 ServiceAnswer& out = answers[i];
                 out.found = Min(slot->found, query.k);
-                memcpy(out.scores, answer, sizeof(float) * out.found);
-                memcpy(out.labels, answer + MAXALIGN(sizeof(float) * query.k),
-                       sizeof(int64) * out.found);
+                if (out.found > 0) {
+                    memcpy(out.scores, answer, sizeof(float) * out.found);
+                    memcpy(out.labels, answer + MAXALIGN(sizeof(float) * query.k),
+                           sizeof(int64) * out.found);
+                }
+                if (query.kind == kServiceEngine) {
+                    out.stats = slot->stats;
+                    out.stats.service_why_not = nullptr;
+                }
+                if (query.kind == kServiceDescribe && out.summary != nullptr)
+                    *out.summary = slot->summary;
                 out.served = true;
                 served++;
                 outcome->gpu = outcome->gpu || slot->gpu;
@@ -368,6 +402,19 @@ int service_exact_search_many(Relation index, uint32 generation, const ServiceQu
     outcome->served = served > 0;
     pfree(slot_of);
     return served;
+}
+
+bool service_describe_engine(Relation index, uint32 generation, int dim,
+                             ServiceEngineSummary* summary, const char** why) {
+    ServiceQuery query = {};
+    query.kind = kServiceDescribe;
+    query.dim = dim;
+    ServiceAnswer answer = {};
+    answer.summary = summary;
+    ServiceOutcome outcome;
+    (void)service_search_many(index, generation, &query, 1, &answer, &outcome);
+    *why = outcome.why;
+    return answer.served;
 }
 
 bool service_may_answer(Relation index) {

@@ -29,11 +29,43 @@ enum ServiceDevice { kServiceDeviceAuto, kServiceDeviceCpu, kServiceDeviceGpu };
 // the shared memory and the background worker.
 void service_init(void);
 
-// One exact search for the service: the k rows of the index's lists (labels
-// 0..rows-1, in the index's space: a cosine query normalised) nearest to
-// vector among those filter allows (null: all), scored as
-// benzer::ExactCandidates scores them.
+// What a request asks.
+enum ServiceRequestKind {
+    // An exact search of the rows of an index's lists (Flat, IVF-Flat).
+    kServiceExact,
+    // A search of a Faiss structure that lives whole in the index's blob
+    // (HNSW, IVF-PQ FastScan, ...), which the service holds once per server.
+    kServiceEngine,
+    // Hold such a structure and describe it (before a backend's first
+    // search of an index generation).
+    kServiceDescribe,
+};
+
+// What a backend needs to know of a structure the service holds for it.
+struct ServiceEngineSummary {
+    int64 rows;
+    int nlist;
+    int default_nprobe;
+    int default_ef_search;
+    float default_k_factor;
+    bool has_exact_vectors;
+    int64 memory_bytes;
+    char description[256];  // benzer::Engine::describe()
+};
+
+// One search for the service.
+//
+// kServiceExact: the k rows of the index's lists (labels 0..rows-1, in the
+// index's space: a cosine query normalised) nearest to vector among those
+// filter allows (null: all), scored as benzer::ExactCandidates scores them.
+//
+// kServiceEngine: benzer::Engine::search(vector, k, options, filter) on
+// the structure of the index generation (rows: its labels, the filter's
+// count); the query as the SQL operator sees it.
+//
+// kServiceDescribe: no vector, k 0; the answer's summary is filled.
 struct ServiceQuery {
+    ServiceRequestKind kind;
     const float* vector;
     int dim;
     benzer::ExactScore score;
@@ -44,6 +76,7 @@ struct ServiceQuery {
     // cheap exact search of its own (rows read page by page); otherwise
     // even a small search is cheaper in the service.
     bool small_stays_here;
+    benzer::SearchOptions options;  // kServiceEngine
 };
 
 // Where a search ran, for EXPLAIN.
@@ -54,12 +87,23 @@ struct ServiceOutcome {
     const char* why;  // when not served: why (a static string), or null
 };
 
+// Records in stats where the service's answers came from, or why it gave
+// none (for EXPLAIN).
+inline void service_note_outcome(benzer::SearchStats* stats, const ServiceOutcome& outcome,
+                                 int served) {
+    if (stats == nullptr) return;
+    stats->service += served;
+    stats->service_gpu = stats->service_gpu || outcome.gpu;
+    stats->service_batch = Max(stats->service_batch, outcome.batch);
+    if (outcome.why != nullptr) stats->service_why_not = outcome.why;
+}
+
 // Whether the service may answer searches of index at all (wanted, running,
 // a shared index): a cheap check before preparing a request.
 bool service_may_answer(Relation index);
 
-// Asks the service for n exact searches at once (one from a scan, all of
-// a benzer_batch_search call): they are handed over together, so the
+// Asks the service for n searches at once (one from a scan, all of a
+// benzer_batch_search call): they are handed over together, so the
 // service answers them with one pass. answers[i] brings buffers for
 // queries[i].k results and receives found and served (nearest first).
 // Returns how many were served; the others the caller searches itself
@@ -70,9 +114,17 @@ struct ServiceAnswer {
     benzer::Label* labels;
     int64 found;
     bool served;
+    benzer::SearchStats stats;      // kServiceEngine: what the search did
+    ServiceEngineSummary* summary;  // kServiceDescribe: filled when given
 };
-int service_exact_search_many(Relation index, uint32 generation, const ServiceQuery* queries, int n,
-                              ServiceAnswer* answers, ServiceOutcome* outcome);
+int service_search_many(Relation index, uint32 generation, const ServiceQuery* queries, int n,
+                        ServiceAnswer* answers, ServiceOutcome* outcome);
+
+// Has the service hold the Faiss structure of index's generation (reading
+// it if it does not yet) and describe it. False when it cannot (the same
+// reasons as a search; *why says which): the backend loads it itself.
+bool service_describe_engine(Relation index, uint32 generation, int dim,
+                             ServiceEngineSummary* summary, const char** why);
 
 // A line for benzer_index_info: whether the service holds this index
 // (palloc'd), or null.

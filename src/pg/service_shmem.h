@@ -18,6 +18,7 @@
 #pragma once
 
 #include "pg/postgres_headers.h"
+#include "pg/service.h"
 
 extern "C" {
 #include "storage/latch.h"
@@ -40,6 +41,7 @@ struct ServiceSlot {
     uint32 state;
     Latch* owner_latch;  // set when the answer is there
     // The request (written in FILLING, read in RUNNING).
+    int32 kind;  // ServiceRequestKind
     RelFileNode node;
     uint32 generation;
     int32 dim;
@@ -49,11 +51,14 @@ struct ServiceSlot {
     int64 rows;     // labels 0..rows-1
     int64 allowed;  // rows the bitmap allows
     bool has_bitmap;
+    benzer::SearchOptions options;  // kServiceEngine
     // The answer (written in RUNNING, read in DONE/FAILED).
     int64 found;
     bool gpu;
     int32 batch;
-    char message[128];  // why it FAILED
+    benzer::SearchStats stats;     // kServiceEngine (service_why_not unused)
+    ServiceEngineSummary summary;  // kServiceDescribe
+    char message[128];             // why it FAILED
 };
 
 // Counters and what the service holds, for benzer_search_service().
@@ -64,6 +69,7 @@ struct ServiceHeldIndex {
     int64 bytes;
     int64 queries;
     bool on_gpu;
+    bool engine;  // the whole Faiss structure (HNSW ...), not rows for exact searches
 };
 constexpr int kServiceHeldShown = 32;
 
@@ -79,6 +85,12 @@ struct ServiceShared {
     int64 batches;
     int64 largest_batch;
     int64 loads;  // index generations read from pages
+    // The index being read from its pages right now: backends waiting on
+    // it wait past benzer.service_timeout (a large index takes a while,
+    // and their fallback, each reading it for itself, is what the service
+    // exists to avoid).
+    bool loading;
+    RelFileNode loading_node;
     int held_count;
     ServiceHeldIndex held[kServiceHeldShown];
     int nslots;

@@ -36,7 +36,9 @@
 
 #include "core/device.h"
 #include "gpu/device_abi.h"
+#include "pg/context_owned.h"
 #include "pg/faiss.h"
+#include "pg/faiss_cache.h"
 #include "pg/faiss_lists.h"
 #include "pg/faiss_pages.h"
 #include "pg/guard.h"
@@ -74,6 +76,9 @@ struct HeldIndex {
     float* vectors;                // rows x dim, by label
     benzer::DeviceRows* cpu_rows;  // owned
     benzer::DeviceRows* gpu_rows;  // owned, uploaded on first GPU use, or null
+    // Or a whole Faiss structure (kServiceEngine): owned through context.
+    benzer::Engine* engine;
+    ServiceEngineSummary summary;
     Size bytes;
     uint64 last_used;
     TimestampTz last_use_time;
@@ -143,6 +148,7 @@ void publish_held() {
         out.bytes = static_cast<int64>(h->bytes);
         out.queries = h->queries;
         out.on_gpu = h->gpu_rows != nullptr;
+        out.engine = h->engine != nullptr;
     }
     service_shared->held_count = n;
     SpinLockRelease(&service_shared->mutex);
@@ -271,22 +277,106 @@ HeldIndex* load_index(const ServiceSlot& request, const char** why) {
     return held;
 }
 
+// Says which index the service is reading (null node: none), so that
+// backends waiting for it wait on (service_shmem.h).
+void set_loading(const RelFileNode* node) {
+    SpinLockAcquire(&service_shared->mutex);
+    service_shared->loading = node != nullptr;
+    if (node != nullptr) service_shared->loading_node = *node;
+    SpinLockRelease(&service_shared->mutex);
+}
+
+// Reads the whole Faiss structure of the index generation a request names
+// (HNSW, ...) from its blob pages. Returns null (with *why) when the index
+// is not what the request says or too large for benzer.service_memory.
+HeldIndex* load_engine(const ServiceSlot& request, const char** why) {
+    Relation relation = CreateFakeRelcacheEntry(request.node);
+    g_open_relation = relation;
+    FaissMeta meta;
+    faiss_read_meta(relation, &meta);
+    HeldIndex* held = nullptr;
+    *why = "the index changed";
+    Size limit = static_cast<Size>(benzer_service_memory_mb) * 1024 * 1024;
+    if (meta.generation != request.generation || meta.factory[0] == '\0' ||
+        faiss_lists_paged(meta)) {
+        *why = "the index changed";
+    } else if (meta.blob.bytes > limit) {
+        *why = "the index is larger than benzer.service_memory";
+    } else {
+        make_room(meta.blob.bytes);
+        MemoryContext context =
+            AllocSetContextCreate(g_load_context, "benzer service index", ALLOCSET_DEFAULT_SIZES);
+        held = static_cast<HeldIndex*>(MemoryContextAllocZero(context, sizeof(HeldIndex)));
+        held->context = context;
+        held->node = request.node;
+        held->generation = request.generation;
+        held->dim = meta.dimensions;
+        auto* holder = ContextOwned<benzer::Engine>::create(context);
+        MemoryContext old = MemoryContextSwitchTo(context);
+        bool same = faiss_cache_read_engine(relation, meta, holder);
+        MemoryContextSwitchTo(old);
+        if (!same) {
+            MemoryContextDelete(context);
+            held = nullptr;
+        } else {
+            held->engine = holder->object;
+            benzer::Engine* engine = held->engine;
+            ServiceEngineSummary& summary = held->summary;
+            benzer::GuardedError error;
+            if (!benzer::run_guarded(error, [&] {
+                    summary.rows = engine->size();
+                    summary.nlist = engine->nlist();
+                    summary.default_nprobe = engine->default_nprobe();
+                    summary.default_ef_search = engine->default_ef_search();
+                    summary.default_k_factor = engine->default_k_factor();
+                    summary.has_exact_vectors = engine->has_exact_vectors();
+                    summary.memory_bytes = static_cast<int64>(engine->memory_bytes());
+                    std::string text = engine->describe();
+                    snprintf(summary.description, sizeof(summary.description), "%s", text.c_str());
+                })) {
+                MemoryContextDelete(context);
+                raise_guarded_error(error, "search service");
+            }
+            held->rows = summary.rows;
+            held->bytes = Max(static_cast<Size>(summary.memory_bytes), meta.blob.bytes);
+        }
+    }
+    g_open_relation = nullptr;
+    FreeFakeRelcacheEntry(relation);
+    if (held == nullptr) return nullptr;
+    MemoryContextSetParent(held->context, g_service_context);
+    held->next = g_held;
+    g_held = held;
+    g_held_bytes += held->bytes;
+    SpinLockAcquire(&service_shared->mutex);
+    service_shared->loads++;
+    SpinLockRelease(&service_shared->mutex);
+    return held;
+}
+
 // The held index a request names, read if needed; older generations of
 // the same relation are dropped.
 HeldIndex* find_index(const ServiceSlot& request, const char** why) {
     HeldIndex* found = nullptr;
+    bool engine = request.kind != kServiceExact;
     for (HeldIndex* h = g_held; h != nullptr;) {
         HeldIndex* next = h->next;
         if (RelFileNodeEquals(h->node, request.node)) {
-            if (h->generation == request.generation && h->dim == request.dim &&
-                h->rows == request.rows)
-                found = h;
-            else if (h->generation != request.generation)
+            if (h->generation != request.generation)
                 forget(h);
+            else if (engine && h->engine != nullptr)
+                found = h;
+            else if (!engine && h->engine == nullptr && h->dim == request.dim &&
+                     h->rows == request.rows)
+                found = h;
         }
         h = next;
     }
-    if (found == nullptr) found = load_index(request, why);
+    if (found == nullptr) {
+        set_loading(&request.node);
+        found = engine ? load_engine(request, why) : load_index(request, why);
+        set_loading(nullptr);
+    }
     if (found != nullptr) {
         found->last_used = ++g_clock;
         found->last_use_time = GetCurrentTimestamp();
@@ -313,16 +403,102 @@ void forget_idle() {
 // The device a request wants, as far as the service has it.
 bool wants_gpu(const ServiceSlot& slot) {
     // The plugin selects at most BENZER_DEVICE_MAX_CANDIDATES per query.
-    if (g_gpu == nullptr ||
+    if (g_gpu == nullptr || slot.kind != kServiceExact ||
         benzer::device_candidates_per_query(slot.k, slot.rows) > BENZER_DEVICE_MAX_CANDIDATES)
         return false;
     if (slot.device == kServiceDeviceGpu) return true;
     return slot.device == kServiceDeviceAuto && slot.rows >= benzer_gpu_min_rows;
 }
 
-bool same_group(const ServiceSlot& a, const ServiceSlot& b) {
-    return RelFileNodeEquals(a.node, b.node) && a.generation == b.generation && a.dim == b.dim &&
-           a.rows == b.rows && a.score == b.score && wants_gpu(a) == wants_gpu(b);
+// Whether requests a and b (slots) can be answered by one call: the same
+// index and device; for structure searches also the same k, settings and
+// allowed rows (one Engine::search_batch call).
+bool same_group(int a, int b) {
+    const ServiceSlot& x = service_shared->slots[a];
+    const ServiceSlot& y = service_shared->slots[b];
+    if (x.kind != y.kind || !RelFileNodeEquals(x.node, y.node) || x.generation != y.generation ||
+        x.dim != y.dim || x.rows != y.rows)
+        return false;
+    if (x.kind == kServiceDescribe) return true;
+    if (x.kind == kServiceExact) return x.score == y.score && wants_gpu(x) == wants_gpu(y);
+    if (x.k != y.k || x.has_bitmap != y.has_bitmap || x.allowed != y.allowed ||
+        memcmp(&x.options, &y.options, sizeof(x.options)) != 0)
+        return false;
+    return !x.has_bitmap ||
+           memcmp(service_slot_data(a) + service_bitmap_offset(x.dim),
+                  service_slot_data(b) + service_bitmap_offset(y.dim), (x.rows + 7) / 8) == 0;
+}
+
+// Counts a group's outcome and publishes it.
+void count_group(HeldIndex* held, int n, bool ok) {
+    held->queries += n;
+    SpinLockAcquire(&service_shared->mutex);
+    if (ok) {
+        service_shared->requests += n;
+        service_shared->batches++;
+        service_shared->largest_batch = Max(service_shared->largest_batch, n);
+    } else {
+        service_shared->failed += n;
+    }
+    SpinLockRelease(&service_shared->mutex);
+    publish_held();
+}
+
+// Answers structure searches members[0..n) (one index, one k, the same
+// settings and allowed rows) with one Engine call: Faiss runs a batch's
+// queries in parallel. Searches with different settings or filters go
+// one group after another: Engine::search widens a graph by raising its
+// stored efSearch for the call, so two at once on one structure would race.
+void serve_engine_group(HeldIndex* held, const int* members, int n) {
+    const ServiceSlot& first = service_shared->slots[members[0]];
+    int64 k = first.k;
+    int dim = held->dim;
+    auto* queries = static_cast<float*>(palloc(sizeof(float) * dim * n));
+    for (int i = 0; i < n; i++)
+        memcpy(queries + static_cast<Size>(i) * dim, service_slot_data(members[i]),
+               sizeof(float) * dim);
+    auto* distances = static_cast<float*>(palloc(sizeof(float) * n * Max(k, 1)));
+    auto* labels = static_cast<benzer::Label*>(palloc(sizeof(benzer::Label) * n * Max(k, 1)));
+    auto* counts = static_cast<int64*>(palloc0(sizeof(int64) * n));
+    benzer::LabelFilter filter;
+    filter.bits = reinterpret_cast<const uint8*>(service_slot_data(members[0]) +
+                                                 service_bitmap_offset(first.dim));
+    filter.count = first.rows;
+    filter.allowed = first.allowed;
+    const benzer::LabelFilter* use_filter = first.has_bitmap ? &filter : nullptr;
+    benzer::SearchOptions options = first.options;
+    benzer::SearchStats stats;
+    benzer::Engine* engine = held->engine;
+    faiss_use_threads(benzer_service_threads);
+    benzer::GuardedError error;
+    bool ok = dim == first.dim && benzer::run_guarded(error, [&] {
+                  if (n == 1)
+                      counts[0] = engine->search(queries, k, options, use_filter, distances, labels,
+                                                 &stats);
+                  else
+                      engine->search_batch(n, queries, k, options, use_filter, distances, labels,
+                                           counts, &stats);
+              });
+    if (dim != first.dim) snprintf(error.message, sizeof(error.message), "dimensions differ");
+    CHECK_FOR_INTERRUPTS();
+    for (int i = 0; i < n; i++) {
+        ServiceSlot* slot = &service_shared->slots[members[i]];
+        if (ok) {
+            char* answer = service_slot_data(members[i]) +
+                           service_answer_offset(slot->dim, slot->rows, slot->has_bitmap);
+            int64 found = Min(counts[i], k);
+            memcpy(answer, distances + i * k, sizeof(float) * found);
+            memcpy(answer + MAXALIGN(sizeof(float) * k), labels + i * k, sizeof(int64) * found);
+            slot->found = found;
+            slot->gpu = false;
+            slot->batch = n;
+            // Each request carries the whole call's work: a batch is one call.
+            slot->stats = stats;
+            slot->stats.service_why_not = nullptr;
+        }
+        finish_slot(members[i], ok, ok ? nullptr : error.message);
+    }
+    count_group(held, n, ok);
 }
 
 // Answers the requests members[0..n) (one index, one device) with one
@@ -334,6 +510,18 @@ void serve_group(const int* members, int n) {
     if (held == nullptr) {
         for (int i = 0; i < n; i++) finish_slot(members[i], false, why);
         publish_held();
+        return;
+    }
+    if (first.kind == kServiceDescribe) {
+        for (int i = 0; i < n; i++) {
+            service_shared->slots[members[i]].summary = held->summary;
+            finish_slot(members[i], true, nullptr);
+        }
+        publish_held();
+        return;
+    }
+    if (first.kind == kServiceEngine) {
+        serve_engine_group(held, members, n);
         return;
     }
     benzer::GuardedError error;
@@ -400,17 +588,7 @@ void serve_group(const int* members, int n) {
         }
         finish_slot(members[i], ok, ok ? nullptr : error.message);
     }
-    held->queries += n;
-    SpinLockAcquire(&service_shared->mutex);
-    if (ok) {
-        service_shared->requests += n;
-        service_shared->batches++;
-        service_shared->largest_batch = Max(service_shared->largest_batch, n);
-    } else {
-        service_shared->failed += n;
-    }
-    SpinLockRelease(&service_shared->mutex);
-    publish_held();
+    count_group(held, n, ok);
 }
 
 // Moves every QUEUED slot into the batch (RUNNING).
@@ -432,9 +610,8 @@ void serve_groups() {
     for (int i = 0; i < g_batch_count; i++) {
         if (done[i]) continue;
         int n = 0;
-        const ServiceSlot& lead = service_shared->slots[g_batch[i]];
         for (int j = i; j < g_batch_count; j++) {
-            if (!done[j] && same_group(lead, service_shared->slots[g_batch[j]])) {
+            if (!done[j] && same_group(g_batch[i], g_batch[j])) {
                 members[n++] = g_batch[j];
                 done[j] = true;
             }
@@ -463,6 +640,7 @@ void recover_from_error() {
     ResourceOwnerRelease(CurrentResourceOwner, RESOURCE_RELEASE_LOCKS, false, true);
     ResourceOwnerRelease(CurrentResourceOwner, RESOURCE_RELEASE_AFTER_LOCKS, false, true);
     MemoryContextReset(g_load_context);
+    set_loading(nullptr);
     for (int i = 0; i < g_batch_count; i++) {
         ServiceSlot* slot = &service_shared->slots[g_batch[i]];
         SpinLockAcquire(&slot->mutex);

@@ -8,7 +8,11 @@
 # without leaking the request slot; a terminated service is restarted
 # without a server restart while searches fall back; a hot standby runs its
 # own service and answers what the primary answers; after an immediate stop
-# and crash recovery the service answers again; nothing crashes.
+# and crash recovery the service answers again; nothing crashes. Whole
+# Faiss structures (HNSW) are held by the service once per server: a backend
+# searching through it keeps no copy, and gets the answers its own copy
+# would give (with the index's options, filters, batch searches), also
+# when the service stops answering half-way through a session.
 use strict;
 use warnings FATAL => 'all';
 
@@ -217,8 +221,103 @@ is($failed, '0', 'no request failed');
 	is($served, $exact, 'and they equal a sequential scan per query');
 }
 
+# --- Whole structures (HNSW) are held once per server ---------------------
+$node->safe_psql($db, qq{
+	CREATE TABLE h (id int PRIMARY KEY, cat int, v vector($dim));
+	INSERT INTO h SELECT * FROM t;
+	CREATE INDEX h_hnsw ON h USING faiss (v, cat) WITH (factory = 'HNSW16');
+	CREATE TABLE hp (id int PRIMARY KEY, cat int, v vector($dim));
+	INSERT INTO hp SELECT * FROM t;
+	CREATE INDEX hp_hnsw ON hp USING faiss (v vector_ip_ops, cat) WITH (factory = 'HNSW16');
+});
+
+# The answers of an HNSW index (approximate) for a dozen queries, as one
+# string: the service runs the very same search as a backend's own copy.
+sub graph_answers
+{
+	my ($table, $op, $where, $extra) = @_;
+	$extra //= '';
+	my @out;
+	for my $seed (9301 .. 9312)
+	{
+		push @out, $node->safe_psql($db,
+			"SET enable_seqscan = off; $extra SELECT string_agg(id || ':' || "
+			  . "round(d::numeric, 5), ',') FROM (SELECT id, v $op rv($seed, $dim) AS d "
+			  . "FROM $table $where ORDER BY v $op rv($seed, $dim) LIMIT 10) x");
+	}
+	return join(';', @out);
+}
+
+for my $case ([ 'h', '<->', '', 'HNSW, L2' ],
+	[ 'h', '<->', 'WHERE cat = 3', 'HNSW, L2, filtered' ],
+	[ 'hp', '<#>', 'WHERE cat IN (1, 2)', 'HNSW, inner product, filtered' ])
+{
+	my ($table, $op, $where, $name) = @$case;
+	like($node->safe_psql($db,
+			"SET enable_seqscan = off; EXPLAIN (ANALYZE, COSTS OFF) "
+			  . "SELECT id FROM $table $where ORDER BY v $op rv(5, $dim) LIMIT 10"),
+		qr/rounds in the search service \(cpu/, "$name: EXPLAIN says the service searched");
+	my $served = graph_answers($table, $op, $where);
+	my $local = graph_answers($table, $op, $where, 'SET benzer.search_service = off;');
+	is($served, $local, "$name: the same rows and distances as the backend's own copy");
+	like($served, qr/^\d+:/, "$name: and there are answers");
+}
+
+{
+	my $info = q{SELECT bytes_in_memory, faiss_bytes, description FROM benzer_index_info('h_hnsw')};
+	my ($mine, $faiss, $description) = split /\|/, $node->safe_psql($db, $info);
+	ok($mine < $faiss / 10,
+		"a backend searching through the service keeps no copy ($mine bytes, the structure is $faiss)");
+	like($description, qr/efSearch.*the search service holds generation/,
+		'benzer_index_info describes the structure and says the service holds it');
+	my @lines = split /\n/, $node->safe_psql($db,
+		"SET benzer.search_service = off; SET enable_seqscan = off; "
+		  . "SELECT id FROM h ORDER BY v <-> rv(1, $dim) LIMIT 1; $info");
+	my ($own) = split /\|/, $lines[-1];
+	ok($own >= $faiss / 2, "with the service off a backend loads its own copy ($own bytes)");
+}
+
+# The index's options (ALTER INDEX ... SET) reach the service's copy.
+$node->safe_psql($db, 'ALTER INDEX h_hnsw SET (ef_search = 4)');
+is(graph_answers('h', '<->', ''),
+	graph_answers('h', '<->', '', 'SET benzer.search_service = off;'),
+	'ef_search set on the index: the service answers as the backend does');
+$node->safe_psql($db, 'ALTER INDEX h_hnsw RESET (ef_search)');
+
+{
+	my $batch = q{
+		SELECT string_agg(b.query || ':' || h.id || ':' || round(b.distance::numeric, 5), ',' ORDER BY b.query, b.rank)
+		FROM benzer_batch_search('h_hnsw', ARRAY(SELECT rv(s, 24) FROM generate_series(9201, 9212) s), 10,
+		                         '{"cat": [1, 2, 3]}') b
+		JOIN h ON h.ctid = b.tid};
+	is($node->safe_psql($db, $batch),
+		$node->safe_psql($db, "SET benzer.search_service = off; $batch"),
+		'benzer_batch_search on HNSW: the same answers with and without the service');
+}
+
+my $graph_bench = start_pgbench($node, $db, 'service_graph',
+	"\\set s random(1, 100000)\n"
+	  . "SET enable_seqscan = off;\n"
+	  . "SELECT id FROM h ORDER BY v <-> rv(:s, $dim) LIMIT 10;\n",
+	'-c', '8', '-j', '2', '-T', '3');
+my ($graph_rc, undef, $graph_err) = finish_pgbench($graph_bench);
+is($graph_rc, 0, '8 clients searching HNSW through the service: no error') or diag($graph_err);
+
+# A session whose structure the service holds searches itself when the
+# service stops answering, with the same answers.
+my $graph_session = $node->background_psql($db);
+my $graph_q = "SET enable_seqscan = off; SELECT string_agg(id::text, ',') FROM "
+  . "(SELECT id FROM h WHERE cat < 10 ORDER BY v <-> rv(77, $dim) LIMIT 10) x";
+my $graph_before = session_query($graph_session, $graph_q);
+
 # --- A stopped service: fallback after the timeout, and cancel ------------
 kill 'STOP', $pid;
+is(session_query($graph_session, "SET benzer.service_timeout = 200; $graph_q"), $graph_before,
+	'HNSW: with the service stopped, a session loads its own copy and answers the same');
+$graph_session->quit;
+is(graph_answers('h', '<->', 'WHERE cat = 3', 'SET benzer.service_timeout = 100;'),
+	graph_answers('h', '<->', 'WHERE cat = 3', 'SET benzer.search_service = off;'),
+	'HNSW: new sessions answer the same while the service is stopped');
 my $plan = explain_line('t', '<->', '', 'SET benzer.service_timeout = 300;');
 like($plan, qr/searched in this backend: the service was busy past benzer.service_timeout/,
 	'a stopped service: the backend searches itself after benzer.service_timeout');
