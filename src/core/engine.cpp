@@ -24,11 +24,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <condition_variable>
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <queue>
 #include <sstream>
+#include <unordered_map>
 #include <vector>
 
 #if defined(__linux__)
@@ -181,6 +184,64 @@ bool supports_selector(const faiss::Index* index) {
     return false;
 }
 
+namespace {
+
+// The gates of knob fields (engine_internal.h), by field address.
+struct KnobGate {
+    int active;         // searches holding the field at current
+    long long own;      // the object's own value, restored by the last one out
+    long long current;  // the value they hold it at
+};
+std::mutex g_knob_mutex;
+std::condition_variable g_knob_released;
+std::unordered_map<const void*, KnobGate> g_knob_gates;
+
+template <typename T>
+void enter_gate(T* field, T value) {
+    std::unique_lock<std::mutex> lock(g_knob_mutex);
+    for (;;) {
+        auto it = g_knob_gates.find(field);
+        if (it == g_knob_gates.end()) {
+            g_knob_gates[field] = {1, static_cast<long long>(*field),
+                                   static_cast<long long>(value)};
+            *field = value;
+            return;
+        }
+        if (it->second.current == static_cast<long long>(value)) {
+            it->second.active++;
+            return;
+        }
+        g_knob_released.wait(lock);
+    }
+}
+
+template <typename T>
+void leave_gate(T* field) {
+    std::lock_guard<std::mutex> lock(g_knob_mutex);
+    auto it = g_knob_gates.find(field);
+    if (it == g_knob_gates.end()) return;
+    if (--it->second.active > 0) return;
+    *field = static_cast<T>(it->second.own);
+    g_knob_gates.erase(it);
+    g_knob_released.notify_all();
+}
+
+template <typename T>
+T own_value(const T* field) {
+    std::lock_guard<std::mutex> lock(g_knob_mutex);
+    auto it = g_knob_gates.find(field);
+    return it == g_knob_gates.end() ? *field : static_cast<T>(it->second.own);
+}
+
+}  // namespace
+
+void knob_enter(int* field, int value) { enter_gate(field, value); }
+void knob_enter(std::size_t* field, std::size_t value) { enter_gate(field, value); }
+void knob_leave(int* field) { leave_gate(field); }
+void knob_leave(std::size_t* field) { leave_gate(field); }
+int knob_own_value(const int* field) { return own_value(field); }
+std::size_t knob_own_value(const std::size_t* field) { return own_value(field); }
+
 SearchSetup::SearchSetup(const faiss::Index* index, std::int64_t k, const SearchOptions& options,
                          const LabelFilter* filter, SearchStats* stats)
     : selector_(filter) {
@@ -192,7 +253,8 @@ SearchSetup::SearchSetup(const faiss::Index* index, std::int64_t k, const Search
     if (filter != nullptr && filter->allowed < total && total > 0)
         keep = std::max(static_cast<double>(filter->allowed) / static_cast<double>(total), 1e-6);
     if (ivf != nullptr) {
-        int nprobe = options.nprobe > 0 ? options.nprobe : static_cast<int>(ivf->nprobe);
+        int nprobe =
+            options.nprobe > 0 ? options.nprobe : static_cast<int>(knob_own_value(&ivf->nprobe));
         nprobe = static_cast<int>(
             std::min<double>(std::ceil(nprobe / keep), static_cast<double>(ivf->nlist)));
         covers_all = static_cast<size_t>(nprobe) >= ivf->nlist;
@@ -206,12 +268,12 @@ SearchSetup::SearchSetup(const faiss::Index* index, std::int64_t k, const Search
         }
     }
     if (const faiss::IndexHNSW* graph = find_hnsw(index)) {
-        int ef = options.ef_search > 0 ? options.ef_search : graph->hnsw.efSearch;
+        int ef = options.ef_search > 0 ? options.ef_search : knob_own_value(&graph->hnsw.efSearch);
         std::int64_t rows = filter != nullptr ? std::min(filter->allowed, total) : total;
         exhaustive = ef >= rows;
     }
     if (hnsw_ != nullptr) {
-        int ef = options.ef_search > 0 ? options.ef_search : hnsw_->hnsw.efSearch;
+        int ef = options.ef_search > 0 ? options.ef_search : knob_own_value(&hnsw_->hnsw.efSearch);
         ef = static_cast<int>(std::min<double>(std::ceil(ef / keep), std::max(ef, 2048)));
         hnsw_params_.efSearch = ef;
         hnsw_params_.sel = use_selector ? &selector_ : nullptr;
@@ -808,7 +870,8 @@ bool Engine::prefers_exact_subset(const SearchOptions& options, const LabelFilte
         // safer answer.
         ivf_work = std::max(ivf_work, kCheapExactValues / dim_);
     } else {
-        int nprobe = options.nprobe > 0 ? options.nprobe : static_cast<int>(ivf->nprobe);
+        int nprobe =
+            options.nprobe > 0 ? options.nprobe : static_cast<int>(knob_own_value(&ivf->nprobe));
         ivf_work = 2.0 * static_cast<double>(rows) * nprobe /
                    static_cast<double>(std::max<size_t>(ivf->nlist, 1));
     }
@@ -1048,12 +1111,12 @@ void Engine::set_defaults(int nprobe, int ef_search, int ef_construction, float 
 
 int Engine::default_nprobe() const {
     const faiss::IndexIVF* ivf = find_ivf(index_);
-    return ivf ? static_cast<int>(ivf->nprobe) : 0;
+    return ivf ? static_cast<int>(knob_own_value(&ivf->nprobe)) : 0;
 }
 
 int Engine::default_ef_search() const {
     const faiss::IndexHNSW* hnsw = find_hnsw(index_);
-    return hnsw ? hnsw->hnsw.efSearch : 0;
+    return hnsw ? knob_own_value(&hnsw->hnsw.efSearch) : 0;
 }
 
 float Engine::default_k_factor() const { return refine_ ? default_k_factor_ : 0.0f; }

@@ -98,6 +98,20 @@ struct SearchStats {
     const char* service_why_not = nullptr;  // why the last exact search ran here
 };
 
+// One of the independent searches Engine::search_each runs: search()'s
+// arguments and results.
+struct SearchRequest {
+    const float* query = nullptr;
+    std::int64_t k = 0;
+    const LabelFilter* filter = nullptr;  // may be null
+    float* distances = nullptr;           // k entries
+    Label* labels = nullptr;              // k entries
+    std::int64_t found = 0;
+    SearchStats stats;
+    bool failed = false;
+    char error[256] = {0};  // why, when failed
+};
+
 struct TuningRequest;
 struct TuningTable;
 struct RowSource;
@@ -246,6 +260,16 @@ class Engine {
                               const SearchOptions& options, const LabelFilter* filter,
                               float* distances, Label* labels, std::int64_t* counts,
                               SearchStats* stats) const;
+
+    // search() for n independent requests (each its own query, k and
+    // filter; the same options) on up to threads threads: each request gets
+    // exactly what search() alone would give it. A request that fails is
+    // marked failed; the others are answered. Searches needing different
+    // values of a knob Faiss reads from the object (HNSW efSearch, FastScan
+    // nprobe) wait for each other (engine_internal.h). Never throws for a
+    // request's failure; the caller must not modify the engine meanwhile.
+    void search_each(SearchRequest* requests, std::int64_t n, const SearchOptions& options,
+                     int threads) const;
 
     // Measures recall and cost of candidate search settings on rows sampled
     // from the index and fills table (tuning.h). rows: every indexed row by

@@ -33,6 +33,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <utility>
@@ -160,7 +161,8 @@ void ivf_flat_batch(const faiss::IndexIVFFlat* ivf, const float* queries, std::i
     double keep = 1.0;
     if (filter != nullptr && filter->allowed < total)
         keep = std::max(static_cast<double>(filter->allowed) / static_cast<double>(total), 1e-6);
-    int nprobe = options.nprobe > 0 ? options.nprobe : static_cast<int>(ivf->nprobe);
+    int nprobe = options.nprobe > 0 ? options.nprobe
+                                    : static_cast<int>(internal::knob_own_value(&ivf->nprobe));
     nprobe = static_cast<int>(
         std::min<double>(std::ceil(nprobe / keep), static_cast<double>(ivf->nlist)));
     nprobe = std::max(nprobe, 1);
@@ -445,6 +447,25 @@ std::int64_t Engine::search_batch(std::int64_t nq, const float* queries_in, std:
         counts[q] = found;
     }
     return total_found();
+}
+
+void Engine::search_each(SearchRequest* requests, std::int64_t n, const SearchOptions& options,
+                         int threads) const {
+    if (n <= 0) return;
+    int team = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(threads, n)));
+#pragma omp parallel for schedule(dynamic) num_threads(team)
+    for (std::int64_t i = 0; i < n; i++) {
+        SearchRequest& r = requests[i];
+        try {
+            r.found = search(r.query, r.k, options, r.filter, r.distances, r.labels, &r.stats);
+        } catch (const std::exception& e) {
+            r.failed = true;
+            std::snprintf(r.error, sizeof(r.error), "%s", e.what());
+        } catch (...) {
+            r.failed = true;
+            std::snprintf(r.error, sizeof(r.error), "unknown error");
+        }
+    }
 }
 
 }  // namespace benzer

@@ -69,40 +69,53 @@ std::int64_t complete_search(const faiss::Index* index, const float* exact_rows,
 // Whether Faiss 1.7.3 applies SearchParameters::sel for this index.
 bool supports_selector(const faiss::Index* index);
 
-// Sets an IVF index's nprobe for one search and restores it afterwards, so
-// a widened search never changes the cached index's default. (FastScan
-// rejects SearchParameters, so its nprobe must be set on the object.)
-struct NprobeOverride {
-    faiss::IndexIVF* ivf = nullptr;
-    std::size_t saved = 0;
-    void set(faiss::IndexIVF* target, std::size_t nprobe) {
-        if (ivf == nullptr) {
-            ivf = target;
-            saved = target->nprobe;
-        }
-        target->nprobe = nprobe;
+// Knobs Faiss reads only from the index object itself (FastScan's nprobe,
+// which rejects SearchParameters; HNSW's efSearch, which Faiss 1.7.3 uses
+// to size the candidate queue whatever the parameters say) are set on the
+// object for the length of one search. Searches of one structure may run
+// at once on several threads (Engine::search_each, the search service), so
+// each such field has a gate: searches that need the same value share it,
+// one that needs another waits until they are done, and the last one out
+// restores the object's own value. Every search thus sees exactly the
+// value it would see alone. A single-threaded caller pays an uncontended
+// mutex.
+void knob_enter(int* field, int value);
+void knob_enter(std::size_t* field, std::size_t value);
+void knob_leave(int* field);
+void knob_leave(std::size_t* field);
+// The field's own value (not one a running search set).
+int knob_own_value(const int* field);
+std::size_t knob_own_value(const std::size_t* field);
+
+// Holds a knob at a value for one search (set() again to change it).
+template <typename T>
+struct KnobOverride {
+    T* field = nullptr;
+    T value = 0;
+    void set(T* target, T wanted) {
+        if (field == target && value == wanted) return;
+        if (field != nullptr) knob_leave(field);
+        field = target;
+        value = wanted;
+        knob_enter(field, wanted);
     }
-    ~NprobeOverride() {
-        if (ivf != nullptr) ivf->nprobe = saved;
+    ~KnobOverride() {
+        if (field != nullptr) knob_leave(field);
     }
 };
 
-// The same for HNSW's efSearch: Faiss 1.7.3 sizes its candidate queue from
-// the index's own efSearch and only stops by the parameter's, so a wider
-// search needs the stored value raised for the call too.
+// An IVF index's nprobe for one search: a widened search never changes the
+// cached index's default.
+struct NprobeOverride {
+    KnobOverride<std::size_t> knob;
+    void set(faiss::IndexIVF* target, std::size_t nprobe) { knob.set(&target->nprobe, nprobe); }
+};
+
+// HNSW's efSearch for one search: a wider search needs the stored value
+// raised for the call too.
 struct EfSearchOverride {
-    faiss::IndexHNSW* hnsw = nullptr;
-    int saved = 0;
-    void set(faiss::IndexHNSW* target, int ef) {
-        if (hnsw == nullptr) {
-            hnsw = target;
-            saved = target->hnsw.efSearch;
-        }
-        target->hnsw.efSearch = ef;
-    }
-    ~EfSearchOverride() {
-        if (hnsw != nullptr) hnsw->hnsw.efSearch = saved;
-    }
+    KnobOverride<int> knob;
+    void set(faiss::IndexHNSW* target, int ef) { knob.set(&target->hnsw.efSearch, ef); }
 };
 
 // The Faiss parameters of one search (or batch) of a base index (never an

@@ -270,7 +270,7 @@ FaissLoadedIndex* faiss_cache_acquire(Relation index, const FaissMeta& meta) {
     if (meta.factory[0] != '\0') {
         ServiceEngineSummary summary;
         const char* why = nullptr;
-        if (!faiss_lists_paged(meta) && service_may_answer(index) &&
+        if (!faiss_lists_paged(meta) && benzer_service_structures && service_may_answer(index) &&
             service_describe_engine(index, meta.generation, meta.dimensions, &summary, &why)) {
             entry->served = static_cast<ServiceEngineSummary*>(
                 MemoryContextAlloc(context, sizeof(ServiceEngineSummary)));

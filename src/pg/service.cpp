@@ -18,6 +18,7 @@ extern "C" {
 }
 
 bool benzer_use_service = true;
+bool benzer_service_structures = true;
 int benzer_device = kServiceDeviceAuto;
 int benzer_service_batch_window_us = 0;
 int benzer_service_memory_mb = 2048;
@@ -101,6 +102,13 @@ void define_settings() {
         "once per server and answers the exact searches of all connections together. Off, or "
         "whenever the service cannot answer, the backend searches itself: same results.",
         &benzer_use_service, true, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+    DefineCustomBoolVariable(
+        "benzer.service_structures",
+        "Let the search service hold whole Faiss structures (HNSW ...) for this session.",
+        "On, a backend's first search of such an index asks the service to hold it once per "
+        "server and sends its searches there; off, the backend loads its own copy (more memory "
+        "per connection, but searches with different filters run in parallel in the backends).",
+        &benzer_service_structures, true, PGC_USERSET, 0, nullptr, nullptr, nullptr);
     DefineCustomEnumVariable(
         "benzer.device", "Where the search service computes: auto, cpu or gpu.",
         "auto: the GPU when the service has one and the index holds at least "

@@ -20,6 +20,7 @@ extern "C" {
 
 // Settings (service.cpp).
 extern bool benzer_use_service;
+extern bool benzer_service_structures;
 extern int benzer_device;  // ServiceDevice
 
 // benzer.device: where the service computes.

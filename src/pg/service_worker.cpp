@@ -34,6 +34,9 @@
 // object lives in a frame an ERROR can unwind.
 #include <sys/stat.h>
 
+#include <new>
+#include <vector>
+
 #include "core/device.h"
 #include "gpu/device_abi.h"
 #include "pg/context_owned.h"
@@ -410,9 +413,18 @@ bool wants_gpu(const ServiceSlot& slot) {
     return slot.device == kServiceDeviceAuto && slot.rows >= benzer_gpu_min_rows;
 }
 
-// Whether requests a and b (slots) can be answered by one call: the same
-// index and device; for structure searches also the same k, settings and
-// allowed rows (one Engine::search_batch call).
+// Whether two requests' allowed-row bitmaps are the same (or both absent).
+bool same_bitmap(int a, int b) {
+    const ServiceSlot& x = service_shared->slots[a];
+    const ServiceSlot& y = service_shared->slots[b];
+    if (x.has_bitmap != y.has_bitmap || x.rows != y.rows || x.allowed != y.allowed) return false;
+    return !x.has_bitmap ||
+           memcmp(service_slot_data(a) + service_bitmap_offset(x.dim),
+                  service_slot_data(b) + service_bitmap_offset(y.dim), (x.rows + 7) / 8) == 0;
+}
+
+// Whether requests a and b (slots) can be answered together: the same
+// index and device; for structure searches also the same settings.
 bool same_group(int a, int b) {
     const ServiceSlot& x = service_shared->slots[a];
     const ServiceSlot& y = service_shared->slots[b];
@@ -421,12 +433,7 @@ bool same_group(int a, int b) {
         return false;
     if (x.kind == kServiceDescribe) return true;
     if (x.kind == kServiceExact) return x.score == y.score && wants_gpu(x) == wants_gpu(y);
-    if (x.k != y.k || x.has_bitmap != y.has_bitmap || x.allowed != y.allowed ||
-        memcmp(&x.options, &y.options, sizeof(x.options)) != 0)
-        return false;
-    return !x.has_bitmap ||
-           memcmp(service_slot_data(a) + service_bitmap_offset(x.dim),
-                  service_slot_data(b) + service_bitmap_offset(y.dim), (x.rows + 7) / 8) == 0;
+    return memcmp(&x.options, &y.options, sizeof(x.options)) == 0;
 }
 
 // Counts a group's outcome and publishes it.
@@ -444,61 +451,92 @@ void count_group(HeldIndex* held, int n, bool ok) {
     publish_held();
 }
 
-// Answers structure searches members[0..n) (one index, one k, the same
-// settings and allowed rows) with one Engine call: Faiss runs a batch's
-// queries in parallel. Searches with different settings or filters go
-// one group after another: Engine::search widens a graph by raising its
-// stored efSearch for the call, so two at once on one structure would race.
+// Answers structure searches members[0..n) (one index, the same
+// settings). When they share k and the allowed rows (searches without
+// filter columns), one Engine::search_batch call answers them, Faiss
+// running the queries in parallel; otherwise Engine::search_each runs
+// them on benzer.service_threads threads, each with its own filter (a
+// search needing another stored efSearch waits for the ones using theirs:
+// every answer is what a backend's own copy would give).
 void serve_engine_group(HeldIndex* held, const int* members, int n) {
     const ServiceSlot& first = service_shared->slots[members[0]];
-    int64 k = first.k;
     int dim = held->dim;
-    auto* queries = static_cast<float*>(palloc(sizeof(float) * dim * n));
-    for (int i = 0; i < n; i++)
-        memcpy(queries + static_cast<Size>(i) * dim, service_slot_data(members[i]),
-               sizeof(float) * dim);
-    auto* distances = static_cast<float*>(palloc(sizeof(float) * n * Max(k, 1)));
-    auto* labels = static_cast<benzer::Label*>(palloc(sizeof(benzer::Label) * n * Max(k, 1)));
-    auto* counts = static_cast<int64*>(palloc0(sizeof(int64) * n));
-    benzer::LabelFilter filter;
-    filter.bits = reinterpret_cast<const uint8*>(service_slot_data(members[0]) +
-                                                 service_bitmap_offset(first.dim));
-    filter.count = first.rows;
-    filter.allowed = first.allowed;
-    const benzer::LabelFilter* use_filter = first.has_bitmap ? &filter : nullptr;
+    bool batch = n > 1;
+    int64 kmax = 1;
+    for (int i = 0; i < n; i++) {
+        const ServiceSlot& slot = service_shared->slots[members[i]];
+        batch = batch && slot.k == first.k && same_bitmap(members[0], members[i]);
+        kmax = Max(kmax, slot.k);
+    }
+    auto* distances = static_cast<float*>(palloc(sizeof(float) * n * kmax));
+    auto* labels = static_cast<benzer::Label*>(palloc(sizeof(benzer::Label) * n * kmax));
+    auto* filters = static_cast<benzer::LabelFilter*>(palloc0(sizeof(benzer::LabelFilter) * n));
+    auto* requests = static_cast<benzer::SearchRequest*>(palloc(sizeof(benzer::SearchRequest) * n));
+    for (int i = 0; i < n; i++) {
+        const ServiceSlot& slot = service_shared->slots[members[i]];
+        char* data = service_slot_data(members[i]);
+        filters[i].bits = reinterpret_cast<const uint8*>(data + service_bitmap_offset(slot.dim));
+        filters[i].count = slot.rows;
+        filters[i].allowed = slot.allowed;
+        new (&requests[i]) benzer::SearchRequest();
+        requests[i].query = reinterpret_cast<const float*>(data);
+        requests[i].k = slot.k;
+        requests[i].filter = slot.has_bitmap ? &filters[i] : nullptr;
+        requests[i].distances = distances + i * kmax;
+        requests[i].labels = labels + i * kmax;
+        if (slot.dim != dim) {
+            requests[i].failed = true;
+            snprintf(requests[i].error, sizeof(requests[i].error), "dimensions differ");
+        }
+    }
     benzer::SearchOptions options = first.options;
-    benzer::SearchStats stats;
     benzer::Engine* engine = held->engine;
-    faiss_use_threads(benzer_service_threads);
+    int threads = benzer_service_threads;
+    faiss_use_threads(threads);
     benzer::GuardedError error;
-    bool ok = dim == first.dim && benzer::run_guarded(error, [&] {
-                  if (n == 1)
-                      counts[0] = engine->search(queries, k, options, use_filter, distances, labels,
-                                                 &stats);
-                  else
-                      engine->search_batch(n, queries, k, options, use_filter, distances, labels,
-                                           counts, &stats);
+    bool ok = first.dim == dim && benzer::run_guarded(error, [&] {
+                  if (batch) {
+                      std::vector<float> queries(static_cast<size_t>(dim) * n);
+                      for (int i = 0; i < n; i++)
+                          memcpy(queries.data() + static_cast<size_t>(i) * dim, requests[i].query,
+                                 sizeof(float) * dim);
+                      std::vector<int64_t> counts(n);
+                      benzer::SearchStats stats;
+                      engine->search_batch(n, queries.data(), first.k, options, requests[0].filter,
+                                           distances, labels, counts.data(), &stats);
+                      for (int i = 0; i < n; i++) {
+                          requests[i].found = counts[i];
+                          // Each request carries the call's work: it was one call.
+                          requests[i].stats = stats;
+                      }
+                  } else {
+                      engine->search_each(requests, n, options, threads);
+                  }
               });
-    if (dim != first.dim) snprintf(error.message, sizeof(error.message), "dimensions differ");
+    if (first.dim != dim) snprintf(error.message, sizeof(error.message), "dimensions differ");
     CHECK_FOR_INTERRUPTS();
+    int answered = 0;
     for (int i = 0; i < n; i++) {
         ServiceSlot* slot = &service_shared->slots[members[i]];
-        if (ok) {
+        const benzer::SearchRequest& r = requests[i];
+        bool this_ok = ok && !r.failed;
+        if (this_ok) {
             char* answer = service_slot_data(members[i]) +
                            service_answer_offset(slot->dim, slot->rows, slot->has_bitmap);
-            int64 found = Min(counts[i], k);
-            memcpy(answer, distances + i * k, sizeof(float) * found);
-            memcpy(answer + MAXALIGN(sizeof(float) * k), labels + i * k, sizeof(int64) * found);
+            int64 found = Min(r.found, slot->k);
+            memcpy(answer, r.distances, sizeof(float) * found);
+            memcpy(answer + MAXALIGN(sizeof(float) * slot->k), r.labels, sizeof(int64) * found);
             slot->found = found;
             slot->gpu = false;
             slot->batch = n;
-            // Each request carries the whole call's work: a batch is one call.
-            slot->stats = stats;
+            slot->stats = r.stats;
             slot->stats.service_why_not = nullptr;
+            answered++;
         }
-        finish_slot(members[i], ok, ok ? nullptr : error.message);
+        finish_slot(members[i], this_ok, !ok ? error.message : r.error);
     }
-    count_group(held, n, ok);
+    count_group(held, answered, answered > 0);
+    if (answered < n) count_group(held, n - answered, false);
 }
 
 // Answers the requests members[0..n) (one index, one device) with one

@@ -275,6 +275,16 @@ for my $case ([ 'h', '<->', '', 'HNSW, L2' ],
 		  . "SELECT id FROM h ORDER BY v <-> rv(1, $dim) LIMIT 1; $info");
 	my ($own) = split /\|/, $lines[-1];
 	ok($own >= $faiss / 2, "with the service off a backend loads its own copy ($own bytes)");
+	my @kept = split /\n/, $node->safe_psql($db,
+		"SET benzer.service_structures = off; SET enable_seqscan = off; "
+		  . "SELECT id FROM h ORDER BY v <-> rv(1, $dim) LIMIT 1; $info");
+	my ($kept) = split /\|/, $kept[-1];
+	ok($kept >= $faiss / 2,
+		"benzer.service_structures = off: the backend loads its own copy ($kept bytes)");
+	like($node->safe_psql($db,
+			"SET benzer.service_structures = off; SET enable_seqscan = off; "
+			  . "EXPLAIN (ANALYZE, COSTS OFF) SELECT id FROM t ORDER BY v <-> rv(5, $dim) LIMIT 10"),
+		qr/rounds in the search service/, '... while exact searches still go to the service');
 }
 
 # The index's options (ALTER INDEX ... SET) reach the service's copy.

@@ -275,6 +275,93 @@ TEST(ExactBatch, NegativeInnerProductAndFewRows) {
     }
 }
 
+// search_each runs independent searches, each with its own filter (so its
+// own widened efSearch or nprobe), on several threads: every answer must
+// equal search()'s alone, and the structure's own knobs must be as before.
+void expect_each_equals_search(const std::string& factory) {
+    const int dim = 16;
+    const std::int64_t n = 3000;
+    std::vector<float> x = random_vectors(n, dim, 77);
+    auto engine = build(factory, Metric::kL2, x, dim);
+    int ef_before = engine->default_ef_search();
+    int nprobe_before = engine->default_nprobe();
+    const int nq = 48;
+    std::vector<float> queries = random_vectors(nq, dim, 78);
+    std::vector<std::unique_ptr<Bitmap>> bitmaps;
+    std::vector<benzer::SearchRequest> requests(nq);
+    std::vector<float> distances(static_cast<size_t>(nq) * 10);
+    std::vector<Label> labels(static_cast<size_t>(nq) * 10);
+    for (int q = 0; q < nq; q++) {
+        // Filters of different densities: every search widens differently.
+        int modulo = 1 + q % 7;
+        bitmaps.push_back(
+            std::make_unique<Bitmap>(n, [&](std::int64_t i) { return i % modulo == 0; }));
+        benzer::SearchRequest& r = requests[q];
+        r.query = queries.data() + q * dim;
+        r.k = 10;
+        r.filter = q % 5 == 0 ? nullptr : &bitmaps.back()->filter;
+        r.distances = distances.data() + q * 10;
+        r.labels = labels.data() + q * 10;
+    }
+    benzer::SearchOptions options;
+    engine->search_each(requests.data(), nq, options, 4);
+    for (int q = 0; q < nq; q++) {
+        const benzer::SearchRequest& r = requests[q];
+        ASSERT_FALSE(r.failed) << r.error;
+        std::vector<float> d(10);
+        std::vector<Label> l(10);
+        std::int64_t found =
+            engine->search(r.query, 10, options, r.filter, d.data(), l.data(), nullptr);
+        ASSERT_EQ(r.found, found) << factory << " query " << q;
+        for (std::int64_t j = 0; j < found; j++) {
+            EXPECT_EQ(r.labels[j], l[j]) << factory << " query " << q << " rank " << j;
+            EXPECT_EQ(r.distances[j], d[j]) << factory << " query " << q << " rank " << j;
+        }
+    }
+    EXPECT_EQ(engine->default_ef_search(), ef_before);
+    EXPECT_EQ(engine->default_nprobe(), nprobe_before);
+}
+
+TEST(SearchEach, HnswWithDifferentFiltersEqualsSearch) { expect_each_equals_search("HNSW16"); }
+
+TEST(SearchEach, FastScanWithDifferentFiltersEqualsSearch) {
+    expect_each_equals_search("IVF16,PQ8x4fs");
+}
+
+bool interrupt_always() { return true; }
+
+TEST(SearchEach, ACanceledSearchIsMarkedFailedAndNothingEscapes) {
+    const int dim = 8;
+    std::vector<float> x = random_vectors(500, dim, 5);
+    auto engine = build("HNSW8", Metric::kL2, x, dim);
+    std::vector<float> q = random_vectors(3, dim, 6);
+    std::vector<float> d(30);
+    std::vector<Label> l(30);
+    benzer::SearchRequest requests[3];
+    for (int i = 0; i < 3; i++) {
+        requests[i].query = q.data() + i * dim;
+        requests[i].k = 10;
+        requests[i].distances = d.data() + i * 10;
+        requests[i].labels = l.data() + i * 10;
+    }
+    // Faiss's HNSW search checks for interrupts and throws: each request
+    // records it, none escapes search_each.
+    benzer::set_interrupt_check(interrupt_always);
+    EXPECT_NO_THROW(engine->search_each(requests, 3, benzer::SearchOptions(), 2));
+    benzer::set_interrupt_check(nullptr);
+    for (const auto& r : requests) {
+        EXPECT_TRUE(r.failed);
+        EXPECT_STRNE(r.error, "");
+    }
+    // And the structure still answers afterwards.
+    benzer::SearchRequest again = requests[0];
+    again.failed = false;
+    again.error[0] = '\0';
+    engine->search_each(&again, 1, benzer::SearchOptions(), 1);
+    EXPECT_FALSE(again.failed) << again.error;
+    EXPECT_EQ(again.found, 10);
+}
+
 }  // namespace
 
 #endif  // BENZER_HAVE_FAISS
