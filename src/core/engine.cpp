@@ -615,6 +615,35 @@ void Engine::train(const float* vectors, std::int64_t n) {
     }
 }
 
+bool Engine::coarse_training(CoarseTraining* plan) const {
+    auto* ivf = dynamic_cast<const faiss::IndexIVF*>(index_);
+    if (ivf == nullptr || index_->is_trained || ivf->quantizer == nullptr ||
+        dynamic_cast<const faiss::IndexFlat*>(ivf->quantizer) == nullptr ||
+        ivf->quantizer->ntotal != 0 || ivf->quantizer_trains_alone != 0 ||
+        ivf->clustering_index != nullptr)
+        return false;
+    plan->nlist = static_cast<int>(ivf->nlist);
+    plan->iterations = ivf->cp.niter;
+    plan->spherical = ivf->cp.spherical || ivf->metric_type == faiss::METRIC_INNER_PRODUCT;
+    plan->seed = ivf->cp.seed;
+    plan->points_per_centroid = ivf->cp.max_points_per_centroid;
+    return true;
+}
+
+void Engine::train_with_centroids(const float* vectors, std::int64_t n, const float* centroids) {
+    CoarseTraining plan;
+    if (!coarse_training(&plan))
+        throw Error(ErrorKind::kInternal, "this index does not take coarse centroids");
+    auto* ivf = dynamic_cast<faiss::IndexIVF*>(index_);
+    for (std::int64_t i = 0; i < static_cast<std::int64_t>(plan.nlist) * dim_; i++)
+        if (!std::isfinite(centroids[i]))
+            throw Error(ErrorKind::kInternal, "coarse centroids are not finite");
+    ivf->quantizer->add(plan.nlist, centroids);
+    // Faiss skips its own clustering for a quantizer that holds nlist
+    // centroids already, and trains the rest.
+    train(vectors, n);
+}
+
 void Engine::add(const float* vectors, std::int64_t n) {
     if (n == 0) return;
     if (!index_->is_trained)

@@ -245,6 +245,25 @@ class Engine {
     // engine normalises a copy.
     void train(const float* vectors, std::int64_t n);
 
+    // The coarse k-means of training, when it may run elsewhere (the search
+    // service's GPU, core/kmeans.h): an untrained IVF over a flat quantizer
+    // without a transform. Fills what Faiss's own clustering would use and
+    // returns true; false for other structures (train() does it all).
+    struct CoarseTraining {
+        int nlist = 0;
+        int iterations = 0;  // Faiss's for this index (ClusteringParameters)
+        bool spherical = false;
+        std::int64_t seed = 0;
+        std::int64_t points_per_centroid = 0;  // Faiss's sample: nlist * this
+    };
+    bool coarse_training(CoarseTraining* plan) const;
+
+    // train() with the coarse centroids computed elsewhere (nlist * dim
+    // floats, for the rows as train() sees them: cosine rows normalised):
+    // they become the quantizer's, and Faiss trains only the rest (PQ or
+    // SQ codes on the residuals). Only when coarse_training() is true.
+    void train_with_centroids(const float* vectors, std::int64_t n, const float* centroids);
+
     // Adds n vectors with labels size() .. size()+n-1.
     void add(const float* vectors, std::int64_t n);
 

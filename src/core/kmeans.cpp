@@ -14,6 +14,7 @@
 #include <faiss/impl/AuxIndexStructures.h>
 
 #include "blas.h"
+#include "device.h"
 #include "distance.h"
 #include "error.h"
 
@@ -53,6 +54,7 @@ struct AssignIndex : faiss::IndexFlat {
     const float* rows = nullptr;       // the sample
     const float* row_norms = nullptr;  // its squared norms
     std::int64_t nrows = 0;
+    Device* device = nullptr;  // assigns instead of the kernel below, when set
 
     AssignIndex(int dim, bool inner_product)
         : faiss::IndexFlat(dim, inner_product ? faiss::METRIC_INNER_PRODUCT : faiss::METRIC_L2) {}
@@ -67,6 +69,10 @@ struct AssignIndex : faiss::IndexFlat {
         const std::size_t dim = static_cast<std::size_t>(d);
         const float* centroids = get_xb();
         const int nc = static_cast<int>(ntotal);
+        if (device != nullptr) {
+            assign_on_device(n, x, distances, labels, l2);
+            return;
+        }
         std::vector<float> centroid_norms(static_cast<std::size_t>(nc));
         for (int c = 0; c < nc; c++)
             centroid_norms[c] = inner_product(centroids + c * dim, centroids + c * dim, dim);
@@ -104,6 +110,30 @@ struct AssignIndex : faiss::IndexFlat {
                 }
                 distances[i0 + i] = l2 ? std::max(best_value, 0.0f) : best_value;
                 labels[i0 + i] = best;
+            }
+            faiss::InterruptCallback::check();
+        }
+    }
+
+    // The device's nearest centroid by L2. Spherical k-means compares unit
+    // rows with unit centroids, where the nearest by L2 is the one with the
+    // largest inner product; Faiss then wants that product, computed here
+    // exactly for the chosen centroid.
+    void assign_on_device(FaissLabel n, const float* x, float* distances, FaissLabel* labels,
+                          bool l2) const {
+        const std::size_t dim = static_cast<std::size_t>(d);
+        constexpr FaissLabel kBlock = 65536;
+        std::vector<std::int64_t> nearest(static_cast<std::size_t>(std::min(kBlock, n)));
+        std::vector<float> squared(nearest.size());
+        for (FaissLabel i0 = 0; i0 < n; i0 += kBlock) {
+            FaissLabel nb = std::min(kBlock, n - i0);
+            device->assign(get_xb(), ntotal, x + i0 * d, nb, d, nearest.data(), squared.data());
+            for (FaissLabel i = 0; i < nb; i++) {
+                std::int64_t c = nearest[static_cast<std::size_t>(i)];
+                if (c < 0 || c >= ntotal) c = 0;
+                labels[i0 + i] = c;
+                distances[i0 + i] = l2 ? std::max(squared[static_cast<std::size_t>(i)], 0.0f)
+                                       : inner_product(x + (i0 + i) * dim, get_xb() + c * dim, dim);
             }
             faiss::InterruptCallback::check();
         }
@@ -220,6 +250,7 @@ int KMeans::run(int iterations) {
                 inner_product(sample_.data() + i * d, sample_.data() + i * d, d);
     }
     AssignIndex index(dim_, options_.spherical);
+    index.device = device_;
     index.rows = sample_.data();
     index.row_norms = sample_norms_.data();
     index.nrows = sample_count_;
@@ -244,6 +275,7 @@ void KMeans::assign(const float* vectors, std::int64_t n, std::int32_t* clusters
     if (centroids_.size() != static_cast<std::size_t>(options_.k) * dim_)
         throw Error(ErrorKind::kInternal, "k-means has not run");
     std::unique_ptr<AssignIndex> index(new AssignIndex(dim_, options_.spherical));
+    index->device = device_;
     index->add(options_.k, centroids_.data());
 
     std::size_t d = static_cast<std::size_t>(dim_);

@@ -29,6 +29,8 @@
 
 namespace benzer {
 
+class Device;
+
 struct KMeansOptions {
     int k = 0;                 // clusters, at least 1
     int iterations = 300;      // at least 1 (the seed application used 300)
@@ -87,6 +89,14 @@ class KMeans {
     int dim() const { return dim_; }
     int k() const { return options_.k; }
 
+    // Runs the assignment steps (each iteration's, and assign()'s) on
+    // device (core/device.h: the search service's GPU, or its CPU
+    // implementation) instead of benzer's BLAS kernel; null: the kernel.
+    // The centroid updates stay Faiss's. Not owned; must outlive its use.
+    // A device may break distance ties differently in the last bits, so
+    // clusters can differ from the kernel's where rows are equidistant.
+    void set_device(Device* device) { device_ = device; }
+
     // The centroids, k * dim floats (after at least one run()).
     const float* centroids() const { return centroids_.data(); }
 
@@ -104,6 +114,7 @@ class KMeans {
     std::int64_t sample_count_ = 0;
     std::vector<float> centroids_;
     KMeansProgress progress_;
+    Device* device_ = nullptr;
 };
 
 }  // namespace benzer

@@ -28,6 +28,7 @@
 #include "pg/faiss_tails.h"
 #include "pg/guard.h"
 #include "pg/guarded.h"
+#include "pg/service.h"
 #include "pg/vector.h"
 
 extern "C" {
@@ -238,6 +239,47 @@ float* training_sample(const RowSet& rows, int64 wanted, int64* sample_count) {
 // Creates and trains the engine for rows. When there are too few rows for
 // the structure: ERROR, or, with allow_pending (a merge of an index built on
 // an empty table), leaves holder empty so the rows stay pending.
+// On a GPU (or with benzer.device = gpu), an IVF index's coarse k-means
+// runs in the search service, which owns the device (service_kmeans), and
+// Faiss then trains only the rest here. Returns false when it did not (the
+// structure has no such step, raw inner product, the service declined):
+// the caller trains as usual.
+bool train_coarse_in_service(Relation index, benzer::Engine* engine, benzer::Metric metric,
+                             const float* sample, int64 count, int dim) {
+    benzer::Engine::CoarseTraining plan;
+    bool coarse = false;
+    guarded("could not train faiss index", [&] { coarse = engine->coarse_training(&plan); });
+    // Our k-means is L2 or cosine (spherical on normalised rows); Faiss's
+    // inner-product clustering keeps raw rows.
+    if (!coarse || metric == benzer::Metric::kInnerProduct || !service_wants_kmeans(count))
+        return false;
+    benzer::KMeansOptions options;
+    options.k = plan.nlist;
+    options.iterations = Max(plan.iterations, 1);
+    options.spherical = plan.spherical;
+    options.seed = plan.seed;
+    options.sample_size = static_cast<int64>(plan.nlist) * Max(plan.points_per_centroid, 1);
+    if (count < options.k) return false;
+    auto* centroids =
+        static_cast<float*>(palloc(sizeof(float) * static_cast<Size>(plan.nlist) * dim));
+    ServiceKMeansOutcome outcome;
+    if (!service_kmeans(sample, count, dim, options, centroids, nullptr, nullptr, &outcome)) {
+        ereport(DEBUG1, (errmsg("faiss index \"%s\": coarse k-means in this backend: %s",
+                                RelationGetRelationName(index),
+                                outcome.why != nullptr ? outcome.why : "the service declined")));
+        pfree(centroids);
+        return false;
+    }
+    guarded("could not train faiss index",
+            [&] { engine->train_with_centroids(sample, count, centroids); });
+    ereport(DEBUG1, (errmsg("faiss index \"%s\": %d coarse centroids trained by the search "
+                            "service on %s (%d iterations)",
+                            RelationGetRelationName(index), plan.nlist, outcome.device,
+                            outcome.iterations)));
+    pfree(centroids);
+    return true;
+}
+
 void create_and_train(Relation index, const FaissOptions* options, benzer::Metric metric,
                       const RowSet& rows, EngineHolder* holder, char* factory_out,
                       bool allow_pending) {
@@ -290,7 +332,9 @@ void create_and_train(Relation index, const FaissOptions* options, benzer::Metri
     float* sample = training_sample(rows, wanted, &sample_count);
     pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, kPhaseTraining);
     faiss_use_threads(benzer_build_threads);
-    guarded("could not train faiss index", [&] { holder->object->train(sample, sample_count); });
+    if (!train_coarse_in_service(index, holder->object, metric, sample, sample_count, rows.dim))
+        guarded("could not train faiss index",
+                [&] { holder->object->train(sample, sample_count); });
     if (sample != rows.vectors) pfree(sample);
 }
 

@@ -27,6 +27,7 @@
 #include "pg/context_owned.h"
 #include "pg/guard.h"
 #include "pg/guarded.h"
+#include "pg/service.h"
 #include "pg/vector.h"
 
 extern "C" {
@@ -426,6 +427,23 @@ void run_kmeans(FunctionCallInfo fcinfo, const KMeansArguments& args, MemoryCont
     result->distances = static_cast<double*>(MemoryContextAllocHuge(context, sizeof(double) * n));
     result->centroids = static_cast<float*>(
         MemoryContextAllocHuge(context, sizeof(float) * static_cast<Size>(dim) * args.options.k));
+
+    // On a GPU (or with benzer.device = gpu), the search service clusters:
+    // it owns the device. Whatever it cannot do, this backend does.
+    if (service_wants_kmeans(n)) {
+        ServiceKMeansOutcome outcome;
+        if (service_kmeans(rows->vectors, n, dim, args.options, result->centroids, result->clusters,
+                           result->distances, &outcome)) {
+            ereport(DEBUG1,
+                    (errmsg("%s: %lld rows clustered by the search service on %s, %d iterations, "
+                            "%.2f s",
+                            args.function, static_cast<long long>(n), outcome.device,
+                            outcome.iterations, elapsed_seconds(start))));
+            return;
+        }
+        ereport(DEBUG1, (errmsg("%s: clustering in this backend: %s", args.function,
+                                outcome.why != nullptr ? outcome.why : "the service declined")));
+    }
 
     faiss_install_interrupt_check();
     auto* holder = ContextOwned<benzer::KMeans>::create(context);

@@ -6,10 +6,14 @@
 
 #include "pg/service_shmem.h"
 
+#include <sys/statvfs.h>
+
 extern "C" {
 #include "access/htup_details.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
+#include "storage/dsm.h"
+#include "storage/dsm_impl.h"
 #include "storage/ipc.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
@@ -423,6 +427,134 @@ bool service_describe_engine(Relation index, uint32 generation, int dim,
     (void)service_search_many(index, generation, &query, 1, &answer, &outcome);
     *why = outcome.why;
     return answer.served;
+}
+
+bool service_wants_kmeans(int64 rows) {
+    Latch* latch = nullptr;
+    if (!benzer_use_service || service_shared == nullptr || !service_latch(&latch)) return false;
+    if (benzer_device == kServiceDeviceGpu) return true;
+    SpinLockAcquire(&service_shared->mutex);
+    bool gpu = service_shared->gpu;
+    SpinLockRelease(&service_shared->mutex);
+    return benzer_device == kServiceDeviceAuto && gpu && rows >= benzer_gpu_min_rows;
+}
+
+namespace {
+
+// Whether a dynamic shared memory segment of bytes is likely to be created
+// without an ERROR: POSIX segments live in /dev/shm, which containers
+// often keep small, and dsm_create raises an ERROR when it is full.
+bool shared_memory_fits(Size bytes) {
+    if (dynamic_shared_memory_type != DSM_IMPL_POSIX) return true;
+    struct statvfs fs;
+    if (statvfs("/dev/shm", &fs) != 0) return false;
+    double available = static_cast<double>(fs.f_bavail) * static_cast<double>(fs.f_frsize);
+    return static_cast<double>(bytes) * 1.25 + 16.0 * 1024 * 1024 < available;
+}
+
+}  // namespace
+
+bool service_kmeans(const float* rows, int64 n, int dim, const benzer::KMeansOptions& options,
+                    float* centroids, int32* clusters, double* distances,
+                    ServiceKMeansOutcome* outcome) {
+    memset(outcome, 0, sizeof(*outcome));
+    Latch* latch = nullptr;
+    if (service_shared == nullptr || !service_latch(&latch)) {
+        outcome->why = "the service is not running";
+        return false;
+    }
+    ServiceKMeansJob job = {};
+    job.dim = dim;
+    job.k = options.k;
+    job.iterations = options.iterations;
+    job.spherical = options.spherical;
+    job.assign_rows = clusters != nullptr;
+    job.seed = options.seed;
+    job.sample_size = options.sample_size;
+    job.n = n;
+    Size bytes = service_kmeans_bytes(job);
+    if (!shared_memory_fits(bytes)) {
+        outcome->why = "too little shared memory (/dev/shm) for the rows";
+        return false;
+    }
+    int index_slot = take_slot();
+    if (index_slot < 0) {
+        outcome->why = "every service slot busy";
+        return false;
+    }
+    ServiceSlot* slot = &service_shared->slots[index_slot];
+    dsm_segment* segment = dsm_create(bytes, DSM_CREATE_NULL_IF_MAXSEGMENTS);
+    if (segment == nullptr) {
+        release(slot);
+        outcome->why = "no dynamic shared memory segment left";
+        return false;
+    }
+    char* base = static_cast<char*>(dsm_segment_address(segment));
+    memcpy(base, &job, sizeof(job));
+    memcpy(base + service_kmeans_rows_offset(), rows, sizeof(float) * n * dim);
+    slot->kind = kServiceKMeans;
+    slot->node = {};
+    slot->generation = 0;
+    slot->dim = dim;
+    slot->device = benzer_device;
+    slot->k = options.k;
+    slot->rows = n;
+    slot->allowed = n;
+    slot->has_bitmap = false;
+    slot->segment = dsm_segment_handle(segment);
+    slot->progress = 0;
+    slot->found = 0;
+    slot->message[0] = '\0';
+    SpinLockAcquire(&slot->mutex);
+    slot->state = kSlotQueued;
+    SpinLockRelease(&slot->mutex);
+    SetLatch(latch);
+    // Queued past benzer.service_timeout: cluster here. Once the service
+    // works on it, wait as long as it takes (a cancel still withdraws it).
+    TimestampTz deadline =
+        TimestampTzPlusMilliseconds(GetCurrentTimestamp(), benzer_service_timeout_ms);
+    uint32 state;
+    for (;;) {
+        state = slot_state(slot);
+        if (state == kSlotDone || state == kSlotFailed) break;
+        if (InterruptPending) {
+            abandon(slot);
+            CHECK_FOR_INTERRUPTS();
+            outcome->why = "interrupted while waiting";
+            dsm_detach(segment);
+            return false;
+        }
+        long remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+        if (state == kSlotQueued && remaining <= 0) {
+            state = take_back(slot);
+            if (state == kSlotQueued) {
+                outcome->why = "the service was busy past benzer.service_timeout";
+                dsm_detach(segment);
+                return false;
+            }
+            continue;
+        }
+        (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+                        state == kSlotQueued ? Max(remaining, 1L) : 1000L, PG_WAIT_EXTENSION);
+        ResetLatch(MyLatch);
+    }
+    bool ok = state == kSlotDone;
+    if (ok) {
+        const auto* done = reinterpret_cast<const ServiceKMeansJob*>(base);
+        memcpy(centroids, base + service_kmeans_centroids_offset(job),
+               sizeof(float) * options.k * dim);
+        if (clusters != nullptr) {
+            memcpy(clusters, base + service_kmeans_clusters_offset(job), sizeof(int32) * n);
+            memcpy(distances, base + service_kmeans_distances_offset(job), sizeof(double) * n);
+        }
+        strlcpy(outcome->device, done->device, sizeof(outcome->device));
+        outcome->iterations = done->iterations_run;
+    } else {
+        outcome->why = "the service could not run it";
+    }
+    release(slot);
+    dsm_detach(segment);
+    return ok;
 }
 
 bool service_may_answer(Relation index) {

@@ -12,6 +12,7 @@
 
 #include "core/engine.h"
 #include "core/exact_batch.h"
+#include "core/kmeans.h"
 #include "pg/postgres_headers.h"
 
 extern "C" {
@@ -40,6 +41,8 @@ enum ServiceRequestKind {
     // Hold such a structure and describe it (before a backend's first
     // search of an index generation).
     kServiceDescribe,
+    // A k-means clustering on the service's device (service_kmeans).
+    kServiceKMeans,
 };
 
 // What a backend needs to know of a structure the service holds for it.
@@ -126,6 +129,29 @@ int service_search_many(Relation index, uint32 generation, const ServiceQuery* q
 // reasons as a search; *why says which): the backend loads it itself.
 bool service_describe_engine(Relation index, uint32 generation, int dim,
                              ServiceEngineSummary* summary, const char** why);
+
+// Whether k-means over rows rows should run in the service: benzer.device
+// = gpu, or auto when the service has a GPU and rows reach
+// benzer.gpu_min_rows (on the CPU, the backend's own k-means is as fast and
+// leaves the service free for searches).
+bool service_wants_kmeans(int64 rows);
+
+// k-means of n rows (dim floats each) with options in the service, on its
+// GPU when it has one (else its CPU implementation of the device): the
+// assignment steps on the device, Faiss's centroid updates on the host
+// (core/kmeans.h). Fills centroids (k * dim) and, when clusters is not
+// null, every row's cluster and distance. Returns false, with *why, when
+// the service could not (the backend then clusters itself): the same
+// reasons as a search, or too little shared memory for the rows. Waits
+// as long as the service works on it; a cancel withdraws it.
+struct ServiceKMeansOutcome {
+    char device[64];  // where it ran
+    int iterations;
+    const char* why;  // when it did not run there
+};
+bool service_kmeans(const float* rows, int64 n, int dim, const benzer::KMeansOptions& options,
+                    float* centroids, int32* clusters, double* distances,
+                    ServiceKMeansOutcome* outcome);
 
 // A line for benzer_index_info: whether the service holds this index
 // (palloc'd), or null.

@@ -52,6 +52,8 @@ struct ServiceSlot {
     int64 allowed;  // rows the bitmap allows
     bool has_bitmap;
     benzer::SearchOptions options;  // kServiceEngine
+    uint32 segment;                 // kServiceKMeans: the dsm_handle of its ServiceKMeansJob
+    int32 progress;                 // kServiceKMeans: iterations run so far
     // The answer (written in RUNNING, read in DONE/FAILED).
     int64 found;
     bool gpu;
@@ -116,6 +118,38 @@ inline Size service_answer_offset(int32 dim, int64 rows, bool has_bitmap) {
 inline Size service_request_bytes(int32 dim, int64 rows, bool has_bitmap, int64 k) {
     return service_answer_offset(dim, rows, has_bitmap) + MAXALIGN(sizeof(float) * k) +
            sizeof(int64) * k;
+}
+
+// A k-means request lives in a dynamic shared memory segment of its own
+// (the rows are too large for a slot): this header, then the rows (n * dim
+// floats), the centroids (k * dim floats), and, when assign_rows, every
+// row's cluster (int32) and distance (double).
+struct ServiceKMeansJob {
+    int32 dim;
+    int32 k;
+    int32 iterations;
+    bool spherical;
+    bool assign_rows;
+    int64 seed;
+    int64 sample_size;
+    int64 n;
+    // Written by the service.
+    int32 iterations_run;
+    char device[64];
+};
+inline Size service_kmeans_rows_offset() { return MAXALIGN(sizeof(ServiceKMeansJob)); }
+inline Size service_kmeans_centroids_offset(const ServiceKMeansJob& job) {
+    return service_kmeans_rows_offset() + MAXALIGN(sizeof(float) * job.n * job.dim);
+}
+inline Size service_kmeans_clusters_offset(const ServiceKMeansJob& job) {
+    return service_kmeans_centroids_offset(job) + MAXALIGN(sizeof(float) * job.k * job.dim);
+}
+inline Size service_kmeans_distances_offset(const ServiceKMeansJob& job) {
+    return service_kmeans_clusters_offset(job) + MAXALIGN(sizeof(int32) * job.n);
+}
+inline Size service_kmeans_bytes(const ServiceKMeansJob& job) {
+    return job.assign_rows ? service_kmeans_distances_offset(job) + sizeof(double) * job.n
+                           : service_kmeans_clusters_offset(job);
 }
 
 // The worker's entry point (service_worker.cpp).

@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "core/device.h"
+#include "core/kmeans.h"
 #include "gpu/device_abi.h"
 #include "pg/context_owned.h"
 #include "pg/faiss.h"
@@ -54,6 +55,7 @@ extern "C" {
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
 #include "storage/bufmgr.h"
+#include "storage/dsm.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
@@ -426,11 +428,13 @@ bool same_bitmap(int a, int b) {
 // Whether requests a and b (slots) can be answered together: the same
 // index and device; for structure searches also the same settings.
 bool same_group(int a, int b) {
+    if (a == b) return true;
     const ServiceSlot& x = service_shared->slots[a];
     const ServiceSlot& y = service_shared->slots[b];
     if (x.kind != y.kind || !RelFileNodeEquals(x.node, y.node) || x.generation != y.generation ||
         x.dim != y.dim || x.rows != y.rows)
         return false;
+    if (x.kind == kServiceKMeans) return false;  // each its own
     if (x.kind == kServiceDescribe) return true;
     if (x.kind == kServiceExact) return x.score == y.score && wants_gpu(x) == wants_gpu(y);
     return memcmp(&x.options, &y.options, sizeof(x.options)) == 0;
@@ -539,10 +543,107 @@ void serve_engine_group(HeldIndex* held, const int* members, int n) {
     if (answered < n) count_group(held, n - answered, false);
 }
 
+// Whether a slot's owner still wants its answer.
+bool still_wanted(const ServiceSlot* slot) {
+    SpinLockAcquire(const_cast<slock_t*>(&slot->mutex));
+    bool wanted = slot->state == kSlotRunning;
+    SpinLockRelease(const_cast<slock_t*>(&slot->mutex));
+    return wanted;
+}
+
+// Runs a k-means request (service_kmeans in service.cpp): the rows, the
+// options and room for the results are in the request's own dynamic
+// shared memory segment. The assignment steps run on the GPU when the
+// request may use it, else on the CPU device; between steps of ten
+// iterations the service checks that the backend still waits (a cancel
+// abandons the request) and reports progress in the slot.
+void serve_kmeans(int member) {
+    ServiceSlot* slot = &service_shared->slots[member];
+    dsm_segment* segment = dsm_attach(slot->segment);
+    if (segment == nullptr) {
+        finish_slot(member, false, "the request's shared memory is gone");
+        return;
+    }
+    char* base = static_cast<char*>(dsm_segment_address(segment));
+    ServiceKMeansJob* job = reinterpret_cast<ServiceKMeansJob*>(base);
+    if (dsm_segment_map_length(segment) < service_kmeans_bytes(*job)) {
+        dsm_detach(segment);
+        finish_slot(member, false, "the request's shared memory is too small");
+        return;
+    }
+    benzer::KMeansOptions options;
+    options.k = job->k;
+    options.iterations = job->iterations;
+    options.spherical = job->spherical;
+    options.seed = job->seed;
+    options.sample_size = job->sample_size;
+    bool gpu =
+        g_gpu != nullptr && (slot->device == kServiceDeviceGpu ||
+                             (slot->device == kServiceDeviceAuto && job->n >= benzer_gpu_min_rows));
+    benzer::Device* device = gpu ? g_gpu : g_cpu;
+    auto* holder = ContextOwned<benzer::KMeans>::create(g_batch_context);
+    const float* rows = reinterpret_cast<const float*>(base + service_kmeans_rows_offset());
+    int dim = job->dim;
+    int64 n = job->n;
+    benzer::GuardedError error;
+    bool ok = benzer::run_guarded(error, [&] {
+        holder->object = new benzer::KMeans(dim, options);
+        holder->object->set_device(device);
+        holder->object->set_data(rows, n);
+    });
+    benzer::KMeans* kmeans = holder->object;
+    faiss_use_threads(benzer_service_threads);
+    bool done = false;
+    while (ok && !done) {
+        ok = benzer::run_guarded(error, [&] {
+            kmeans->run(10);
+            done = kmeans->done();
+        });
+        CHECK_FOR_INTERRUPTS();
+        if (ok) slot->progress = kmeans->progress().iterations;
+        if (!still_wanted(slot)) {
+            ok = false;
+            snprintf(error.message, sizeof(error.message), "withdrawn");
+        }
+    }
+    if (ok) {
+        float* centroids = reinterpret_cast<float*>(base + service_kmeans_centroids_offset(*job));
+        int32* clusters = reinterpret_cast<int32*>(base + service_kmeans_clusters_offset(*job));
+        double* distances = reinterpret_cast<double*>(base + service_kmeans_distances_offset(*job));
+        bool assign_rows = job->assign_rows;
+        int k = job->k;
+        ok = benzer::run_guarded(error, [&] {
+            if (assign_rows) kmeans->assign(rows, n, clusters, distances);
+            memcpy(centroids, kmeans->centroids(), sizeof(float) * k * dim);
+        });
+        job->iterations_run = kmeans->progress().iterations;
+        std::string* name = nullptr;
+        if (benzer::run_guarded(error, [&] { name = new std::string(device->name()); })) {
+            strlcpy(job->device, name->c_str(), sizeof(job->device));
+            (void)benzer::run_guarded(error, [&] { delete name; });
+        }
+    }
+    delete holder->release();
+    dsm_detach(segment);
+    finish_slot(member, ok, ok ? nullptr : error.message);
+    SpinLockAcquire(&service_shared->mutex);
+    if (ok) {
+        service_shared->requests++;
+        service_shared->batches++;
+    } else {
+        service_shared->failed++;
+    }
+    SpinLockRelease(&service_shared->mutex);
+}
+
 // Answers the requests members[0..n) (one index, one device) with one
 // device call.
 void serve_group(const int* members, int n) {
     const ServiceSlot& first = service_shared->slots[members[0]];
+    if (first.kind == kServiceKMeans) {
+        for (int i = 0; i < n; i++) serve_kmeans(members[i]);
+        return;
+    }
     const char* why = nullptr;
     HeldIndex* held = find_index(first, &why);
     if (held == nullptr) {

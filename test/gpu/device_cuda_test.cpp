@@ -17,6 +17,7 @@
 #include "../unit/random_rows.h"
 #include "core/device.h"
 #include "core/distance.h"
+#include "core/kmeans.h"
 
 namespace {
 
@@ -125,6 +126,34 @@ TEST_F(Gpu, KMeansAssignmentMatchesCpu) {
         EXPECT_NEAR(gd[i], cd[i], 1e-3f * cd[i] + 1e-3f);
     }
     EXPECT_LT(differ, n / 1000);
+}
+
+// benzer's k-means with its assignment steps on the GPU (the search
+// service's IVF training and benzer_kmeans) against the CPU device.
+TEST_F(Gpu, KMeansOnTheGpuMatchesCpu) {
+    const int dim = 32, k = 64;
+    const std::int64_t n = 40000;
+    auto rows = random_rows(n, dim, 12);
+    benzer::KMeansOptions options;
+    options.k = k;
+    options.iterations = 20;
+    benzer::KMeans on_gpu(dim, options), on_cpu(dim, options);
+    on_gpu.set_device(gpu_.get());
+    on_cpu.set_device(cpu_.get());
+    on_gpu.set_data(rows.data(), n);
+    on_cpu.set_data(rows.data(), n);
+    while (!on_gpu.done()) on_gpu.run(10);
+    while (!on_cpu.done()) on_cpu.run(10);
+    // Rounding may move a near-tie row; the objectives agree closely.
+    EXPECT_NEAR(on_gpu.progress().objective, on_cpu.progress().objective,
+                1e-3 * on_cpu.progress().objective);
+    std::vector<std::int32_t> gc(n), cc(n);
+    std::vector<double> gd(n), cd(n);
+    on_gpu.assign(rows.data(), n, gc.data(), gd.data());
+    on_cpu.assign(rows.data(), n, cc.data(), cd.data());
+    std::int64_t same = 0;
+    for (std::int64_t i = 0; i < n; i++) same += gc[i] == cc[i];
+    EXPECT_GT(same, n * 95 / 100);
 }
 
 }  // namespace

@@ -313,6 +313,40 @@ my $graph_bench = start_pgbench($node, $db, 'service_graph',
 my ($graph_rc, undef, $graph_err) = finish_pgbench($graph_bench);
 is($graph_rc, 0, '8 clients searching HNSW through the service: no error') or diag($graph_err);
 
+# --- k-means on the service's device ----------------------------------------
+# benzer.device = gpu sends k-means (benzer_kmeans, an IVF index's coarse
+# training) to the service; without a GPU it runs on the service's CPU
+# implementation of the device: the same protocol a GPU gets.
+my $kmeans_q = q{SELECT string_agg(id || ':' || cluster || ':' || round(distance::numeric, 4), ',' ORDER BY id)
+	FROM benzer_kmeans('SELECT id, v FROM t', 6, 20)};
+my $kmeans_local = $node->safe_psql($db, "SET benzer.search_service = off; $kmeans_q");
+{
+	my ($requests_before) = $node->safe_psql($db, 'SELECT requests FROM benzer_search_service()');
+	my ($ret, $out, $err) = $node->psql($db,
+		"SET client_min_messages = debug1; SET benzer.device = gpu; $kmeans_q");
+	like($err, qr/rows clustered by the search service on $device_kind/,
+		'benzer_kmeans with benzer.device = gpu: the service clusters');
+	is($out, $kmeans_local, '... with the clusters and distances of the backend\'s own k-means');
+	my ($requests_after) = $node->safe_psql($db, 'SELECT requests FROM benzer_search_service()');
+	is($requests_after - $requests_before, 1, '... as one request');
+	($ret, $out, $err) = $node->psql($db, "SET client_min_messages = debug1; $kmeans_q");
+	unlike($err, qr/clustered by the search service/,
+		'benzer.device = auto without a GPU: k-means stays in the backend') unless $plugin;
+}
+{
+	my ($ret, $out, $err) = $node->psql($db, q{
+		SET client_min_messages = debug1; SET benzer.device = gpu;
+		CREATE TABLE k AS SELECT * FROM t;
+		CREATE INDEX k_ivf ON k USING faiss (v vector_cosine_ops) WITH (factory = 'IVF8,Flat', nprobe = 8)});
+	is($ret, 0, 'CREATE INDEX with the coarse k-means in the service') or diag($err);
+	like($err, qr/8 coarse centroids trained by the search service/,
+		'... says the service trained the coarse centroids');
+	my $q = "SELECT string_agg(id::text, ',') FROM (SELECT id FROM k ORDER BY v <=> rv(4242, $dim) LIMIT 10) x";
+	is($node->safe_psql($db, "SET enable_seqscan = off; $q"),
+		$node->safe_psql($db, "SET enable_indexscan = off; SET enable_bitmapscan = off; $q"),
+		'... and the index, probing every list, answers exactly');
+}
+
 # A session whose structure the service holds searches itself when the
 # service stops answering, with the same answers.
 my $graph_session = $node->background_psql($db);
@@ -325,6 +359,9 @@ kill 'STOP', $pid;
 is(session_query($graph_session, "SET benzer.service_timeout = 200; $graph_q"), $graph_before,
 	'HNSW: with the service stopped, a session loads its own copy and answers the same');
 $graph_session->quit;
+is($node->safe_psql($db,
+		"SET benzer.device = gpu; SET benzer.service_timeout = 200; $kmeans_q"),
+	$kmeans_local, 'k-means with the service stopped: clustered in the backend after the timeout');
 is(graph_answers('h', '<->', 'WHERE cat = 3', 'SET benzer.service_timeout = 100;'),
 	graph_answers('h', '<->', 'WHERE cat = 3', 'SET benzer.search_service = off;'),
 	'HNSW: new sessions answer the same while the service is stopped');

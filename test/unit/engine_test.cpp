@@ -1039,6 +1039,49 @@ INSTANTIATE_TEST_SUITE_P(Factories, EngineFastKernels,
                              return param_name(info.param);
                          });
 
+// The coarse k-means of an IVF index can run elsewhere (the search
+// service's device): the plan says what Faiss would run, and the
+// centroids handed over are the quantizer's, bit for bit.
+TEST(EngineCoarseTraining, PlanAndCentroidsHandedOver) {
+    const int dim = 8;
+    const std::int64_t n = 2000;
+    std::vector<float> x = random_vectors(n, dim, 31);
+    for (const char* factory : {"IVF16,Flat", "IVF16,PQ4", "IVF16,SQ8"}) {
+        std::unique_ptr<Engine> engine(Engine::create(factory, dim, Metric::kL2));
+        Engine::CoarseTraining plan;
+        ASSERT_TRUE(engine->coarse_training(&plan)) << factory;
+        EXPECT_EQ(plan.nlist, 16);
+        EXPECT_GT(plan.iterations, 0);
+        EXPECT_FALSE(plan.spherical);
+        // Centroids no clustering would produce: recognisable in the blob.
+        std::vector<float> centroids(16 * dim);
+        for (size_t i = 0; i < centroids.size(); i++) centroids[i] = 0.001f * i + 0.0001f;
+        engine->train_with_centroids(x.data(), n, centroids.data());
+        EXPECT_TRUE(engine->is_trained());
+        EXPECT_FALSE(engine->coarse_training(&plan)) << "trained: nothing left to hand over";
+        engine->add(x.data(), n);
+        std::vector<std::uint8_t> blob(engine->serialized_size());
+        engine->serialize(blob.data(), blob.size());
+        const std::uint8_t* raw = reinterpret_cast<const std::uint8_t*>(centroids.data());
+        EXPECT_NE(
+            std::search(blob.begin(), blob.end(), raw, raw + sizeof(float) * centroids.size()),
+            blob.end())
+            << factory << ": the quantizer holds the centroids given";
+        std::vector<float> d(5);
+        std::vector<Label> l(5);
+        EXPECT_EQ(
+            engine->search(x.data(), 5, SearchOptions(), nullptr, d.data(), l.data(), nullptr), 5);
+    }
+    std::unique_ptr<Engine> cosine(Engine::create("IVF16,Flat", dim, Metric::kCosine));
+    Engine::CoarseTraining plan;
+    ASSERT_TRUE(cosine->coarse_training(&plan));
+    EXPECT_TRUE(plan.spherical) << "inner-product IVF clusters spherically";
+    for (const char* other : {"HNSW8", "Flat", "PCA4,IVF16,Flat"}) {
+        std::unique_ptr<Engine> engine(Engine::create(other, dim, Metric::kL2));
+        EXPECT_FALSE(engine->coarse_training(&plan)) << other;
+    }
+}
+
 }  // namespace
 
 #endif  // BENZER_HAVE_FAISS

@@ -11,11 +11,13 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "core/device.h"
 #include "core/distance.h"
 #include "core/engine.h"
 #include "core/error.h"
@@ -254,6 +256,71 @@ TEST(KMeans, MemoryEstimateGrowsWithTheSample) {
     std::size_t large = KMeans::memory_bytes(784, 10, 60000, 60000);
     EXPECT_GT(small, 2560u * 784u * 4u);
     EXPECT_GT(large, small + 50000u * 784u * 4u);
+}
+
+// A device that counts the assignments it is asked for, and answers them
+// with the CPU implementation (the GPU plugin's reference).
+class CountingDevice : public benzer::Device {
+  public:
+    CountingDevice() : cpu_(benzer::make_cpu_device()) {}
+    std::string name() const override { return "counting cpu"; }
+    bool is_gpu() const override { return false; }
+    std::unique_ptr<benzer::DeviceRows> upload(const float* rows, std::int64_t n,
+                                               int dim) override {
+        return cpu_->upload(rows, n, dim);
+    }
+    void candidates(const benzer::DeviceRows& rows, benzer::ExactScore score,
+                    const benzer::DeviceQuery* queries, std::int64_t nq, std::int64_t kk,
+                    benzer::Label* labels) override {
+        cpu_->candidates(rows, score, queries, nq, kk, labels);
+    }
+    void assign(const float* centroids, std::int64_t nc, const float* rows, std::int64_t n, int dim,
+                std::int64_t* nearest, float* distances) override {
+        calls++;
+        cpu_->assign(centroids, nc, rows, n, dim, nearest, distances);
+    }
+    int calls = 0;
+
+  private:
+    std::unique_ptr<benzer::Device> cpu_;
+};
+
+// k-means whose assignment steps run on a device gives the clusters of
+// k-means with benzer's kernel: the same rows per cluster and centroids
+// equal to rounding.
+void expect_device_matches_kernel(bool spherical) {
+    const int dim = 16, groups = 6;
+    const std::int64_t n = 3000;
+    std::vector<float> x = blobs(n, dim, groups, 11);
+    KMeansOptions o = options(groups, 30, 5);
+    o.spherical = spherical;
+    KMeans plain(dim, o);
+    plain.set_data(x.data(), n);
+    run_all(plain);
+    CountingDevice device;
+    KMeans on_device(dim, o);
+    on_device.set_device(&device);
+    on_device.set_data(x.data(), n);
+    run_all(on_device);
+    EXPECT_GE(device.calls, 30) << "one assignment per iteration at least";
+    std::vector<std::int32_t> a(n), b(n);
+    std::vector<double> da(n), db(n);
+    plain.assign(x.data(), n, a.data(), da.data());
+    on_device.assign(x.data(), n, b.data(), db.data());
+    std::int64_t same = 0;
+    for (std::int64_t i = 0; i < n; i++) same += a[i] == b[i];
+    EXPECT_EQ(same, n);
+    for (std::int64_t i = 0; i < n; i++) EXPECT_NEAR(da[i], db[i], 1e-3 * (1.0 + da[i]));
+    for (int j = 0; j < groups * dim; j++)
+        EXPECT_NEAR(plain.centroids()[j], on_device.centroids()[j], 1e-3);
+    EXPECT_NEAR(plain.progress().objective, on_device.progress().objective,
+                1e-4 * std::abs(plain.progress().objective));
+}
+
+TEST(KMeans, AssignmentOnADeviceGivesTheSameClusters) { expect_device_matches_kernel(false); }
+
+TEST(KMeans, SphericalAssignmentOnADeviceGivesTheSameClusters) {
+    expect_device_matches_kernel(true);
 }
 
 }  // namespace
