@@ -186,6 +186,14 @@ class PagedSearch {
     // first; returns how many. Call once, after next_list() returned -1.
     std::int64_t finish(float* distances, Label* labels, SearchStats* stats);
 
+    // For a search that does not probe adaptively: the lists it visits at
+    // least (nprobe, widened for the filter), and the rows that must have
+    // been seen before it stops there (min(k, rows)); it goes on, list by
+    // list, until both hold. 0 lists for an adaptive or trivial search
+    // (nothing to search, a zero cosine query), which only scanning decides.
+    std::int64_t planned_lists() const { return planned_lists_; }
+    std::int64_t rows_to_fill() const { return k_ < rows_ ? k_ : rows_; }
+
   private:
     const Engine& engine_;
     std::int64_t k_;
@@ -194,6 +202,7 @@ class PagedSearch {
     std::vector<float> query_;
     bool trivial_ = false;  // nothing to search, or a zero cosine query
     bool adaptive_ = false;
+    std::int64_t planned_lists_ = 0;
     struct Selector;
     std::unique_ptr<Selector> selector_;
     std::unique_ptr<ListProbe> probe_;

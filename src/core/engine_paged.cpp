@@ -261,6 +261,7 @@ PagedSearch::PagedSearch(const Engine& engine, const float* query, std::int64_t 
                             1e-6);
         policy.min_lists = static_cast<std::int64_t>(
             std::min(std::ceil(nprobe / keep), static_cast<double>(ivf->nlist)));
+        planned_lists_ = policy.min_lists;
     }
     if (filter != nullptr) selector_.reset(new Selector(filter));
     rows_ += extra_rows;

@@ -754,6 +754,80 @@ ExactChoice choose_exact(const FaissMeta& meta, const FaissLoadedIndex* entry,
     return choice;
 }
 
+// An IVF-Flat probe on the search service's device (a GPU, or with
+// benzer.device = gpu its CPU implementation): the service holds every
+// list's rows by label (its copy of the lists, read again when the index
+// generation changes), and lists whose labels are in list order are label
+// ranges. So the lists this search would visit become one allowed-row
+// bitmap (the filter's rows in those lists), and the device computes the
+// exact distances to just those rows, batched with the other searches of
+// the moment. The lists are the ones PagedSearch visits: the nearest
+// planned_lists() of them (nprobe, widened for the filter), then more, one
+// by one, until they hold rows_to_fill() allowed rows. Adaptive probes
+// (whose stop depends on the distances seen) and indexes with rows in
+// list tails stay in the backend. Returns false when it did not run.
+bool probe_in_service(Relation index, const FaissMeta& meta, FaissLoadedIndex* entry,
+                      const float* query, int64 k, const benzer::SearchOptions& options,
+                      const benzer::LabelFilter* filter, float* distances, benzer::Label* labels,
+                      int64* found, benzer::SearchStats* stats, MemoryContext context) {
+    int64 rows = entry->nlabels;
+    if (!service_wants_device(rows) || !service_may_answer(index)) return false;
+    benzer::Engine* engine = entry->engine;
+    auto* search = ContextOwned<benzer::PagedSearch>::create(context);
+    guarded("faiss index scan", [&] {
+        search->object = new benzer::PagedSearch(*engine, query, k, options, filter, rows, 0);
+    });
+    benzer::PagedSearch* probe = search->object;
+    int64 planned = probe->planned_lists();
+    int64 fill = probe->rows_to_fill();
+    if (planned <= 0) return false;
+    const FaissListRef* directory = entry->lists;
+    auto* bits = static_cast<uint8*>(palloc0(static_cast<Size>((rows + 7) / 8)));
+    int64 allowed = 0;
+    int64 visited = 0;
+    for (;;) {
+        benzer::Label list = -1;
+        guarded("faiss index scan", [&] { list = probe->next_list(); });
+        if (list < 0 || list >= static_cast<benzer::Label>(meta.list_count)) break;
+        const FaissListRef& ref = directory[list];
+        for (int64 label = ref.first_label; label < ref.first_label + ref.rows; label++) {
+            if (label < 0 || label >= rows) break;
+            if (filter != nullptr && !filter->contains(label)) continue;
+            bits[label >> 3] |= static_cast<uint8>(1 << (label & 7));
+            allowed++;
+        }
+        visited++;
+        if (visited >= planned && allowed >= fill) break;
+    }
+    benzer::LabelFilter lists_filter;
+    lists_filter.bits = bits;
+    lists_filter.count = rows;
+    lists_filter.allowed = allowed;
+    auto* candidates = ContextOwned<benzer::ExactCandidates>::create(context);
+    guarded("faiss index scan",
+            [&] { candidates->object = new benzer::ExactCandidates(*engine, query, k); });
+    benzer::SearchStats exact_stats;
+    if (!search_in_service(index, meta, rows, k, &lists_filter, false, candidates->object,
+                           &exact_stats)) {
+        if (stats != nullptr) stats->service_why_not = exact_stats.service_why_not;
+        return false;
+    }
+    benzer::ExactCandidates* c = candidates->object;
+    guarded("faiss index scan", [&] { *found = c->finish(distances, labels, &exact_stats); });
+    if (stats != nullptr) {
+        stats->rounds++;
+        stats->selector_used = stats->selector_used || filter != nullptr;
+        stats->candidates += *found;
+        stats->lists += visited;
+        stats->compared += allowed;
+        stats->nprobe = Max(stats->nprobe, static_cast<int>(visited));
+        stats->service += exact_stats.service;
+        stats->service_gpu = stats->service_gpu || exact_stats.service_gpu;
+        stats->service_batch = Max(stats->service_batch, exact_stats.service_batch);
+    }
+    return true;
+}
+
 }  // namespace
 
 void faiss_summarize_lists(const FaissMeta& meta, const FaissListRef* directory,
@@ -819,6 +893,11 @@ int64 faiss_paged_search(Relation index, const FaissMeta& meta, FaissLoadedIndex
             guarded("faiss index scan", [&] { found = c->finish(distances, labels, stats); });
         }
     }
+    // A fixed probe of IVF-Flat lists on a device, when the service has one.
+    if (!served && !exact && choice.vectors && ordered && tails == nullptr &&
+        probe_in_service(index, meta, entry, query, k, options, filter, distances, labels, &found,
+                         stats, context))
+        served = true;
     if (!served && !exact) {
         auto* search = ContextOwned<benzer::PagedSearch>::create(context);
         guarded("faiss index scan", [&] {

@@ -430,7 +430,7 @@ void run_kmeans(FunctionCallInfo fcinfo, const KMeansArguments& args, MemoryCont
 
     // On a GPU (or with benzer.device = gpu), the search service clusters:
     // it owns the device. Whatever it cannot do, this backend does.
-    if (service_wants_kmeans(n)) {
+    if (service_wants_device(n)) {
         ServiceKMeansOutcome outcome;
         if (service_kmeans(rows->vectors, n, dim, args.options, result->centroids, result->clusters,
                            result->distances, &outcome)) {

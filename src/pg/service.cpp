@@ -429,7 +429,7 @@ bool service_describe_engine(Relation index, uint32 generation, int dim,
     return answer.served;
 }
 
-bool service_wants_kmeans(int64 rows) {
+bool service_wants_device(int64 rows) {
     Latch* latch = nullptr;
     if (!benzer_use_service || service_shared == nullptr || !service_latch(&latch)) return false;
     if (benzer_device == kServiceDeviceGpu) return true;

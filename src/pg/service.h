@@ -130,11 +130,11 @@ int service_search_many(Relation index, uint32 generation, const ServiceQuery* q
 bool service_describe_engine(Relation index, uint32 generation, int dim,
                              ServiceEngineSummary* summary, const char** why);
 
-// Whether k-means over rows rows should run in the service: benzer.device
-// = gpu, or auto when the service has a GPU and rows reach
-// benzer.gpu_min_rows (on the CPU, the backend's own k-means is as fast and
-// leaves the service free for searches).
-bool service_wants_kmeans(int64 rows);
+// Whether work over rows rows that only a device speeds up (k-means, IVF
+// probes) should go to the service: benzer.device = gpu, or auto when the
+// service has a GPU and rows reach benzer.gpu_min_rows (on the CPU, the
+// backend does it as fast and leaves the service to exact searches).
+bool service_wants_device(int64 rows);
 
 // k-means of n rows (dim floats each) with options in the service, on its
 // GPU when it has one (else its CPU implementation of the device): the

@@ -347,6 +347,43 @@ my $kmeans_local = $node->safe_psql($db, "SET benzer.search_service = off; $kmea
 		'... and the index, probing every list, answers exactly');
 }
 
+# --- IVF-Flat probes on the service's device ---------------------------------
+# With a device wanted (benzer.device = gpu; without a GPU, the CPU
+# implementation), a fixed probe of IVF-Flat lists goes to the service as
+# one bitmap: the filter's rows in the lists the probe visits.
+$node->safe_psql($db, qq{
+	CREATE TABLE kc AS SELECT * FROM t;
+	CREATE INDEX kc_ivf ON kc USING faiss (v, cat) WITH (factory = 'IVF16,Flat');
+});
+for my $case ([ '', 'no filter' ], [ 'WHERE cat < 10', 'half the rows' ],
+	[ 'WHERE cat IN (1, 2, 3)', 'a 15 % filter' ])
+{
+	my ($where, $name) = @$case;
+	my $probe = 'SET benzer.nprobe = 3; SET enable_seqscan = off;';
+	like($node->safe_psql($db,
+			"$probe SET benzer.device = gpu; EXPLAIN (ANALYZE, COSTS OFF) "
+			  . "SELECT id FROM kc $where ORDER BY v <-> rv(5, $dim) LIMIT 10"),
+		qr/rounds in the search service \($device_kind/,
+		"IVF-Flat probe, $name: the service's device searched the probed lists");
+	my @served;
+	my @local;
+	for my $seed (9401 .. 9408)
+	{
+		my $q = "SELECT string_agg(id || ':' || round(d::numeric, 4), ',') FROM "
+		  . "(SELECT id, v <-> rv($seed, $dim) AS d FROM kc $where "
+		  . "ORDER BY v <-> rv($seed, $dim) LIMIT 10) x";
+		push @served, $node->safe_psql($db, "$probe SET benzer.device = gpu; $q");
+		push @local, $node->safe_psql($db, "$probe SET benzer.search_service = off; $q");
+	}
+	is(join(';', @served), join(';', @local),
+		"IVF-Flat probe, $name: the same rows as the backend's own probe");
+}
+unlike($node->safe_psql($db,
+		"SET benzer.nprobe = 3; SET enable_seqscan = off; EXPLAIN (ANALYZE, COSTS OFF) "
+		  . "SELECT id FROM kc ORDER BY v <-> rv(5, $dim) LIMIT 10"),
+	qr/search service/, 'benzer.device = auto without a GPU: probes stay in the backend')
+  unless $plugin;
+
 # A session whose structure the service holds searches itself when the
 # service stops answering, with the same answers.
 my $graph_session = $node->background_psql($db);
