@@ -251,7 +251,9 @@ bool train_coarse_in_service(Relation index, benzer::Engine* engine, benzer::Met
     guarded("could not train faiss index", [&] { coarse = engine->coarse_training(&plan); });
     // Our k-means is L2 or cosine (spherical on normalised rows); Faiss's
     // inner-product clustering keeps raw rows.
-    if (!coarse || metric == benzer::Metric::kInnerProduct || !service_wants_device(count))
+    // One list (a Flat index kept in pages) needs no clustering worth a trip.
+    if (!coarse || plan.nlist < 2 || metric == benzer::Metric::kInnerProduct ||
+        !service_wants_device(count))
         return false;
     benzer::KMeansOptions options;
     options.k = plan.nlist;

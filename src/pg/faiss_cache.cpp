@@ -107,7 +107,20 @@ FaissLoadedIndex* begin_entry(Relation index, uint32 generation, EngineHolder** 
     entry->generation = generation;
     *engine = EngineHolder::create(context);
     *attributes = AttributesHolder::create(context);
+    entry->engine_holder = *engine;
     return entry;
+}
+
+// The search knobs the entry's engine was built with (for RESET).
+void read_built_defaults(FaissLoadedIndex* entry) {
+    benzer::Engine* e = entry->engine;
+    benzer::GuardedError error;
+    if (!benzer::run_guarded(error, [&] {
+            entry->built_nprobe = e->default_nprobe();
+            entry->built_ef_search = e->default_ef_search();
+            entry->built_k_factor = e->default_k_factor();
+        }))
+        raise_guarded_error(error, "could not read faiss index defaults");
 }
 
 // Fills in what the entry's objects say about themselves (this can raise),
@@ -118,16 +131,7 @@ void publish(Relation index, FaissLoadedIndex* entry, EngineHolder* engine,
     entry->engine = engine->object;
     entry->attributes = attributes->object;
     entry->attribute_holder = attributes;
-    if (entry->engine != nullptr) {
-        benzer::Engine* e = entry->engine;
-        benzer::GuardedError error;
-        if (!benzer::run_guarded(error, [&] {
-                entry->built_nprobe = e->default_nprobe();
-                entry->built_ef_search = e->default_ef_search();
-                entry->built_k_factor = e->default_k_factor();
-            }))
-            raise_guarded_error(error, "could not read faiss index defaults");
-    }
+    if (entry->engine != nullptr) read_built_defaults(entry);
     supersede(index, entry->generation);
     evict(entry->bytes);
     int slot = free_slot();
@@ -266,7 +270,6 @@ FaissLoadedIndex* faiss_cache_acquire(Relation index, const FaissMeta& meta) {
     // search service when it will hold it: one copy per server, not one
     // per connection. Otherwise, or if it later cannot answer, this
     // backend loads its own (faiss_cache_engine).
-    entry->engine_holder = engine;
     if (meta.factory[0] != '\0') {
         ServiceEngineSummary summary;
         const char* why = nullptr;
@@ -324,13 +327,7 @@ bool faiss_cache_engine(Relation index, const FaissMeta& meta, FaissLoadedIndex*
         entry->engine_holder->object = engine;
         entry->engine = engine;
         entry->bytes += meta.blob.bytes;
-        benzer::GuardedError error;
-        if (!benzer::run_guarded(error, [&] {
-                entry->built_nprobe = engine->default_nprobe();
-                entry->built_ef_search = engine->default_ef_search();
-                entry->built_k_factor = engine->default_k_factor();
-            }))
-            raise_guarded_error(error, "could not read faiss index defaults");
+        read_built_defaults(entry);
         // The index's options apply from here as to any loaded engine
         // (the option fields are still zero: nothing was applied).
         apply_options(index, entry);

@@ -210,6 +210,19 @@ bool copy_entries(void* arg, const benzer::Label* labels, const uint8* codes, in
     return true;
 }
 
+// Keeps a loaded index (moved under the service's context) and counts the
+// load.
+HeldIndex* hold(HeldIndex* held) {
+    MemoryContextSetParent(held->context, g_service_context);
+    held->next = g_held;
+    g_held = held;
+    g_held_bytes += held->bytes;
+    SpinLockAcquire(&service_shared->mutex);
+    service_shared->loads++;
+    SpinLockRelease(&service_shared->mutex);
+    return held;
+}
+
 // Reads the rows of the index generation a request names from its pages.
 // Returns null (with *why) when the index is not what the request says (a
 // merge or REINDEX since) or too large for benzer.service_memory.
@@ -272,14 +285,7 @@ HeldIndex* load_index(const ServiceSlot& request, const char** why) {
         MemoryContextDelete(held->context);
         raise_guarded_error(error, "search service");
     }
-    MemoryContextSetParent(held->context, g_service_context);
-    held->next = g_held;
-    g_held = held;
-    g_held_bytes += held->bytes;
-    SpinLockAcquire(&service_shared->mutex);
-    service_shared->loads++;
-    SpinLockRelease(&service_shared->mutex);
-    return held;
+    return hold(held);
 }
 
 // Says which index the service is reading (null node: none), so that
@@ -349,14 +355,7 @@ HeldIndex* load_engine(const ServiceSlot& request, const char** why) {
     g_open_relation = nullptr;
     FreeFakeRelcacheEntry(relation);
     if (held == nullptr) return nullptr;
-    MemoryContextSetParent(held->context, g_service_context);
-    held->next = g_held;
-    g_held = held;
-    g_held_bytes += held->bytes;
-    SpinLockAcquire(&service_shared->mutex);
-    service_shared->loads++;
-    SpinLockRelease(&service_shared->mutex);
-    return held;
+    return hold(held);
 }
 
 // The held index a request names, read if needed; older generations of

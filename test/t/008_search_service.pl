@@ -287,6 +287,21 @@ for my $case ([ 'h', '<->', '', 'HNSW, L2' ],
 		qr/rounds in the search service/, '... while exact searches still go to the service');
 }
 
+# REINDEX and rows added through a merge: a new generation, held again.
+{
+	my $before = graph_answers('h', '<->', 'WHERE cat = 5');
+	$node->safe_psql($db, 'REINDEX INDEX h_hnsw');
+	is(graph_answers('h', '<->', 'WHERE cat = 5'), $before,
+		'after REINDEX the service holds the new structure and answers the same');
+	$node->safe_psql($db, qq{
+		INSERT INTO h SELECT i, i % 20, rv(i, $dim) FROM generate_series(7001, 7300) i;
+		SELECT benzer_index_merge('h_hnsw');
+	});
+	is(graph_answers('h', '<->', 'WHERE cat = 5'),
+		graph_answers('h', '<->', 'WHERE cat = 5', 'SET benzer.search_service = off;'),
+		'after a merge (a new generation) the service answers as the backend does');
+}
+
 # The index's options (ALTER INDEX ... SET) reach the service's copy.
 $node->safe_psql($db, 'ALTER INDEX h_hnsw SET (ef_search = 4)');
 is(graph_answers('h', '<->', ''),
