@@ -116,7 +116,9 @@ void define_settings() {
     DefineCustomEnumVariable(
         "benzer.device", "Where the search service computes: auto, cpu or gpu.",
         "auto: the GPU when the service has one and the index holds at least "
-        "benzer.gpu_min_rows rows; gpu: the GPU whenever there is one; cpu: never the GPU.",
+        "benzer.gpu_min_rows rows; gpu: the GPU whenever there is one; cpu: never the GPU. "
+        "Where a GPU is used (and always with gpu), k-means and fixed IVF-Flat probes also "
+        "run in the service.",
         &benzer_device, kServiceDeviceAuto, kDeviceOptions, PGC_USERSET, 0, nullptr, nullptr,
         nullptr);
     DefineCustomIntVariable(
