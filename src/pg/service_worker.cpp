@@ -366,12 +366,16 @@ HeldIndex* find_index(const ServiceSlot& request, const char** why) {
     for (HeldIndex* h = g_held; h != nullptr;) {
         HeldIndex* next = h->next;
         if (RelFileNodeEquals(h->node, request.node)) {
-            if (h->generation != request.generation)
+            // A request for an older generation (a search that began
+            // before a merge) must not push out the newer copy; reading
+            // the metapage tells it that it is stale.
+            bool same =
+                h->generation == request.generation &&
+                (engine ? h->engine != nullptr
+                        : h->engine == nullptr && h->dim == request.dim && h->rows == request.rows);
+            if (h->generation < request.generation)
                 forget(h);
-            else if (engine && h->engine != nullptr)
-                found = h;
-            else if (!engine && h->engine == nullptr && h->dim == request.dim &&
-                     h->rows == request.rows)
+            else if (same)
                 found = h;
         }
         h = next;
