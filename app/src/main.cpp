@@ -387,6 +387,9 @@ struct Meta {
 };
 
 std::unique_ptr<Pool> g_pool;
+// --read-db: the connections searches go to (a standby, or several hosts
+// with target_session_attrs); null: everything uses g_pool.
+std::unique_ptr<Pool> g_read_pool;
 std::shared_ptr<const Meta> g_meta;
 std::mutex g_meta_mu;
 
@@ -654,6 +657,13 @@ httplib::Server::Handler api(F f) {
 
 Lease connection() { return g_pool->acquire(std::chrono::seconds(10)); }
 
+// A connection for what only reads (searches, the image list, thumbnails):
+// from --read-db's pool when there is one. Writes (feedback) and what must
+// see them at once (a refine with the votes just cast) use connection().
+Lease read_connection() {
+    return (g_read_pool ? g_read_pool : g_pool)->acquire(std::chrono::seconds(10));
+}
+
 // ---------------------------------------------------------------------------
 // Handlers.
 
@@ -744,7 +754,7 @@ void handle_images(const httplib::Request& req, httplib::Response& res) {
                 std::to_string(limit + 1),
                 std::to_string(offset)};
     auto t0 = Clock::now();
-    Lease c = connection();
+    Lease c = read_connection();
     Result r = c->exec("images_page", p);
     long long total = -1;
     bool filtered = false;
@@ -835,7 +845,8 @@ void handle_similar(const httplib::Request& req, httplib::Response& res) {
             "refine is not available: it needs the feedback table (demo/app.sql) and rocchio()");
 
     const std::string& index = m->index_for.at({mc.model, mc.version, metric});
-    Lease c = connection();
+    // A refine reads the votes: from the primary, which has the latest.
+    Lease c = refine ? connection() : read_connection();
     JsonWriter j;
     j.begin_object();
     std::string query_cluster;
@@ -1102,7 +1113,7 @@ void handle_image(const httplib::Request& req, httplib::Response& res) {
     invert = bool_param(req, "invert");
     Result r;
     {
-        Lease c = connection();
+        Lease c = read_connection();
         r = c->exec("image_pixels", {std::to_string(id)}, 1);
     }
     if (r.rows() == 0) not_found("no image with id " + std::to_string(id));
@@ -1129,12 +1140,12 @@ void handle_image(const httplib::Request& req, httplib::Response& res) {
 // Every backend of the pool loads a faiss index into its own memory on its
 // first search (a few hundred ms for the demo's 217 MB pixels index). Run one
 // search per index on every connection at start, so that no user waits for it.
-void warm_up() {
+void warm_up(Pool* pool) {
     auto t0 = Clock::now();
     auto m = meta();
     std::vector<Lease> leases;
-    for (int i = 0; i < g_pool->size(); i++)
-        leases.push_back(g_pool->acquire(std::chrono::seconds(60)));
+    for (int i = 0; i < pool->size(); i++)
+        leases.push_back(pool->acquire(std::chrono::seconds(60)));
     std::vector<std::thread> threads;
     std::atomic<int> searches{0};
     for (auto& lease : leases) {
@@ -1172,6 +1183,8 @@ struct Options {
     std::string listen = "127.0.0.1";
     int port = 8080;
     std::string db;
+    std::string read_db;
+    bool have_read_db = false;
     std::string static_dir;
     int pool = 4;
     int threads = 64;
@@ -1182,9 +1195,12 @@ struct Options {
 [[noreturn]] void usage(const char* argv0, int code) {
     std::fprintf(
         code ? stderr : stdout,
-        "usage: %s --db CONNINFO [--listen ADDR] [--port N] [--static DIR] [--pool N]\n"
-        "          [--threads N (64)] [--pid-file FILE] [--print-sql]\n"
+        "usage: %s --db CONNINFO [--read-db CONNINFO] [--listen ADDR] [--port N]\n"
+        "          [--static DIR] [--pool N] [--threads N (64)] [--pid-file FILE] [--print-sql]\n"
         "CONNINFO is a libpq connection string; empty means the PG* environment variables.\n"
+        "--read-db sends searches, the image list and thumbnails to other servers (read\n"
+        "replicas; several hosts with target_session_attrs=prefer-standby); feedback and\n"
+        "refined searches stay on --db.\n"
         "--print-sql prints the prepared statements for this database and exits.\n",
         argv0);
     std::exit(code);
@@ -1221,6 +1237,9 @@ Options parse_args(int argc, char** argv) {
         else if (a == "--db") {
             o.db = next();
             have_db = true;
+        } else if (a == "--read-db") {
+            o.read_db = next();
+            o.have_read_db = true;
         } else if (a == "--static")
             o.static_dir = next();
         else if (a == "--pool")
@@ -1264,6 +1283,8 @@ int main(int argc, char** argv) {
     }
     try {
         g_pool = std::make_unique<Pool>(opt.db, opt.print_sql ? 1 : opt.pool, build_statements);
+        if (opt.have_read_db && !opt.print_sql)
+            g_read_pool = std::make_unique<Pool>(opt.read_db, opt.pool, build_statements);
         if (opt.print_sql) {
             for (const auto& st : g_statement_sql)
                 std::printf("-- %s\n%s;\n\n", st.first.c_str(), st.second.c_str());
@@ -1279,7 +1300,10 @@ int main(int argc, char** argv) {
              (caps.clusters ? "yes" : "no") + ", feedback " + (caps.feedback ? "yes" : "no") +
              ", rocchio " + (caps.rocchio ? "yes" : "no") + ", similarity functions " +
              (caps.cosine_similarity && caps.euclidean_similarity ? "yes" : "no") + "; pool of " +
-             std::to_string(g_pool->size()) + " connections");
+             std::to_string(g_pool->size()) + " connections" +
+             (g_read_pool
+                  ? ", reads on " + std::to_string(g_read_pool->size()) + " more (--read-db)"
+                  : std::string()));
 
     httplib::Server svr;
     int threads = opt.threads;
@@ -1379,7 +1403,8 @@ int main(int argc, char** argv) {
 
     std::thread([] {
         try {
-            warm_up();
+            warm_up(g_pool.get());
+            if (g_read_pool) warm_up(g_read_pool.get());
         } catch (const std::exception& e) {
             log_line(utc_now() + " warm-up failed: " + e.what());
         }

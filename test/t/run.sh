@@ -59,6 +59,15 @@ if [ ${#tests[@]} -eq 0 ]; then
     exit 2
 fi
 
+# 010_app_replica.pl runs the pattern-search app: build it first (as the
+# calling user; the tests may run as postgres).
+repo="$(cd "$here/../.." && pwd)"
+for t in "${tests[@]}"; do
+    if [ "$t" = 010_app_replica.pl ]; then
+        make -C "$repo/app" -s >/dev/null || { echo "run.sh: make -C app failed" >&2; exit 2; }
+    fi
+done
+
 work="$(mktemp -d /tmp/benzer-tap.XXXXXX)"
 chmod 755 "$work"
 # Every test file goes along: one test may run another's steps
@@ -80,6 +89,7 @@ status=0
         "PATH=$bindir:$PATH"
         "PG_REGRESS=$pg_regress"
         "TESTDIR=$work"
+        "BENZER_REPO=$repo"
         "PG_TEST_TIMEOUT_DEFAULT=${PG_TEST_TIMEOUT_DEFAULT:-120}"
         prove ${PROVE_FLAGS:--v} --timer "${tests[@]}")
     if [ -n "$run_user" ]; then
