@@ -82,6 +82,9 @@ struct FaissScanState {
     FaissSearchChoice choice;  // settings of the first round (faiss_search.h)
     benzer::SearchRounds rounds;
     bool widen;  // last round found fewer rows than asked
+    // Rounds of this scan (stats.rounds adds up every rescan, for EXPLAIN):
+    // the first round of a rescan is a first round again.
+    int64 scan_rounds;
     bool main_exhausted;
     // Merges each round with the pending rows, nearest first.
     benzer::ResultMerge merge;
@@ -224,6 +227,7 @@ void start_scan(IndexScanDesc scan, FaissScanState* state) {
         state->stats.recall_measured = state->choice.measured;
         state->stats.setting_source = state->choice.source;
         state->widen = false;
+        state->scan_rounds = 0;
         state->main_exhausted =
             state->entry == nullptr ||
             (state->entry->engine == nullptr && state->entry->served == nullptr) ||
@@ -243,7 +247,7 @@ void start_scan(IndexScanDesc scan, FaissScanState* state) {
 void next_round(FaissScanState* state) {
     int64 reachable = state->allowed_count + state->tail_remaining;
     if (reachable == 0 ||
-        (state->stats.rounds > 0 && !state->rounds.next(state->widen, reachable))) {
+        (state->scan_rounds > 0 && !state->rounds.next(state->widen, reachable))) {
         state->main_exhausted = true;
         state->merge.set_index(nullptr, 0, false);
         return;
@@ -294,6 +298,7 @@ void next_round(FaissScanState* state) {
         state->stats.reranked += found;
     }
     state->stats.rounds++;
+    state->scan_rounds++;
     state->stats.candidates += stats.candidates;
     state->stats.selector_used = state->stats.selector_used || stats.selector_used;
     state->stats.exact_scan = state->stats.exact_scan || stats.exact_scan;

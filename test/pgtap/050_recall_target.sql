@@ -13,7 +13,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS benzer;
 
-SELECT plan(27);
+SELECT plan(28);
 
 -- 20 000 rows around 100 centres (deterministic), a filter column.
 SELECT setseed(0.5);
@@ -140,6 +140,35 @@ SELECT is(limited(3), 3::bigint, 'a LIMIT parameter works');
 SELECT cmp_ok(recall_of('true'), '>=', 0.95, 'recall@10 without a filter');
 SELECT cmp_ok(recall_of('tag = 3'), '>=', 0.95, 'recall@10 with a 10 % filter column');
 SELECT cmp_ok(recall_of('tag IN (1, 2)'), '>=', 0.95, 'recall@10 with a 20 % IN filter');
+
+-- A rescan (a correlated subquery runs the same scan once per outer row)
+-- is a new scan: its first round is a first round again, so it answers as
+-- a scan of its own does. (Rounds counted across rescans made later ones
+-- start deeper: an HNSW search then returns its rows in another order.)
+CREATE FUNCTION pseudo_vector(seed int) RETURNS vector LANGUAGE sql IMMUTABLE AS $$
+  SELECT array(SELECT 2 * (h - floor(h)) - 1
+               FROM (SELECT sin(seed * 12.9898 + j * 78.233) * 43758.5453 AS h
+                     FROM generate_series(1, 24) j) s)::vector $$;
+CREATE TABLE graph (id int PRIMARY KEY, cat int, v vector(24));
+INSERT INTO graph SELECT i, i % 20, pseudo_vector(i) FROM generate_series(1, 4000) i;
+CREATE INDEX graph_idx ON graph USING faiss (v, cat) WITH (factory = 'HNSW16');
+CREATE TEMP TABLE fresh (s int, answer text);
+SET enable_seqscan = off;
+DO $$
+BEGIN
+  FOR s IN 1 .. 60 LOOP
+    EXECUTE format('INSERT INTO fresh SELECT %s, (SELECT string_agg(id::text, '','') FROM
+                      (SELECT id FROM graph WHERE cat <= %s ORDER BY v <-> pseudo_vector(%s)
+                       LIMIT 10) x)', s, s % 20, s);
+  END LOOP;
+END $$;
+SELECT is((SELECT count(*) FROM fresh f,
+                LATERAL (SELECT string_agg(id::text, ',') AS answer FROM
+                         (SELECT id FROM graph WHERE cat <= f.s % 20
+                          ORDER BY v <-> pseudo_vector(f.s) LIMIT 10) x) r
+           WHERE r.answer IS DISTINCT FROM f.answer), 0::bigint,
+          'a rescanned index scan answers as a fresh scan does');
+RESET enable_seqscan;
 
 SELECT * FROM finish();
 ROLLBACK;
