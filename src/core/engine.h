@@ -299,6 +299,21 @@ class Engine {
     void search_each(SearchRequest* requests, std::int64_t n, const SearchOptions& options,
                      int threads) const;
 
+    // search_each() over lanes (search_lane()): request i runs on the lane
+    // of the thread that takes it, so searches needing different widths
+    // never wait for each other. lanes[0] may be the engine itself.
+    static void search_each_on_lanes(const Engine* const* lanes, int nlanes,
+                                     SearchRequest* requests, std::int64_t n,
+                                     const SearchOptions& options);
+
+    // A second engine over the same rows with search knobs of its own, for
+    // concurrent searches: an HNSW structure's graph copied, its rows'
+    // storage shared (lane_bytes() more memory, not the rows again). Null
+    // for other structures (search_each's gates serve those). The lane
+    // must be deleted before this engine, and neither changed meanwhile.
+    Engine* search_lane() const;
+    std::size_t lane_bytes() const;
+
     // Measures recall and cost of candidate search settings on rows sampled
     // from the index and fills table (tuning.h). rows: every indexed row by
     // label, in the index's space (cosine: normalised).

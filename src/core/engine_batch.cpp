@@ -468,4 +468,50 @@ void Engine::search_each(SearchRequest* requests, std::int64_t n, const SearchOp
     }
 }
 
+void Engine::search_each_on_lanes(const Engine* const* lanes, int nlanes, SearchRequest* requests,
+                                  std::int64_t n, const SearchOptions& options) {
+    if (n <= 0 || nlanes <= 0) return;
+    int team = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(nlanes, n)));
+#pragma omp parallel num_threads(team)
+    {
+        const Engine& lane = *lanes[omp_get_thread_num() % nlanes];
+#pragma omp for schedule(dynamic)
+        for (std::int64_t i = 0; i < n; i++) {
+            SearchRequest& r = requests[i];
+            try {
+                r.found =
+                    lane.search(r.query, r.k, options, r.filter, r.distances, r.labels, &r.stats);
+            } catch (const std::exception& e) {
+                r.failed = true;
+                std::snprintf(r.error, sizeof(r.error), "%s", e.what());
+            } catch (...) {
+                r.failed = true;
+                std::snprintf(r.error, sizeof(r.error), "unknown error");
+            }
+        }
+    }
+}
+
+Engine* Engine::search_lane() const {
+    // Only a graph straight over its rows: transforms and re-ranking wrap
+    // it in objects of their own.
+    auto* hnsw = dynamic_cast<const faiss::IndexHNSW*>(index_);
+    if (hnsw == nullptr || hnsw->reconstruct_from_neighbors != nullptr) return nullptr;
+    std::unique_ptr<faiss::IndexHNSW> shell(new faiss::IndexHNSW(*hnsw));
+    shell->own_fields = false;  // the storage stays this engine's
+    // The stored efSearch is the structure's own, not one a search holds.
+    shell->hnsw.efSearch = internal::knob_own_value(&hnsw->hnsw.efSearch);
+    Engine* lane = new Engine(shell.get(), dim_, metric_);
+    shell.release();
+    return lane;
+}
+
+std::size_t Engine::lane_bytes() const {
+    auto* hnsw = dynamic_cast<const faiss::IndexHNSW*>(index_);
+    if (hnsw == nullptr) return 0;
+    const faiss::HNSW& g = hnsw->hnsw;
+    return g.neighbors.size() * sizeof(g.neighbors[0]) + g.offsets.size() * sizeof(g.offsets[0]) +
+           g.levels.size() * sizeof(g.levels[0]) + sizeof(faiss::IndexHNSW);
+}
+
 }  // namespace benzer

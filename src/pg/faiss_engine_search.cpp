@@ -76,6 +76,7 @@ int64 search_in_service(Relation index, const FaissMeta& meta, FaissLoadedIndex*
         r.rows = filter != nullptr ? filter->count : entry->nlabels;
         r.small_stays_here = false;
         r.options = sent;
+        r.batch = nq > 1;
         answers[q].scores = distances + q * k;
         answers[q].labels = labels + q * k;
     }

@@ -255,6 +255,7 @@ void submit(int index_slot, Relation index, uint32 generation, const ServiceQuer
     slot->allowed = has_bitmap ? query.filter->allowed : query.rows;
     slot->has_bitmap = has_bitmap;
     slot->options = query.options;
+    slot->batch_call = query.batch;
     slot->found = 0;
     slot->message[0] = '\0';
     if (query.vector != nullptr) memcpy(data, query.vector, sizeof(float) * query.dim);

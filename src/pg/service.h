@@ -81,6 +81,11 @@ struct ServiceQuery {
     // even a small search is cheaper in the service.
     bool small_stays_here;
     benzer::SearchOptions options;  // kServiceEngine
+    // kServiceEngine: one of a benzer_batch_search call's queries, answered
+    // as Engine::search_batch answers it (the backend's own batch path);
+    // otherwise as Engine::search does (an index scan's). The two may order
+    // near-equal distances differently.
+    bool batch;
 };
 
 // Where a search ran, for EXPLAIN.

@@ -52,6 +52,7 @@ struct ServiceSlot {
     int64 allowed;  // rows the bitmap allows
     bool has_bitmap;
     benzer::SearchOptions options;  // kServiceEngine
+    bool batch_call;                // kServiceEngine: ServiceQuery::batch
     uint32 segment;                 // kServiceKMeans: the dsm_handle of its ServiceKMeansJob
     int32 progress;                 // kServiceKMeans: iterations run so far
     // The answer (written in RUNNING, read in DONE/FAILED).

@@ -84,6 +84,12 @@ struct HeldIndex {
     // Or a whole Faiss structure (kServiceEngine): owned through context.
     benzer::Engine* engine;
     ServiceEngineSummary summary;
+    // Its search lanes (Engine::search_lane: a graph's copy over the same
+    // rows), so that searches needing different widths run at once; owned
+    // here, deleted before the engine. lanes_tried: none can be made.
+    benzer::Engine** lanes;
+    int nlanes;
+    bool lanes_tried;
     Size bytes;
     uint64 last_used;
     TimestampTz last_use_time;
@@ -169,6 +175,12 @@ void forget(HeldIndex* held) {
     HeldIndex** link = &g_held;
     while (*link != held) link = &(*link)->next;
     *link = held->next;
+    for (int i = 0; i < held->nlanes; i++) {
+        benzer::Engine* lane = held->lanes[i];
+        benzer::GuardedError error;
+        (void)benzer::run_guarded(error, [&] { delete lane; });
+    }
+    held->nlanes = 0;
     drop_device_rows(held->cpu_rows);
     drop_device_rows(held->gpu_rows);
     g_held_bytes -= held->bytes;
@@ -440,7 +452,7 @@ bool same_group(int a, int b) {
     if (x.kind == kServiceKMeans) return false;  // each its own
     if (x.kind == kServiceDescribe) return true;
     if (x.kind == kServiceExact) return x.score == y.score && wants_gpu(x) == wants_gpu(y);
-    return memcmp(&x.options, &y.options, sizeof(x.options)) == 0;
+    return x.batch_call == y.batch_call && memcmp(&x.options, &y.options, sizeof(x.options)) == 0;
 }
 
 // Counts a group's outcome and publishes it.
@@ -458,17 +470,49 @@ void count_group(HeldIndex* held, int n, bool ok) {
     publish_held();
 }
 
+// Gives held the lanes for `threads` concurrent searches (the engine itself
+// is the first), when its structure has them (a graph): each costs a copy
+// of the graph, not of the rows.
+void ensure_lanes(HeldIndex* held, int threads) {
+    int wanted = Min(threads, 64) - 1;
+    if (held->lanes_tried || held->nlanes >= wanted) return;
+    if (held->lanes == nullptr)
+        held->lanes = static_cast<benzer::Engine**>(
+            MemoryContextAllocZero(held->context, sizeof(benzer::Engine*) * 64));
+    benzer::Engine* engine = held->engine;
+    Size bytes = 0;
+    benzer::GuardedError error;
+    while (held->nlanes < wanted) {
+        benzer::Engine* lane = nullptr;
+        if (!benzer::run_guarded(error,
+                                 [&] {
+                                     lane = engine->search_lane();
+                                     if (lane != nullptr) bytes = engine->lane_bytes();
+                                 }) ||
+            lane == nullptr) {
+            held->lanes_tried = true;
+            return;
+        }
+        held->lanes[held->nlanes++] = lane;
+        held->bytes += bytes;
+        g_held_bytes += bytes;
+    }
+}
+
 // Answers structure searches members[0..n) (one index, the same
-// settings). When they share k and the allowed rows (searches without
-// filter columns), one Engine::search_batch call answers them, Faiss
-// running the queries in parallel; otherwise Engine::search_each runs
-// them on benzer.service_threads threads, each with its own filter (a
-// search needing another stored efSearch waits for the ones using theirs:
-// every answer is what a backend's own copy would give).
+// settings). Those of benzer_batch_search calls that share k and the
+// allowed rows are one Engine::search_batch call (Faiss runs the queries in
+// parallel); index scans' are Engine::search calls on the structure's
+// lanes, benzer.service_threads at once, each with its own filter (or, for
+// structures without lanes, with a gate per stored knob). Every answer is
+// what the backend's own copy gives on the same path.
 void serve_engine_group(HeldIndex* held, const int* members, int n) {
     const ServiceSlot& first = service_shared->slots[members[0]];
     int dim = held->dim;
-    bool batch = n > 1;
+    // Index scans' searches are answered one by one, as a backend's scan
+    // answers them (Engine::search); benzer_batch_search's with one batched
+    // call, as the backend's batch path does.
+    bool batch = first.batch_call && n > 1;
     int64 kmax = 1;
     for (int i = 0; i < n; i++) {
         const ServiceSlot& slot = service_shared->slots[members[i]];
@@ -499,6 +543,13 @@ void serve_engine_group(HeldIndex* held, const int* members, int n) {
     benzer::SearchOptions options = first.options;
     benzer::Engine* engine = held->engine;
     int threads = benzer_service_threads;
+    if (!batch && n > 1) ensure_lanes(held, threads);
+    // The engine, then its lanes (as many as threads).
+    int nlanes = 1 + Min(held->nlanes, threads - 1);
+    auto* lanes =
+        static_cast<const benzer::Engine**>(palloc(sizeof(benzer::Engine*) * Max(nlanes, 1)));
+    lanes[0] = engine;
+    for (int i = 1; i < nlanes; i++) lanes[i] = held->lanes[i - 1];
     faiss_use_threads(threads);
     benzer::GuardedError error;
     bool ok = first.dim == dim && benzer::run_guarded(error, [&] {
@@ -516,6 +567,8 @@ void serve_engine_group(HeldIndex* held, const int* members, int n) {
                           // Each request carries the call's work: it was one call.
                           requests[i].stats = stats;
                       }
+                  } else if (nlanes > 1) {
+                      benzer::Engine::search_each_on_lanes(lanes, nlanes, requests, n, options);
                   } else {
                       engine->search_each(requests, n, options, threads);
                   }

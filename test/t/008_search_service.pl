@@ -320,6 +320,9 @@ $node->safe_psql($db, 'ALTER INDEX h_hnsw RESET (ef_search)');
 		'benzer_batch_search on HNSW: the same answers with and without the service');
 }
 
+# What the service holds before concurrent searches of the graph (the
+# lanes they get come on top).
+my ($held_before) = $node->safe_psql($db, 'SELECT bytes FROM benzer_search_service()');
 my $graph_bench = start_pgbench($node, $db, 'service_graph',
 	"\\set s random(1, 100000)\n"
 	  . "SET enable_seqscan = off;\n"
@@ -327,6 +330,31 @@ my $graph_bench = start_pgbench($node, $db, 'service_graph',
 	'-c', '8', '-j', '2', '-T', '3');
 my ($graph_rc, undef, $graph_err) = finish_pgbench($graph_bench);
 is($graph_rc, 0, '8 clients searching HNSW through the service: no error') or diag($graph_err);
+
+# Concurrent searches with filters of different sizes (5 % to all rows,
+# so different graph widths) run at once on the service's lanes (a copy
+# of the graph each, over the same rows): every answer must be the
+# backend's own. pgbench fails the run on the first that differs.
+$node->safe_psql($db, qq{
+	SET benzer.search_service = off; SET enable_seqscan = off;
+	CREATE TABLE graph_expected AS
+		SELECT s, (SELECT string_agg(id::text, ',') FROM
+		           (SELECT id FROM h WHERE cat <= s % 20 ORDER BY v <-> rv(s, $dim) LIMIT 10) x) AS answer
+		FROM generate_series(1, 200) s;
+});
+my $lanes_bench = start_pgbench($node, $db, 'service_lanes',
+	"\\set s random(1, 200)\n"
+	  . "SET enable_seqscan = off;\n"
+	  . "SELECT (SELECT string_agg(id::text, ',') FROM (SELECT id FROM h WHERE cat <= :s % 20 "
+	  . "ORDER BY v <-> rv(:s, $dim) LIMIT 10) x) = answer AS same FROM graph_expected WHERE s = :s \\gset\n"
+	  . "\\if :same\n\\else\nSELECT benzer_test_fail('seed ' || :s || ' answered differently');\n\\endif\n",
+	'-c', '8', '-j', '2', '-T', '4');
+my ($lanes_rc, undef, $lanes_err) = finish_pgbench($lanes_bench);
+is($lanes_rc, 0, '8 clients, different filters at once: every answer is the backend\'s own')
+  or diag($lanes_err);
+my ($held_after) = $node->safe_psql($db, 'SELECT bytes FROM benzer_search_service()');
+ok($held_after > $held_before,
+	"the service made a lane for concurrent searches (held bytes $held_before -> $held_after)");
 
 # --- k-means on the service's device ----------------------------------------
 # benzer.device = gpu sends k-means (benzer_kmeans, an IVF index's coarse

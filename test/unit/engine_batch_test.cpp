@@ -324,6 +324,54 @@ void expect_each_equals_search(const std::string& factory) {
 
 TEST(SearchEach, HnswWithDifferentFiltersEqualsSearch) { expect_each_equals_search("HNSW16"); }
 
+// Lanes (a graph copy over shared rows) answer as the engine does, also
+// at once with different filters, and leave its knobs alone.
+TEST(SearchEach, LanesAnswerAsTheEngine) {
+    const int dim = 16;
+    const std::int64_t n = 3000;
+    std::vector<float> x = random_vectors(n, dim, 91);
+    auto engine = build("HNSW16", Metric::kL2, x, dim);
+    std::unique_ptr<Engine> lane(engine->search_lane());
+    ASSERT_NE(lane, nullptr);
+    EXPECT_GT(engine->lane_bytes(), 0u);
+    EXPECT_LT(engine->lane_bytes(), engine->memory_bytes());
+    EXPECT_EQ(lane->size(), engine->size());
+    EXPECT_EQ(lane->default_ef_search(), engine->default_ef_search());
+    const int nq = 40;
+    std::vector<float> queries = random_vectors(nq, dim, 92);
+    std::vector<std::unique_ptr<Bitmap>> bitmaps;
+    std::vector<benzer::SearchRequest> requests(nq);
+    std::vector<float> distances(static_cast<size_t>(nq) * 10);
+    std::vector<Label> labels(static_cast<size_t>(nq) * 10);
+    for (int q = 0; q < nq; q++) {
+        int modulo = 1 + q % 9;
+        bitmaps.push_back(
+            std::make_unique<Bitmap>(n, [&](std::int64_t i) { return i % modulo == 0; }));
+        requests[q].query = queries.data() + q * dim;
+        requests[q].k = 10;
+        requests[q].filter = &bitmaps.back()->filter;
+        requests[q].distances = distances.data() + q * 10;
+        requests[q].labels = labels.data() + q * 10;
+    }
+    const Engine* lanes[] = {engine.get(), lane.get()};
+    Engine::search_each_on_lanes(lanes, 2, requests.data(), nq, benzer::SearchOptions());
+    for (int q = 0; q < nq; q++) {
+        ASSERT_FALSE(requests[q].failed) << requests[q].error;
+        std::vector<float> d(10);
+        std::vector<Label> l(10);
+        std::int64_t found = engine->search(requests[q].query, 10, benzer::SearchOptions(),
+                                            requests[q].filter, d.data(), l.data(), nullptr);
+        ASSERT_EQ(requests[q].found, found);
+        for (std::int64_t j = 0; j < found; j++) {
+            EXPECT_EQ(requests[q].labels[j], l[j]) << "query " << q << " rank " << j;
+            EXPECT_EQ(requests[q].distances[j], d[j]);
+        }
+    }
+    EXPECT_EQ(engine->default_ef_search(), lane->default_ef_search());
+    std::unique_ptr<Engine> flat(build("Flat", Metric::kL2, x, dim));
+    EXPECT_EQ(flat->search_lane(), nullptr) << "only graphs have lanes";
+}
+
 TEST(SearchEach, FastScanWithDifferentFiltersEqualsSearch) {
     expect_each_equals_search("IVF16,PQ8x4fs");
 }
