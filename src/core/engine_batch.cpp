@@ -449,23 +449,30 @@ std::int64_t Engine::search_batch(std::int64_t nq, const float* queries_in, std:
     return total_found();
 }
 
+namespace {
+
+// One request of search_each: its answer, or why it failed (nothing may
+// escape an OpenMP loop).
+void answer_request(const Engine& engine, SearchRequest& r, const SearchOptions& options) {
+    try {
+        r.found = engine.search(r.query, r.k, options, r.filter, r.distances, r.labels, &r.stats);
+    } catch (const std::exception& e) {
+        r.failed = true;
+        std::snprintf(r.error, sizeof(r.error), "%s", e.what());
+    } catch (...) {
+        r.failed = true;
+        std::snprintf(r.error, sizeof(r.error), "unknown error");
+    }
+}
+
+}  // namespace
+
 void Engine::search_each(SearchRequest* requests, std::int64_t n, const SearchOptions& options,
                          int threads) const {
     if (n <= 0) return;
     int team = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(threads, n)));
 #pragma omp parallel for schedule(dynamic) num_threads(team)
-    for (std::int64_t i = 0; i < n; i++) {
-        SearchRequest& r = requests[i];
-        try {
-            r.found = search(r.query, r.k, options, r.filter, r.distances, r.labels, &r.stats);
-        } catch (const std::exception& e) {
-            r.failed = true;
-            std::snprintf(r.error, sizeof(r.error), "%s", e.what());
-        } catch (...) {
-            r.failed = true;
-            std::snprintf(r.error, sizeof(r.error), "unknown error");
-        }
-    }
+    for (std::int64_t i = 0; i < n; i++) answer_request(*this, requests[i], options);
 }
 
 void Engine::search_each_on_lanes(const Engine* const* lanes, int nlanes, SearchRequest* requests,
@@ -476,19 +483,7 @@ void Engine::search_each_on_lanes(const Engine* const* lanes, int nlanes, Search
     {
         const Engine& lane = *lanes[omp_get_thread_num() % nlanes];
 #pragma omp for schedule(dynamic)
-        for (std::int64_t i = 0; i < n; i++) {
-            SearchRequest& r = requests[i];
-            try {
-                r.found =
-                    lane.search(r.query, r.k, options, r.filter, r.distances, r.labels, &r.stats);
-            } catch (const std::exception& e) {
-                r.failed = true;
-                std::snprintf(r.error, sizeof(r.error), "%s", e.what());
-            } catch (...) {
-                r.failed = true;
-                std::snprintf(r.error, sizeof(r.error), "unknown error");
-            }
-        }
+        for (std::int64_t i = 0; i < n; i++) answer_request(lane, requests[i], options);
     }
 }
 
