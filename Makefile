@@ -21,7 +21,7 @@ PG_OBJS = src/pg/module.o src/pg/vector_io.o src/pg/vector_ops.o src/pg/faiss_am
 	src/pg/faiss_scan.o src/pg/faiss_vacuum.o src/pg/faiss_cost.o src/pg/faiss_info.o \
 	src/pg/faiss_plan.o src/pg/faiss_view.o src/pg/faiss_access.o src/pg/faiss_search.o src/pg/faiss_limit.o \
 	src/pg/faiss_lists.o src/pg/faiss_engine_search.o src/pg/faiss_check.o src/pg/faiss_tails.o src/pg/faiss_rerank.o \
-	src/pg/service.o src/pg/service_worker.o
+	src/pg/service.o src/pg/service_worker.o src/pg/shard_merge.o
 WORKFLOW_OBJS = src/core/kmeans.o src/core/exact_batch.o src/core/engine_batch.o \
 	src/pg/kmeans.o src/pg/batch_search.o src/pg/feedback.o src/pg/index_list.o
 OBJS = $(CORE_OBJS) $(PG_OBJS) $(WORKFLOW_OBJS)
@@ -41,7 +41,7 @@ PG_CONFIG ?= pg_config
 
 # -ffp-contract=off: the distance kernels must not fuse multiply-adds, so all
 # SIMD variants return identical results (see src/core/distance.cpp).
-PG_CPPFLAGS = -I$(srcdir)/src
+PG_CPPFLAGS = -I$(srcdir)/src -I$(libpq_srcdir)
 PG_CXXFLAGS = -std=c++17 -fopenmp -ffp-contract=off -Wextra -Wno-unused-parameter \
 	-Wno-missing-field-initializers -Wno-register
 ifdef WERROR
@@ -49,6 +49,9 @@ PG_CXXFLAGS += -Werror
 endif
 # Faiss is a static library: keep its symbols out of our dynamic symbol
 # table. BLAS and LAPACK resolve to OpenBLAS through Debian's alternatives.
+# libpq: the shard merge (shard_merge.cpp) talks to shards over
+# postgres_fdw's connections.
+SHLIB_LINK_INTERNAL = $(libpq)
 SHLIB_LINK = -Wl,--exclude-libs,libfaiss.a -lfaiss -lblas -llapack -fopenmp -lstdc++ -lm -ldl
 
 # Debian's PostgreSQL is built with LLVM JIT and would compile every .cpp

@@ -138,3 +138,8 @@ void faiss_install_planner_hook(void);
 // Passes a query's LIMIT to the faiss index scan below it (faiss_limit.cpp;
 // from _PG_init).
 void faiss_install_limit_hook(void);
+
+// Sends each postgres_fdw shard of a partitioned table its own ORDER BY
+// distance LIMIT k and merges their answers (shard_merge.cpp; from
+// _PG_init, before the "benzer" settings prefix is reserved).
+void shard_install_planner_hook(void);

@@ -19,6 +19,7 @@ void _PG_init(void);
 void _PG_init(void) {
     // Before faiss_define_settings reserves the "benzer" prefix.
     service_init();
+    shard_install_planner_hook();
     faiss_define_settings();
     faiss_install_explain_hook();
     faiss_install_planner_hook();

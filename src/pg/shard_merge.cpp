@@ -1,0 +1,483 @@
+// shard_merge.cpp: one similarity query over shards on other servers.
+//
+// When a table outgrows one server, its partitions become postgres_fdw
+// foreign tables on other servers, each with benzer and its own faiss
+// index. PostgreSQL 15 plans the app's query
+//
+//     SELECT ... FROM items WHERE ... ORDER BY v <-> $1 LIMIT 10
+//
+// over such a table as a Merge Append of the shards' ordered scans: every
+// shard is asked for all its rows in distance order, with no LIMIT, and the
+// shards are read one after the other (asynchronous foreign scans run only
+// under a plain Append). Measured on Fashion-MNIST over 2 loopback shards,
+// that is 21 times slower than one server.
+//
+// After the planner has made its ordered paths, this hook replaces them,
+// for the shapes it covers, with
+//
+//     Custom Scan (BenzerShardMerge)      sends the session's search settings
+//       -> Sort (top-N)                   merges the shards' top k
+//         -> Append                       runs the shards concurrently
+//           -> Async Foreign Scan         remote: ... ORDER BY v <-> $1 LIMIT 10
+//           -> Limit -> Index Scan        a local partition's own faiss index
+//
+// The remote SQL, its WHERE conditions and parameters are postgres_fdw's
+// own: we take the ordered path it made for each shard and ask it for a
+// LIMIT, which it renders from the query's LIMIT exactly as it does when a
+// whole query goes to one server (the has_limit flag of its path). Every
+// WHERE condition must ship, or the shard's LIMIT would be applied before a
+// local filter and lose rows; when one does not, the query keeps
+// PostgreSQL's own plan. So do all shapes this file does not cover (see
+// shard_query_covered) and any query with benzer.shard_pushdown off.
+//
+// The result equals one server's: each shard's k nearest rows under the
+// WHERE conditions contain that shard's share of the global k nearest, and
+// the Sort keeps the k nearest of their union. The settings that change
+// what an index scan returns (benzer.recall, benzer.nprobe, ...) are set on
+// every shard's connection, for its remote transaction, before the first
+// row is asked for.
+#include "pg/faiss.h"
+
+#include "pg/postgres_headers.h"
+
+extern "C" {
+#include "access/stratnum.h"
+#include "catalog/dependency.h"
+#include "catalog/pg_operator.h"
+#include "catalog/pg_type.h"
+#include "commands/explain.h"
+#include "commands/extension.h"
+#include "executor/executor.h"
+#include "foreign/foreign.h"
+#include "libpq-fe.h"
+#include "nodes/extensible.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
+#include "optimizer/pathnode.h"
+#include "optimizer/paths.h"
+#include "optimizer/planner.h"
+#include "optimizer/tlist.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+}
+
+namespace {
+
+// benzer.shard_pushdown.
+bool shard_pushdown = true;
+
+create_upper_paths_hook_type previous_upper_paths_hook = nullptr;
+
+extern const CustomPathMethods shard_merge_path_methods;
+extern const CustomScanMethods shard_merge_scan_methods;
+extern const CustomExecMethods shard_merge_exec_methods;
+
+// The settings that change what a faiss index scan returns; a shard runs
+// its part of a query with the coordinator session's values.
+const char* const kSearchSettings[] = {
+    "benzer.recall",    "benzer.nprobe",          "benzer.ef_search",          "benzer.k_factor",
+    "benzer.scan_rows", "benzer.max_scan_tuples", "benzer.exact_filter_limit",
+};
+
+// postgres_fdw's functions we call (PostgreSQL 15's postgres_fdw.h). Its
+// connection state starts with the pending asynchronous request.
+struct PgFdwConnState {
+    AsyncRequest* pendingAreq;
+};
+using IsForeignExprFn = bool (*)(PlannerInfo*, RelOptInfo*, Expr*);
+using GetConnectionFn = PGconn* (*)(UserMapping*, bool, PgFdwConnState**);
+using GetResultFn = PGresult* (*)(PGconn*, const char*);
+using ReportErrorFn = void (*)(int, PGresult*, PGconn*, bool, const char*);
+using ProcessPendingFn = void (*)(AsyncRequest*);
+
+const char kPostgresFdwLibrary[] = "$libdir/postgres_fdw";
+
+// A function of postgres_fdw's library, or nullptr when it lacks it.
+void* postgres_fdw_function(const char* name) {
+    return reinterpret_cast<void*>(
+        load_external_function(kPostgresFdwLibrary, name, false, nullptr));
+}
+
+// True when a foreign table's server belongs to postgres_fdw.
+bool is_postgres_fdw_server(Oid serverid) {
+    ForeignServer* server = GetForeignServer(serverid);
+    ForeignDataWrapper* fdw = GetForeignDataWrapper(server->fdwid);
+    if (!OidIsValid(fdw->fdwhandler)) return false;
+    char* handler = get_func_name(fdw->fdwhandler);
+    return handler != nullptr && strcmp(handler, "postgres_fdw_handler") == 0;
+}
+
+// True when the query is one this file rewrites: a plain SELECT of one
+// partitioned table (the scan/join rel), ordered by one ascending benzer
+// distance, with a LIMIT that can be sent to a shard and no OFFSET,
+// grouping, DISTINCT, window functions, set-returning functions or row
+// locks.
+bool shard_query_covered(PlannerInfo* root, RelOptInfo* input_rel) {
+    Query* parse = root->parse;
+    if (parse->commandType != CMD_SELECT || parse->limitCount == nullptr ||
+        parse->limitOffset != nullptr || parse->limitOption != LIMIT_OPTION_COUNT ||
+        list_length(parse->sortClause) != 1 || parse->groupClause != NIL ||
+        parse->groupingSets != NIL || parse->hasAggs || parse->hasWindowFuncs ||
+        parse->distinctClause != NIL || parse->hasTargetSRFs || parse->rowMarks != NIL ||
+        parse->setOperations != nullptr || parse->havingQual != nullptr)
+        return false;
+    if (IsA(parse->limitCount, Const) && castNode(Const, parse->limitCount)->constisnull)
+        return false;  // LIMIT ALL
+    if (input_rel->reloptkind != RELOPT_BASEREL || !IS_PARTITIONED_REL(input_rel)) return false;
+    if (list_length(root->sort_pathkeys) != 1) return false;
+    PathKey* pathkey = static_cast<PathKey*>(linitial(root->sort_pathkeys));
+    if (pathkey->pk_strategy != BTLessStrategyNumber || pathkey->pk_nulls_first) return false;
+
+    SortGroupClause* sort = static_cast<SortGroupClause*>(linitial(parse->sortClause));
+    TargetEntry* entry = get_sortgroupclause_tle(sort, parse->targetList);
+    if (!IsA(entry->expr, OpExpr) || exprType(reinterpret_cast<Node*>(entry->expr)) != FLOAT8OID)
+        return false;
+    Oid benzer = get_extension_oid("benzer", true);
+    Oid opno = castNode(OpExpr, entry->expr)->opno;
+    return OidIsValid(benzer) && getExtensionOfObject(OperatorRelationId, opno) == benzer;
+}
+
+// The cheapest of a shard's paths that postgres_fdw ordered by the query's
+// distance (the ORDER BY goes to the shard), or nullptr. *target is the
+// path's output (a projection over the scan may have set it).
+ForeignPath* ordered_foreign_path(RelOptInfo* child, List* pathkeys, PathTarget** target) {
+    ForeignPath* best = nullptr;
+    ListCell* cell;
+    foreach (cell, child->pathlist) {
+        Path* path = static_cast<Path*>(lfirst(cell));
+        PathTarget* output = path->pathtarget;
+        if (IsA(path, ProjectionPath)) path = reinterpret_cast<ProjectionPath*>(path)->subpath;
+        if (!IsA(path, ForeignPath) || path->param_info != nullptr ||
+            !pathkeys_contained_in(pathkeys, path->pathkeys))
+            continue;
+        auto* foreign = reinterpret_cast<ForeignPath*>(path);
+        if (foreign->fdw_private != NIL || foreign->fdw_outerpath != nullptr) continue;
+        if (best == nullptr || path->total_cost < best->path.total_cost) {
+            best = foreign;
+            *target = output;
+        }
+    }
+    return best;
+}
+
+// The path that asks a shard for its k nearest rows: a copy of its ordered
+// path that postgres_fdw will render with the query's LIMIT, computing the
+// query's output (the distance included) from the rows it fetched.
+Path* shard_top_k_path(ForeignPath* ordered, PathTarget* target, double k) {
+    ForeignPath* top_k = makeNode(ForeignPath);
+    memcpy(top_k, ordered, sizeof(ForeignPath));
+    top_k->path.pathtarget = target;
+    top_k->path.rows = Min(ordered->path.rows, k);
+    // postgres_fdw's FdwPathPrivateIndex: has_final_sort, has_limit.
+    top_k->fdw_private = list_make2(makeBoolean(false), makeBoolean(true));
+    return &top_k->path;
+}
+
+// The path that reads a local partition's k nearest rows: its cheapest
+// ordered path (a faiss index scan where there is one) under a Limit.
+Path* local_top_k_path(PlannerInfo* root, RelOptInfo* child, List* pathkeys, double k) {
+    double fraction = child->rows > 0 ? Min(1.0, k / child->rows) : 1.0;
+    Path* ordered =
+        get_cheapest_fractional_path_for_pathkeys(child->pathlist, pathkeys, nullptr, fraction);
+    if (ordered == nullptr)
+        ordered = &create_sort_path(root, child, child->cheapest_total_path, pathkeys, k)->path;
+    return &create_limit_path(root, child, ordered, nullptr,
+                              static_cast<Node*>(copyObjectImpl(root->parse->limitCount)),
+                              LIMIT_OPTION_COUNT, 0, static_cast<int64>(k))
+                ->path;
+}
+
+// Adds the shard merge path to the ordered rel when the query is covered
+// and at least one live partition is a postgres_fdw foreign table, and
+// drops the paths PostgreSQL made: the rewrite never reads more rows than
+// they would. Any partition it cannot handle leaves them alone.
+void shard_upper_paths(PlannerInfo* root, UpperRelationKind stage, RelOptInfo* input_rel,
+                       RelOptInfo* output_rel, void* extra) {
+    if (previous_upper_paths_hook != nullptr)
+        previous_upper_paths_hook(root, stage, input_rel, output_rel, extra);
+    if (stage != UPPERREL_ORDERED || !shard_pushdown || !shard_query_covered(root, input_rel))
+        return;
+
+    IsForeignExprFn is_foreign_expr = nullptr;
+    List* pathkeys = root->sort_pathkeys;
+    double k = root->limit_tuples > 0 ? root->limit_tuples : 10.0;
+    List* subpaths = NIL;
+    int shards = 0;
+    int part = -1;
+    while ((part = bms_next_member(input_rel->live_parts, part)) >= 0) {
+        RelOptInfo* child = input_rel->part_rels[part];
+        if (child == nullptr || IS_DUMMY_REL(child)) continue;
+        if (child->part_scheme != nullptr || child->rtekind != RTE_RELATION) return;
+        if (child->fdwroutine == nullptr) {
+            subpaths = lappend(subpaths, local_top_k_path(root, child, pathkeys, k));
+            continue;
+        }
+        if (!is_postgres_fdw_server(child->serverid)) return;
+        if (is_foreign_expr == nullptr) {
+            is_foreign_expr =
+                reinterpret_cast<IsForeignExprFn>(postgres_fdw_function("is_foreign_expr"));
+            if (is_foreign_expr == nullptr) return;
+        }
+        // Every condition must run on the shard, and so must the LIMIT.
+        ListCell* cell;
+        foreach (cell, child->baserestrictinfo) {
+            RestrictInfo* rinfo = static_cast<RestrictInfo*>(lfirst(cell));
+            if (!rinfo->pseudoconstant && !is_foreign_expr(root, child, rinfo->clause)) return;
+        }
+        if (!is_foreign_expr(root, child, reinterpret_cast<Expr*>(root->parse->limitCount))) return;
+        PathTarget* target = nullptr;
+        ForeignPath* ordered = ordered_foreign_path(child, pathkeys, &target);
+        if (ordered == nullptr) return;  // the distance operator does not ship
+        subpaths = lappend(subpaths, shard_top_k_path(ordered, target, k));
+        shards++;
+    }
+    if (shards == 0) return;
+
+    // No parallel workers: asynchronous Append needs a parallel-unsafe path.
+    AppendPath* append =
+        create_append_path(root, input_rel, subpaths, NIL, NIL, nullptr, 0, false, -1);
+    append->path.parallel_safe = false;
+    Path* merged = &create_sort_path(root, output_rel, &append->path, pathkeys, k)->path;
+    PathTarget* target = root->upper_targets[UPPERREL_ORDERED];
+    if (target != nullptr && !equal(target->exprs, merged->pathtarget->exprs))
+        merged = apply_projection_to_path(root, output_rel, merged, target);
+
+    CustomPath* path = makeNode(CustomPath);
+    path->path.pathtype = T_CustomScan;
+    path->path.parent = output_rel;
+    path->path.pathtarget = merged->pathtarget;
+    path->path.param_info = nullptr;
+    path->path.parallel_aware = false;
+    path->path.parallel_safe = false;
+    path->path.parallel_workers = 0;
+    path->path.rows = merged->rows;
+    path->path.startup_cost = merged->startup_cost;
+    path->path.total_cost = merged->total_cost;
+    path->path.pathkeys = pathkeys;
+    path->flags = 0;
+    path->custom_paths = list_make1(merged);
+    path->custom_private = NIL;
+    path->methods = &shard_merge_path_methods;
+
+    output_rel->pathlist = NIL;
+    output_rel->partial_pathlist = NIL;
+    add_path(output_rel, &path->path);
+}
+
+// The plan of the merge: a pass-through over its one child (the Sort),
+// whose output is its own.
+Plan* plan_shard_merge(PlannerInfo* root, RelOptInfo* rel, CustomPath* best_path, List* tlist,
+                       List* clauses, List* custom_plans) {
+    CustomScan* scan = makeNode(CustomScan);
+    Plan* child = static_cast<Plan*>(linitial(custom_plans));
+    scan->scan.plan.targetlist = tlist;
+    scan->scan.plan.qual = NIL;
+    scan->scan.scanrelid = 0;
+    scan->flags = best_path->flags;
+    scan->custom_plans = custom_plans;
+    scan->custom_exprs = NIL;
+    scan->custom_private = NIL;
+    scan->custom_scan_tlist = static_cast<List*>(copyObjectImpl(child->targetlist));
+    scan->methods = &shard_merge_scan_methods;
+    return &scan->scan.plan;
+}
+
+struct ShardMergeState {
+    CustomScanState css;
+    bool settings_sent;
+};
+
+Node* create_shard_merge_state(CustomScan* scan) {
+    auto* state = static_cast<ShardMergeState*>(palloc0(sizeof(ShardMergeState)));
+    NodeSetTag(state, T_CustomScanState);
+    state->css.methods = &shard_merge_exec_methods;
+    return reinterpret_cast<Node*>(state);
+}
+
+void begin_shard_merge(CustomScanState* node, EState* estate, int eflags) {
+    auto* scan = reinterpret_cast<CustomScan*>(node->ss.ps.plan);
+    PlanState* child =
+        ExecInitNode(static_cast<Plan*>(linitial(scan->custom_plans)), estate, eflags);
+    node->custom_ps = list_make1(child);
+    // Without a projection the Sort's slots pass through, so the nodes
+    // above must expect its kind of slot (as for a Limit).
+    if (node->ss.ps.ps_ProjInfo == nullptr)
+        node->ss.ps.resultops = ExecGetResultSlotOps(child, &node->ss.ps.resultopsfixed);
+}
+
+// Calls fn on every postgres_fdw foreign scan below state, looking through
+// the nodes this file puts there.
+template <typename Fn>
+void for_each_shard_scan(PlanState* state, Fn fn) {
+    if (state == nullptr) return;
+    switch (nodeTag(state)) {
+        case T_ForeignScanState:
+            if (is_postgres_fdw_server(reinterpret_cast<ForeignScan*>(state->plan)->fs_server))
+                fn(reinterpret_cast<ForeignScanState*>(state));
+            break;
+        case T_AppendState: {
+            auto* append = reinterpret_cast<AppendState*>(state);
+            for (int i = 0; i < append->as_nplans; i++)
+                for_each_shard_scan(append->appendplans[i], fn);
+            break;
+        }
+        default:
+            for_each_shard_scan(outerPlanState(state), fn);
+            break;
+    }
+}
+
+// The statement that sets kSearchSettings on a shard's connection for its
+// remote transaction.
+char* settings_statement(void) {
+    StringInfoData sql;
+    initStringInfo(&sql);
+    appendStringInfoString(&sql, "SELECT ");
+    for (size_t i = 0; i < lengthof(kSearchSettings); i++) {
+        const char* value = GetConfigOption(kSearchSettings[i], true, false);
+        if (value == nullptr) continue;
+        if (sql.len > 7) appendStringInfoString(&sql, ", ");
+        appendStringInfo(&sql, "pg_catalog.set_config(%s, %s, true)",
+                         quote_literal_cstr(kSearchSettings[i]), quote_literal_cstr(value));
+    }
+    return sql.data;
+}
+
+// Sets the session's search settings on every shard's connection, all
+// shards at once, before the Append below asks them for rows. The
+// connections are postgres_fdw's (the foreign scans opened them, inside
+// the remote transaction it manages), so errors, cancels and aborts go
+// through its own handling.
+void send_search_settings(CustomScanState* node) {
+    auto get_connection = reinterpret_cast<GetConnectionFn>(postgres_fdw_function("GetConnection"));
+    auto get_result = reinterpret_cast<GetResultFn>(postgres_fdw_function("pgfdw_get_result"));
+    auto report_error =
+        reinterpret_cast<ReportErrorFn>(postgres_fdw_function("pgfdw_report_error"));
+    auto process_pending =
+        reinterpret_cast<ProcessPendingFn>(postgres_fdw_function("process_pending_request"));
+    if (get_connection == nullptr || get_result == nullptr || report_error == nullptr ||
+        process_pending == nullptr)
+        ereport(ERROR, (errcode(ERRCODE_FDW_ERROR),
+                        errmsg("postgres_fdw lacks the functions benzer's shard merge calls"),
+                        errhint("Turn benzer.shard_pushdown off.")));
+
+    EState* estate = node->ss.ps.state;
+    List* connections = NIL;
+    for_each_shard_scan(
+        static_cast<PlanState*>(linitial(node->custom_ps)), [&](ForeignScanState* scan) {
+            auto* plan = reinterpret_cast<ForeignScan*>(scan->ss.ps.plan);
+            RangeTblEntry* rte = exec_rt_fetch(plan->scan.scanrelid, estate);
+            Oid user = OidIsValid(rte->checkAsUser) ? rte->checkAsUser : GetUserId();
+            PgFdwConnState* state = nullptr;
+            PGconn* conn = get_connection(GetUserMapping(user, plan->fs_server), false, &state);
+            if (list_member_ptr(connections, conn)) return;
+            if (state != nullptr && state->pendingAreq != nullptr)
+                process_pending(state->pendingAreq);
+            connections = lappend(connections, conn);
+        });
+    if (connections == NIL) return;
+
+    char* sql = settings_statement();
+    ListCell* cell;
+    foreach (cell, connections) {
+        PGconn* conn = static_cast<PGconn*>(lfirst(cell));
+        if (!PQsendQuery(conn, sql)) report_error(ERROR, nullptr, conn, false, sql);
+    }
+    foreach (cell, connections) {
+        PGconn* conn = static_cast<PGconn*>(lfirst(cell));
+        PGresult* result = get_result(conn, sql);
+        if (PQresultStatus(result) != PGRES_TUPLES_OK) report_error(ERROR, result, conn, true, sql);
+        PQclear(result);
+    }
+}
+
+TupleTableSlot* exec_shard_merge(CustomScanState* node) {
+    auto* state = reinterpret_cast<ShardMergeState*>(node);
+    if (!state->settings_sent) {
+        send_search_settings(node);
+        state->settings_sent = true;
+    }
+    TupleTableSlot* slot = ExecProcNode(static_cast<PlanState*>(linitial(node->custom_ps)));
+    if (TupIsNull(slot) || node->ss.ps.ps_ProjInfo == nullptr) return slot;
+    // The projection was compiled for the scan slot's kind (virtual), not
+    // for the Sort's minimal tuples.
+    TupleTableSlot* scan_slot = node->ss.ss_ScanTupleSlot;
+    ExecCopySlot(scan_slot, slot);
+    node->ss.ps.ps_ExprContext->ecxt_scantuple = scan_slot;
+    return ExecProject(node->ss.ps.ps_ProjInfo);
+}
+
+void end_shard_merge(CustomScanState* node) {
+    ExecEndNode(static_cast<PlanState*>(linitial(node->custom_ps)));
+}
+
+// A rescan with new parameter values (a correlated subquery's) must reach
+// the Sort, or it would replay its last answer.
+void rescan_shard_merge(CustomScanState* node) {
+    PlanState* child = static_cast<PlanState*>(linitial(node->custom_ps));
+    if (node->ss.ps.chgParam != nullptr) UpdateChangedParamSet(child, node->ss.ps.chgParam);
+    ExecReScan(child);
+}
+
+// EXPLAIN: the shards' servers (each shard's remote SQL, with its LIMIT,
+// is on its Foreign Scan under VERBOSE).
+void explain_shard_merge(CustomScanState* node, List* ancestors, ExplainState* es) {
+    StringInfoData servers;
+    initStringInfo(&servers);
+    int shards = 0;
+    for_each_shard_scan(static_cast<PlanState*>(linitial(node->custom_ps)),
+                        [&](ForeignScanState* scan) {
+                            auto* plan = reinterpret_cast<ForeignScan*>(scan->ss.ps.plan);
+                            const char* name = GetForeignServer(plan->fs_server)->servername;
+                            appendStringInfo(&servers, "%s%s", shards > 0 ? ", " : "", name);
+                            shards++;
+                        });
+    ExplainPropertyText("Shards", servers.data, es);
+    if (es->verbose) {
+        StringInfoData settings;
+        initStringInfo(&settings);
+        for (size_t i = 0; i < lengthof(kSearchSettings); i++)
+            appendStringInfo(&settings, "%s%s", i > 0 ? ", " : "", kSearchSettings[i]);
+        ExplainPropertyText("Settings Sent", settings.data, es);
+    }
+}
+
+const CustomPathMethods shard_merge_path_methods = {
+    "BenzerShardMerge",
+    plan_shard_merge,
+};
+
+const CustomScanMethods shard_merge_scan_methods = {
+    "BenzerShardMerge",
+    create_shard_merge_state,
+};
+
+const CustomExecMethods shard_merge_exec_methods = {
+    "BenzerShardMerge",
+    begin_shard_merge,
+    exec_shard_merge,
+    end_shard_merge,
+    rescan_shard_merge,
+    nullptr,  // MarkPosCustomScan
+    nullptr,  // RestrPosCustomScan
+    nullptr,  // EstimateDSMCustomScan
+    nullptr,  // InitializeDSMCustomScan
+    nullptr,  // ReInitializeDSMCustomScan
+    nullptr,  // InitializeWorkerCustomScan
+    nullptr,  // ShutdownCustomScan
+    explain_shard_merge,
+};
+
+}  // namespace
+
+void shard_install_planner_hook(void) {
+    DefineCustomBoolVariable(
+        "benzer.shard_pushdown",
+        "Send each shard of a partitioned table its own ORDER BY distance LIMIT k.",
+        "For ORDER BY <distance> LIMIT k over a partitioned table with postgres_fdw partitions: "
+        "the shards run concurrently and the coordinator merges their top k.",
+        &shard_pushdown, true, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+    RegisterCustomScanMethods(&shard_merge_scan_methods);
+    previous_upper_paths_hook = create_upper_paths_hook;
+    create_upper_paths_hook = shard_upper_paths;
+}
