@@ -14,8 +14,11 @@
 # the same faiss index (v, label) on every shard and on a single-node copy,
 # then runs pgbench (1 client) on "similar to :id" through
 #   single       the single-node copy
-#   naive N      PostgreSQL's own plan on the partitioned table (N shards)
+#   benzer N     benzer's plan on the partitioned table (N shards): each
+#                shard gets its own ORDER BY ... LIMIT 10, all at once
+#   naive N      PostgreSQL's own plan (benzer.shard_pushdown = off)
 #   union N      a UNION ALL of per-shard ORDER BY ... LIMIT 10, by hand
+# and the same "similar to :id, label = :l" filtered (single and benzer),
 # and prints p50 latency and tps. Connection settings come from the usual
 # PG* environment variables (a Unix socket: PGHOST is a directory).
 set -euo pipefail
@@ -89,10 +92,21 @@ cat >"$work/single.sql" <<SQL
 \\set q random(1, $max_id)
 SELECT id FROM single ORDER BY v <-> $query_vector LIMIT 10;
 SQL
+cat >"$work/single_filtered.sql" <<SQL
+\\set q random(1, $max_id)
+\\set l random(0, 9)
+SELECT id FROM single WHERE label = :l ORDER BY v <-> $query_vector LIMIT 10;
+SQL
 for n in 2 3; do
     cat >"$work/naive$n.sql" <<SQL
 \\set q random(1, $max_id)
 SELECT id FROM items$n ORDER BY v <-> $query_vector LIMIT 10;
+SQL
+    cp "$work/naive$n.sql" "$work/benzer$n.sql"
+    cat >"$work/benzer${n}_filtered.sql" <<SQL
+\\set q random(1, $max_id)
+\\set l random(0, 9)
+SELECT id FROM items$n WHERE label = :l ORDER BY v <-> $query_vector LIMIT 10;
 SQL
     union=""
     for shard in $(seq 1 "$n"); do
@@ -106,25 +120,37 @@ SQL
 done
 
 run() {  # script -> "p50_ms tps"
-    PGDATABASE=benzer_coord pgbench -n -f "$work/$1.sql" -c 1 -T "$seconds" -l --log-prefix="$work/$1" \
+    local options=""
+    # PostgreSQL's own plan: benzer's rewrite off for the session.
+    case "$1" in naive*) options="-c benzer.shard_pushdown=off" ;; esac
+    PGOPTIONS="$options" PGDATABASE=benzer_coord pgbench -n -f "$work/$1.sql" -c 1 -T "$seconds" -l --log-prefix="$work/$1" \
         2>/dev/null | awk '/^tps =/ {print $3}' >"$work/$1.tps"
     # pgbench's per-transaction log: the third field is the latency in us.
     p50="$(cat "$work/$1".[0-9]* 2>/dev/null | awk '{print $3}' | sort -n |
         awk '{a[NR] = $1} END {if (NR) printf "%.2f", a[int((NR + 1) / 2)] / 1000}')"
     echo "$p50 $(cat "$work/$1.tps")"
 }
-for script in single naive2 union2 naive3 union3; do run "$script" >/dev/null; done  # warm
+scripts=(single single_filtered benzer2 benzer2_filtered naive2 union2 benzer3 benzer3_filtered naive3 union3)
+for script in "${scripts[@]}"; do run "$script" >/dev/null; done  # warm
 echo
 echo "| query | shards | p50 ms | tps | p50 / single |"
 echo "|---|---:|---:|---:|---:|"
-read -r single_p50 single_tps <<<"$(run single)"
-echo "| single node | 1 | $single_p50 | $single_tps | 1.00x |"
-for n in 2 3; do
-    for kind in naive union; do
-        read -r p50 tps <<<"$(run "$kind$n")"
-        ratio="$(awk -v a="$p50" -v b="$single_p50" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}')"
-        name="PostgreSQL's plan on the partitioned table"
-        [ "$kind" = union ] && name="UNION ALL of per-shard LIMIT 10 (by hand)"
-        echo "| $name | $n | $p50 | $tps | ${ratio}x |"
-    done
+declare -A name=(
+    [single]="single node" [single_filtered]="single node, label = :l"
+    [benzer]="benzer's plan on the partitioned table" [benzer_filtered]="benzer's plan, label = :l"
+    [naive]="PostgreSQL's plan on the partitioned table" [union]="UNION ALL of per-shard LIMIT 10 (by hand)")
+for script in "${scripts[@]}"; do
+    read -r p50 tps <<<"$(run "$script")"
+    kind="${script//[0-9]/}"
+    shards="${script//[^0-9]/}"
+    [ -n "$shards" ] || shards=1
+    # Each row against the single node with the same filter.
+    case "$script" in
+    single) single_p50="$p50" base="$p50" ;;
+    single_filtered) single_filtered_p50="$p50" base="$p50" ;;
+    *_filtered) base="$single_filtered_p50" ;;
+    *) base="$single_p50" ;;
+    esac
+    ratio="$(awk -v a="$p50" -v b="$base" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}')"
+    echo "| ${name[$kind]} | $shards | $p50 | $tps | ${ratio}x |"
 done
