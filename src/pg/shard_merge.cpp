@@ -18,7 +18,8 @@
 //     Custom Scan (BenzerShardMerge)      sends the session's search settings
 //       -> Sort (top-N)                   merges the shards' top k
 //         -> Append                       runs the shards concurrently
-//           -> Async Foreign Scan         remote: ... ORDER BY v <-> $1 LIMIT 10
+//           -> Async Foreign Scan         remote: SELECT id, v <-> $1 ...
+//                                           ORDER BY v <-> $1 LIMIT 10
 //           -> Limit -> Index Scan        a local partition's own faiss index
 //
 // The remote SQL, its WHERE conditions and parameters are postgres_fdw's
@@ -28,14 +29,16 @@
 // WHERE condition must ship, or the shard's LIMIT would be applied before a
 // local filter and lose rows; when one does not, the query keeps
 // PostgreSQL's own plan. So do all shapes this file does not cover (see
-// shard_query_covered) and any query with benzer.shard_pushdown off.
+// shard_query_covered) and any query with benzer.shard_pushdown off. Once
+// postgres_fdw has made a shard's plan, ship_distance has the shard send
+// the distance instead of the vector (the larger half of the time).
 //
 // The result equals one server's: each shard's k nearest rows under the
 // WHERE conditions contain that shard's share of the global k nearest, and
 // the Sort keeps the k nearest of their union. The settings that change
 // what an index scan returns (benzer.recall, benzer.nprobe, ...) are set on
 // every shard's connection, for its remote transaction, before the first
-// row is asked for.
+// row is asked for, whenever one of them is not at its default.
 #include "pg/faiss.h"
 
 #include "pg/postgres_headers.h"
@@ -45,19 +48,24 @@ extern "C" {
 #include "catalog/dependency.h"
 #include "catalog/pg_operator.h"
 #include "catalog/pg_type.h"
+#include "commands/defrem.h"
 #include "commands/explain.h"
 #include "commands/extension.h"
 #include "executor/executor.h"
 #include "foreign/foreign.h"
 #include "libpq-fe.h"
 #include "nodes/extensible.h"
+#include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
 #include "optimizer/optimizer.h"
 #include "optimizer/pathnode.h"
 #include "optimizer/paths.h"
 #include "optimizer/planner.h"
 #include "optimizer/tlist.h"
+#include "parser/parsetree.h"
+#include "storage/proc.h"
 #include "utils/guc.h"
+#include "utils/guc_tables.h"
 #include "utils/lsyscache.h"
 }
 
@@ -148,7 +156,7 @@ ForeignPath* ordered_foreign_path(RelOptInfo* child, List* pathkeys, PathTarget*
         PathTarget* output = path->pathtarget;
         if (IsA(path, ProjectionPath)) path = reinterpret_cast<ProjectionPath*>(path)->subpath;
         if (!IsA(path, ForeignPath) || path->param_info != nullptr ||
-            !pathkeys_contained_in(pathkeys, path->pathkeys))
+            compare_pathkeys(pathkeys, path->pathkeys) != PATHKEYS_EQUAL)
             continue;
         auto* foreign = reinterpret_cast<ForeignPath*>(path);
         if (foreign->fdw_private != NIL || foreign->fdw_outerpath != nullptr) continue;
@@ -264,12 +272,137 @@ void shard_upper_paths(PlannerInfo* root, UpperRelationKind stage, RelOptInfo* i
     add_path(output_rel, &path->path);
 }
 
+// A shard column's name on its server (the column_name option, or its own).
+char* remote_column_name(Oid relid, AttrNumber attno) {
+    ListCell* cell;
+    foreach (cell, GetForeignColumnOptions(relid, attno)) {
+        DefElem* option = static_cast<DefElem*>(lfirst(cell));
+        if (strcmp(option->defname, "column_name") == 0) return defGetString(option);
+    }
+    return get_attname(relid, attno, false);
+}
+
+// Where " FROM " ends postgres_fdw's select list (skipping quoted names),
+// or nullptr.
+const char* end_of_select_list(const char* sql) {
+    bool quoted = false;
+    for (const char* p = sql; *p != '\0'; p++) {
+        if (*p == '"') quoted = !quoted;
+        if (!quoted && strncmp(p, " FROM ", 6) == 0) return p;
+    }
+    return nullptr;
+}
+
+// The last occurrence of needle in text, or nullptr.
+const char* last_occurrence(const char* text, const char* needle) {
+    const char* last = nullptr;
+    for (const char* p = strstr(text, needle); p != nullptr; p = strstr(p + 1, needle)) last = p;
+    return last;
+}
+
+// Makes a shard send its rows' distances instead of their vectors.
+//
+// postgres_fdw computes a base table's output expressions locally, so for
+// "ORDER BY v <-> q" each shard would send back every row's whole vector
+// as text (784 floats: about 7 kB to print, send and parse per row, most
+// of the query's time) for the coordinator to compute the distance it has
+// already ordered by. Its remote SQL for the shard is
+//     SELECT <columns> FROM <table> [WHERE ...] ORDER BY <distance> ASC NULLS LAST LIMIT <k>
+// and here its select list becomes the columns the query needs besides the
+// vector, then <distance>; the scan reads them through fdw_scan_tlist, as
+// postgres_fdw's own pushed-down joins do, and setrefs.c points the
+// distance in the output at that column. Any other shape of SQL or output
+// (whole-row or system columns) leaves the scan as postgres_fdw made it,
+// which is slower but returns the same rows.
+void ship_distance(ForeignScan* scan, Index sortref, Oid relid) {
+    Index rti = scan->scan.scanrelid;
+    if (rti == 0 || scan->fdw_scan_tlist != NIL || scan->scan.plan.qual != NIL ||
+        list_length(scan->fdw_private) != 3 || !IsA(linitial(scan->fdw_private), String))
+        return;
+    const char* sql = strVal(linitial(scan->fdw_private));
+    TargetEntry* distance = nullptr;
+    List* columns = NIL;
+    ListCell* cell;
+    foreach (cell, scan->scan.plan.targetlist) {
+        TargetEntry* entry = static_cast<TargetEntry*>(lfirst(cell));
+        if (entry->ressortgroupref == sortref && distance == nullptr) {
+            distance = entry;
+            continue;
+        }
+        columns = list_concat_unique(columns, pull_var_clause((Node*)entry->expr, 0));
+    }
+    if (distance == nullptr) return;
+    foreach (cell, columns) {
+        Var* var = static_cast<Var*>(lfirst(cell));
+        if (var->varno != static_cast<int>(rti) || var->varattno <= 0 || var->varlevelsup != 0)
+            return;
+    }
+    const char* from = end_of_select_list(sql);
+    const char* order_by = last_occurrence(sql, " ORDER BY ");
+    const char* limit = last_occurrence(sql, " ASC NULLS LAST LIMIT ");
+    if (strncmp(sql, "SELECT ", 7) != 0 || from == nullptr || order_by == nullptr ||
+        limit == nullptr || order_by < from || limit < order_by)
+        return;
+
+    StringInfoData rewritten;
+    initStringInfo(&rewritten);
+    appendStringInfoString(&rewritten, "SELECT ");
+    List* scan_tlist = NIL;
+    List* retrieved = NIL;
+    foreach (cell, columns) {
+        Var* var = static_cast<Var*>(lfirst(cell));
+        appendStringInfo(&rewritten, "%s, ",
+                         quote_identifier(remote_column_name(relid, var->varattno)));
+        scan_tlist =
+            lappend(scan_tlist, makeTargetEntry(reinterpret_cast<Expr*>(copyObjectImpl(var)),
+                                                list_length(scan_tlist) + 1, nullptr, false));
+        retrieved = lappend_int(retrieved, list_length(scan_tlist));
+    }
+    const char* expression = order_by + strlen(" ORDER BY ");
+    appendBinaryStringInfo(&rewritten, expression, static_cast<int>(limit - expression));
+    appendStringInfoString(&rewritten, from);
+    scan_tlist =
+        lappend(scan_tlist, makeTargetEntry(static_cast<Expr*>(copyObjectImpl(distance->expr)),
+                                            list_length(scan_tlist) + 1, nullptr, false));
+    retrieved = lappend_int(retrieved, list_length(scan_tlist));
+
+    // postgres_fdw's FdwScanPrivateIndex: the SQL, the retrieved columns,
+    // the fetch size and, for a scan that is not of one table, the range
+    // table indexes EXPLAIN names ("Relations").
+    scan->fdw_private = list_make4(makeString(rewritten.data), retrieved, lthird(scan->fdw_private),
+                                   makeString(psprintf("%u", rti)));
+    scan->fdw_scan_tlist = scan_tlist;
+    // Rechecks serve EvalPlanQual, which a SELECT without row locks never
+    // runs; their columns are not in the new scan tuple.
+    scan->fdw_recheck_quals = NIL;
+    scan->scan.scanrelid = 0;
+}
+
+// Finds the shards' foreign scans below the merge's Sort and has each send
+// distances instead of vectors.
+void ship_distances(PlannerInfo* root, Plan* plan, Index sortref) {
+    if (plan == nullptr) return;
+    if (IsA(plan, ForeignScan)) {
+        auto* scan = reinterpret_cast<ForeignScan*>(plan);
+        if (scan->scan.scanrelid > 0 && is_postgres_fdw_server(scan->fs_server))
+            ship_distance(scan, sortref, planner_rt_fetch(scan->scan.scanrelid, root)->relid);
+    } else if (IsA(plan, Append)) {
+        ListCell* cell;
+        foreach (cell, reinterpret_cast<Append*>(plan)->appendplans)
+            ship_distances(root, static_cast<Plan*>(lfirst(cell)), sortref);
+    } else if (IsA(plan, Sort) || IsA(plan, Result)) {
+        ship_distances(root, plan->lefttree, sortref);
+    }
+}
+
 // The plan of the merge: a pass-through over its one child (the Sort),
 // whose output is its own.
 Plan* plan_shard_merge(PlannerInfo* root, RelOptInfo* rel, CustomPath* best_path, List* tlist,
                        List* clauses, List* custom_plans) {
     CustomScan* scan = makeNode(CustomScan);
     Plan* child = static_cast<Plan*>(linitial(custom_plans));
+    SortGroupClause* sort = static_cast<SortGroupClause*>(linitial(root->parse->sortClause));
+    ship_distances(root, child, sort->tleSortGroupRef);
     scan->scan.plan.targetlist = tlist;
     scan->scan.plan.qual = NIL;
     scan->scan.scanrelid = 0;
@@ -327,6 +460,27 @@ void for_each_shard_scan(PlanState* state, Fn fn) {
     }
 }
 
+// The top-level transaction in which settings were last sent to shards.
+LocalTransactionId settings_sent_in = InvalidLocalTransactionId;
+
+// True when the shards must be told the search settings: one of them is
+// not at benzer's built-in default (set by SET, ALTER ROLE / DATABASE or
+// the configuration file), or this transaction already sent some (the
+// shards keep them until its end, so a value back at its default must
+// reach them too). When all are at their defaults and nothing was sent,
+// the shards' own defaults apply and the round trip is saved.
+bool search_settings_needed(void) {
+    if (settings_sent_in == MyProc->lxid) return true;
+    struct config_generic** variables = get_guc_variables();
+    int count = GetNumConfigOptions();
+    for (int i = 0; i < count; i++) {
+        if (variables[i]->source == PGC_S_DEFAULT) continue;
+        for (size_t j = 0; j < lengthof(kSearchSettings); j++)
+            if (strcmp(variables[i]->name, kSearchSettings[j]) == 0) return true;
+    }
+    return false;
+}
+
 // The statement that sets kSearchSettings on a shard's connection for its
 // remote transaction.
 char* settings_statement(void) {
@@ -361,12 +515,17 @@ void send_search_settings(CustomScanState* node) {
                         errmsg("postgres_fdw lacks the functions benzer's shard merge calls"),
                         errhint("Turn benzer.shard_pushdown off.")));
 
+    if (!search_settings_needed()) return;
     EState* estate = node->ss.ps.state;
     List* connections = NIL;
     for_each_shard_scan(
         static_cast<PlanState*>(linitial(node->custom_ps)), [&](ForeignScanState* scan) {
             auto* plan = reinterpret_cast<ForeignScan*>(scan->ss.ps.plan);
-            RangeTblEntry* rte = exec_rt_fetch(plan->scan.scanrelid, estate);
+            // As postgres_fdw picks the user: the table's range table
+            // entry (a scan that sends distances has it in fs_relids).
+            Index rti = plan->scan.scanrelid > 0 ? plan->scan.scanrelid
+                                                 : bms_next_member(plan->fs_relids, -1);
+            RangeTblEntry* rte = exec_rt_fetch(rti, estate);
             Oid user = OidIsValid(rte->checkAsUser) ? rte->checkAsUser : GetUserId();
             PgFdwConnState* state = nullptr;
             PGconn* conn = get_connection(GetUserMapping(user, plan->fs_server), false, &state);
@@ -377,6 +536,7 @@ void send_search_settings(CustomScanState* node) {
         });
     if (connections == NIL) return;
 
+    settings_sent_in = MyProc->lxid;
     char* sql = settings_statement();
     ListCell* cell;
     foreach (cell, connections) {
@@ -433,7 +593,7 @@ void explain_shard_merge(CustomScanState* node, List* ancestors, ExplainState* e
                             shards++;
                         });
     ExplainPropertyText("Shards", servers.data, es);
-    if (es->verbose) {
+    if (es->verbose && search_settings_needed()) {
         StringInfoData settings;
         initStringInfo(&settings);
         for (size_t i = 0; i < lengthof(kSearchSettings); i++)

@@ -131,6 +131,15 @@ is(scalar(() = $plan =~ /Async Foreign Scan/g), 2, 'both shards run asynchronous
 like($plan, qr/Remote SQL: .*WHERE \(\(cat = 3\)\) ORDER BY .* LIMIT 10::bigint/,
 	'each shard gets the WHERE condition, the ORDER BY and the LIMIT');
 
+like($plan, qr/Remote SQL: SELECT id, \(v OPERATOR\(public\.<->\)/,
+	'the shards send back the distance, not the vector');
+unlike($plan, qr/Settings Sent/, 'with the search settings at their defaults none are sent');
+like(
+	$coord->safe_psql($db,
+		"SET benzer.nprobe = 4; EXPLAIN (VERBOSE, COSTS OFF) SELECT id FROM items ORDER BY v <-> rv(1, $dim) LIMIT 10"),
+	qr/Settings Sent: .*benzer\.nprobe/,
+	'with one set, the search settings go to the shards');
+
 is(compare('', '<->'), 0, 'L2, no filter: the shards answer what a single node answers');
 is(compare('WHERE cat = 3', '<->'), 0, 'L2, a 10 % filter on a filter column: the same');
 is(compare('WHERE cat < 8', '<=>'), 0, 'cosine, an 80 % filter: the same');
