@@ -18,6 +18,8 @@
 #                shard gets its own ORDER BY ... LIMIT 10, all at once
 #   naive N      PostgreSQL's own plan (benzer.shard_pushdown = off)
 #   union N      a UNION ALL of per-shard ORDER BY ... LIMIT 10, by hand
+#   fdw 2        one shard's foreign table alone (half the rows): what one
+#                postgres_fdw query costs, the floor of any plan over shards
 # and the same "similar to :id, label = :l" filtered (single and benzer),
 # and prints p50 latency and tps. Connection settings come from the usual
 # PG* environment variables (a Unix socket: PGHOST is a directory).
@@ -71,7 +73,7 @@ for shard in 1 2 3; do
     "${psql[@]}" -d benzer_coord <<SQL
 CREATE SERVER shard_$shard FOREIGN DATA WRAPPER postgres_fdw
     OPTIONS (host '$host', port '$port', dbname 'benzer_shard_$shard',
-             extensions 'benzer', async_capable 'true');
+             extensions 'benzer', async_capable 'true', parallel_commit 'true');
 CREATE USER MAPPING FOR CURRENT_USER SERVER shard_$shard OPTIONS (user '$user');
 SQL
 done
@@ -103,6 +105,10 @@ for n in 2 3; do
 SELECT id FROM items$n ORDER BY v <-> $query_vector LIMIT 10;
 SQL
     cp "$work/naive$n.sql" "$work/benzer$n.sql"
+    cat >"$work/fdw$n.sql" <<SQL
+\\set q random(1, $max_id)
+SELECT id FROM items${n}_1 ORDER BY v <-> $query_vector LIMIT 10;
+SQL
     cat >"$work/benzer${n}_filtered.sql" <<SQL
 \\set q random(1, $max_id)
 \\set l random(0, 9)
@@ -130,7 +136,7 @@ run() {  # script -> "p50_ms tps"
         awk '{a[NR] = $1} END {if (NR) printf "%.2f", a[int((NR + 1) / 2)] / 1000}')"
     echo "$p50 $(cat "$work/$1.tps")"
 }
-scripts=(single single_filtered benzer2 benzer2_filtered naive2 union2 benzer3 benzer3_filtered naive3 union3)
+scripts=(single single_filtered fdw2 benzer2 benzer2_filtered naive2 union2 benzer3 benzer3_filtered naive3 union3)
 for script in "${scripts[@]}"; do run "$script" >/dev/null; done  # warm
 echo
 echo "| query | shards | p50 ms | tps | p50 / single |"
@@ -138,12 +144,14 @@ echo "|---|---:|---:|---:|---:|"
 declare -A name=(
     [single]="single node" [single_filtered]="single node, label = :l"
     [benzer]="benzer's plan on the partitioned table" [benzer_filtered]="benzer's plan, label = :l"
-    [naive]="PostgreSQL's plan on the partitioned table" [union]="UNION ALL of per-shard LIMIT 10 (by hand)")
+    [naive]="PostgreSQL's plan on the partitioned table" [union]="UNION ALL of per-shard LIMIT 10 (by hand)"
+    [fdw]="one shard's foreign table alone (postgres_fdw floor)")
 for script in "${scripts[@]}"; do
     read -r p50 tps <<<"$(run "$script")"
     kind="${script//[0-9]/}"
     shards="${script//[^0-9]/}"
     [ -n "$shards" ] || shards=1
+    [ "$kind" = fdw ] && shards="1 of $shards"
     # Each row against the single node with the same filter.
     case "$script" in
     single) single_p50="$p50" base="$p50" ;;

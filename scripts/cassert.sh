@@ -84,6 +84,13 @@ if [ ! -x "$prefix/bin/pg_config" ] || ! grep -qxF "$built" <<<"$versions"; then
 fi
 pg_config="$prefix/bin/pg_config"
 sharedir="$("$pg_config" --sharedir)"
+# postgres_fdw, for the shard tests (test/t/011_shards.pl): benzer's shard
+# plan reaches into its paths and plans, which assertions check.
+if [ ! -e "$sharedir/extension/postgres_fdw.control" ]; then
+    srcdir="$(find "$base/src" -maxdepth 1 -mindepth 1 -type d -name 'postgresql-15*' | head -1)"
+    [ -n "$srcdir" ] && make -C "$srcdir/contrib/postgres_fdw" install >>"$log" 2>&1 ||
+        fail "could not build postgres_fdw from $srcdir (see $log)"
+fi
 cp /usr/share/postgresql/15/extension/pgtap* "$sharedir/extension/" 2>/dev/null ||
     fail "pgTAP's files are missing (apt-get install postgresql-15-pgtap)"
 

@@ -29,9 +29,9 @@ my $dim = 16;
 my $fm_rows = 3000;
 my $fm_data = '/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz';
 
-# postgres_fdw ships with the server package's contrib modules; a
-# PostgreSQL built from source without contrib (scripts/cassert.sh) has
-# none, and this test then has nothing to run against.
+# postgres_fdw ships with the server package's contrib modules, and
+# scripts/cassert.sh builds it into its PostgreSQL; one built without it
+# leaves this test nothing to run against.
 my $sharedir = `pg_config --sharedir`;
 chomp $sharedir;
 plan skip_all => "postgres_fdw is not installed in this PostgreSQL ($sharedir)"
