@@ -15,6 +15,8 @@
 #   BENZER_SKIP_BUILD=1                    do not run make / make install
 #   BENZER_SKIP_DEPS=1                     do not run scripts/install-deps.sh
 #   BENZER_APP_PORT=8080                   the web app's port (BENZER_APP_LISTEN=127.0.0.1)
+#   BENZER_APP_ALLOW_HOST=NAME             a host name the app answers besides localhost
+#                                          and IP addresses (its --allow-host)
 #   BENZER_SKIP_APP=1                      do not start the web app
 set -euo pipefail
 
@@ -320,6 +322,7 @@ if [ "${BENZER_SKIP_APP:-0}" != 1 ]; then
     fi
     setsid "$REPO/app/build/benzer-app" --db "host=$SOCK port=$PORT user=postgres dbname=$DB" \
         --listen "$APP_LISTEN" --port "$APP_PORT" --static "$REPO/app/static" --pid-file "$APP_PID" \
+        ${BENZER_APP_ALLOW_HOST:+--allow-host "$BENZER_APP_ALLOW_HOST"} \
         >>"$APP_LOG" 2>&1 </dev/null &
     app_started=$!
     for _ in $(seq 1 300); do

@@ -73,9 +73,16 @@ Result Connection::exec(const std::string& name, const Params& params, int resul
 Result Connection::exec_params(const std::string& sql, const Params& params) {
     std::vector<const char*> values(params.size());
     for (size_t i = 0; i < params.size(); i++) values[i] = params[i] ? params[i]->c_str() : nullptr;
-    open();
-    return check(PQexecParams(pg_, sql.c_str(), static_cast<int>(params.size()), nullptr,
-                              values.data(), nullptr, nullptr, 0));
+    for (int attempt = 0;; attempt++) {
+        open();
+        try {
+            return check(PQexecParams(pg_, sql.c_str(), static_cast<int>(params.size()), nullptr,
+                                      values.data(), nullptr, nullptr, 0));
+        } catch (const DbError& e) {
+            // As exec(): a connection the server closed is opened again once.
+            if (!e.connection_failure() || attempt > 0) throw;
+        }
+    }
 }
 
 Lease::~Lease() {

@@ -11,9 +11,41 @@
 
 namespace benzer_app {
 
+// The length of the well-formed UTF-8 sequence at s[i] (1-4), or 0.
+inline size_t utf8_sequence_length(const std::string& s, size_t i) {
+    auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+    unsigned char c = byte(i);
+    size_t n = c < 0x80                   ? 1
+               : (c >= 0xc2 && c <= 0xdf) ? 2
+               : (c >= 0xe0 && c <= 0xef) ? 3
+               : (c >= 0xf0 && c <= 0xf4) ? 4
+                                          : 0;
+    if (n == 0 || i + n > s.size()) return 0;
+    for (size_t k = 1; k < n; k++)
+        if ((byte(i + k) & 0xc0) != 0x80) return 0;
+    // No overlong forms, surrogates or code points above U+10FFFF.
+    if ((c == 0xe0 && byte(i + 1) < 0xa0) || (c == 0xed && byte(i + 1) > 0x9f) ||
+        (c == 0xf0 && byte(i + 1) < 0x90) || (c == 0xf4 && byte(i + 1) > 0x8f))
+        return 0;
+    return n;
+}
+
+// Writes s as a JSON string. Bytes that are not UTF-8 (a request can carry
+// any) become U+FFFD, so the output is always valid JSON.
 inline void json_escape(std::string& out, const std::string& s) {
     out.push_back('"');
-    for (unsigned char c : s) {
+    for (size_t i = 0; i < s.size(); i++) {
+        unsigned char c = static_cast<unsigned char>(s[i]);
+        if (c >= 0x80) {
+            size_t n = utf8_sequence_length(s, i);
+            if (n == 0) {
+                out += "\\ufffd";
+            } else {
+                out.append(s, i, n);
+                i += n - 1;
+            }
+            continue;
+        }
         switch (c) {
             case '"':
                 out += "\\\"";

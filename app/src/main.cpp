@@ -11,6 +11,7 @@
 //
 // One log line per request goes to stdout.
 
+#include <arpa/inet.h>
 #include <httplib.h>
 #include <signal.h>
 #include <unistd.h>
@@ -18,6 +19,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <climits>
@@ -85,6 +87,24 @@ std::string utc_now() {
     std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
                   tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
     return buf;
+}
+
+// A request's text as it may go into a log line: control characters,
+// backslashes and bytes outside ASCII as \xNN, so a request can neither
+// forge a line nor write raw bytes into the log.
+std::string log_safe(const std::string& text) {
+    std::string out;
+    out.reserve(text.size());
+    for (unsigned char c : text) {
+        if (c < 0x20 || c >= 0x7f || c == '\\') {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\x%02x", c);
+            out += buf;
+        } else {
+            out.push_back(static_cast<char>(c));
+        }
+    }
+    return out;
 }
 
 void log_line(const std::string& line) {
@@ -627,6 +647,84 @@ void send_json(httplib::Response& res, const std::string& body, int status = 200
     res.set_content(
         body,
         "application/json");  // exactly this type: httplib gzips it for clients that accept gzip
+}
+
+// Headers on every response: the page loads only its own scripts, styles
+// and images, may not be framed (clickjacking) and no response is sniffed
+// into another type.
+void set_security_headers(httplib::Response& res) {
+    res.set_header("Content-Security-Policy",
+                   "default-src 'self'; img-src 'self' data:; object-src 'none'; "
+                   "base-uri 'none'; form-action 'self'; frame-ancestors 'none'");
+    res.set_header("X-Frame-Options", "DENY");
+    res.set_header("X-Content-Type-Options", "nosniff");
+    res.set_header("Referrer-Policy", "no-referrer");
+}
+
+// The host name of a Host header ("name", "name:port", "[v6]:port").
+std::string host_name(const std::string& host) {
+    if (!host.empty() && host[0] == '[') {
+        size_t end = host.find(']');
+        return end == std::string::npos ? host : host.substr(0, end + 1);
+    }
+    size_t colon = host.find(':');
+    return colon == std::string::npos ? host : host.substr(0, colon);
+}
+
+// True for "192.0.2.1" and "[2001:db8::1]": a request addressed by an IP
+// address cannot come from a page that rebinds a DNS name.
+bool is_ip_literal(const std::string& name) {
+    if (name.size() > 2 && name.front() == '[' && name.back() == ']') return true;
+    in_addr v4;
+    return inet_pton(AF_INET, name.c_str(), &v4) == 1;
+}
+
+// 0 when a request may proceed, else the status to refuse it with (and
+// *why). A Host outside the allow-list is a page on another site that
+// reached the app through DNS rebinding: 421. A request that changes
+// state must be same-origin JSON: a page on another site can send a POST
+// without asking (a form, fetch with mode no-cors), but only with a
+// simple content type, and its browser names its Origin.
+int check_request_origin(const httplib::Request& req, const std::vector<std::string>& allowed,
+                         std::string* why) {
+    std::string host = req.get_header_value("Host");
+    if (!host.empty()) {
+        std::string name = host_name(host);
+        for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        if (!is_ip_literal(name) &&
+            std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
+            *why = "host not allowed: " + name + " (start the app with --allow-host " + name + ")";
+            return 421;
+        }
+    }
+    // POST is the only method that changes state (others get 405).
+    if (req.method != "POST") return 0;
+    std::string type = req.get_header_value("Content-Type");
+    if (type.compare(0, 16, "application/json") != 0) {
+        *why = "a " + req.method + " request must send application/json";
+        return 415;
+    }
+    std::string origin = req.get_header_value("Origin");
+    if (!origin.empty() && origin != "http://" + host && origin != "https://" + host) {
+        *why = "cross-origin request refused (Origin " + origin + ")";
+        return 403;
+    }
+    if (req.get_header_value("Sec-Fetch-Site") == "cross-site") {
+        *why = "cross-site request refused";
+        return 403;
+    }
+    return 0;
+}
+
+// Why the database cannot answer now (empty when it can).
+std::string database_problem() {
+    try {
+        Lease c = g_pool->acquire(std::chrono::seconds(2));
+        c->exec_params("SELECT 1", {});
+        return "";
+    } catch (const std::exception& e) {
+        return e.what();
+    }
 }
 
 void send_error(httplib::Response& res, int status, const std::string& message) {
@@ -1190,6 +1288,7 @@ struct Options {
     int threads = 64;
     std::string pid_file;
     bool print_sql = false;
+    std::vector<std::string> allow_hosts;  // besides localhost and --listen
 };
 
 [[noreturn]] void usage(const char* argv0, int code) {
@@ -1197,11 +1296,15 @@ struct Options {
         code ? stderr : stdout,
         "usage: %s --db CONNINFO [--read-db CONNINFO] [--listen ADDR] [--port N]\n"
         "          [--static DIR] [--pool N] [--threads N (64)] [--pid-file FILE] [--print-sql]\n"
+        "          [--allow-host NAME ...]\n"
         "CONNINFO is a libpq connection string; empty means the PG* environment variables.\n"
         "--read-db sends searches, the image list and thumbnails to other servers (read\n"
         "replicas; several hosts with target_session_attrs=prefer-standby); feedback and\n"
         "refined searches stay on --db.\n"
-        "--print-sql prints the prepared statements for this database and exits.\n",
+        "--print-sql prints the prepared statements for this database and exits.\n"
+        "--allow-host NAME accepts requests for the host name NAME (the Host header) besides\n"
+        "localhost, the --listen name and IP addresses; other names get 421 (a page on\n"
+        "another site reaching the app through DNS rebinding).\n",
         argv0);
     std::exit(code);
 }
@@ -1250,6 +1353,8 @@ Options parse_args(int argc, char** argv) {
             o.pid_file = next();
         else if (a == "--print-sql")
             o.print_sql = true;
+        else if (a == "--allow-host")
+            o.allow_hosts.push_back(next());
         else if (a == "-h" || a == "--help")
             usage(argv[0], 0);
         else {
@@ -1315,19 +1420,29 @@ int main(int argc, char** argv) {
     svr.set_keep_alive_timeout(5);
     svr.set_payload_max_length(64 * 1024);
 
-    svr.set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
-        t_request_start = Clock::now();
-        t_request_started = true;
-        t_note.clear();
-        return httplib::Server::HandlerResponse::Unhandled;
-    });
+    std::vector<std::string> allowed_hosts = {"localhost"};
+    allowed_hosts.push_back(opt.listen);  // a name; addresses are always allowed
+    allowed_hosts.insert(allowed_hosts.end(), opt.allow_hosts.begin(), opt.allow_hosts.end());
+    svr.set_pre_routing_handler(
+        [allowed_hosts](const httplib::Request& req, httplib::Response& res) {
+            t_request_start = Clock::now();
+            t_request_started = true;
+            t_note.clear();
+            set_security_headers(res);
+            std::string refusal;
+            int status = check_request_origin(req, allowed_hosts, &refusal);
+            if (status == 0) return httplib::Server::HandlerResponse::Unhandled;
+            send_json(res, error_json(status, refusal), status);
+            return httplib::Server::HandlerResponse::Handled;
+        });
     svr.set_logger([](const httplib::Request& req, const httplib::Response& res) {
         std::string line =
-            utc_now() + " " + req.remote_addr + " " + req.method + " " +
-            (req.target.empty() ? req.path : req.target) + " " + std::to_string(res.status) + " " +
+            utc_now() + " " + log_safe(req.remote_addr) + " " + log_safe(req.method) + " " +
+            log_safe(req.target.empty() ? req.path : req.target) + " " +
+            std::to_string(res.status) + " " +
             (t_request_started ? fmt_ms(ms_since(t_request_start)) : std::string("-")) + " " +
             std::to_string(res.body.size()) + "B";
-        if (!t_note.empty()) line += " " + t_note;
+        if (!t_note.empty()) line += " " + log_safe(t_note);
         log_line(line);
         t_request_started = false;
         t_note.clear();
@@ -1347,8 +1462,16 @@ int main(int argc, char** argv) {
     svr.Get("/api/similar", api(handle_similar));
     svr.Post("/api/feedback", api(handle_feedback));
     svr.Get(R"(/img/([0-9]+)\.png)", api(handle_image));
+    // Healthy means the database answers, not just that the process runs.
     svr.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
-        send_json(res, "{\"ok\":true}");
+        std::string problem = database_problem();
+        if (problem.empty()) {
+            send_json(res, "{\"ok\":true}");
+            return;
+        }
+        JsonWriter j;
+        j.begin_object().key("ok").value(false).key("error").value(problem).end_object();
+        send_json(res, j.str(), 503);
     });
 
     svr.set_error_handler([](const httplib::Request& req, httplib::Response& res) {

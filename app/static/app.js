@@ -378,6 +378,8 @@ function restoreFromHash() {
 }
 
 async function init() {
+  // The controls never submit (and the page's CSP allows no inline handler).
+  document.getElementById('controls').addEventListener('submit', (e) => e.preventDefault());
   try {
     state.meta = await api('/api/meta');
   } catch (e) {

@@ -31,24 +31,7 @@ $primary->start;
 
 # The demo database: 400 + 66 Fashion-MNIST images, the demo's indexes and
 # the app's tables, loaded as demo/ does it.
-{
-	local $ENV{PGHOST} = $primary->host;
-	local $ENV{PGPORT} = $primary->port;
-	local $ENV{PGDATABASE} = 'postgres';
-	local $ENV{PGOPTIONS} = '-c client_min_messages=warning';
-	my @psql = ('psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1');
-	for my $step ([ @psql, '-f', "$repo/demo/schema.sql" ],
-		[ '/usr/bin/python3', "$repo/demo/load_fashion_mnist.py", '--limit', '400' ],
-		[ @psql, '-c', 'ANALYZE images, features' ],
-		[ @psql, '-f', "$repo/demo/indexes.sql" ],
-		[ @psql, '-f', "$repo/demo/app.sql" ])
-	{
-		my ($out, $err) = ('', '');
-		my $ok = IPC::Run::run($step, '>', \$out, '2>', \$err);
-		ok($ok, 'demo database: ' . join(' ', map { s{.*/}{}r } @$step[ 0 .. 2 ]))
-		  or diag($err);
-	}
-}
+benzer_demo_db($primary, $repo);
 
 $primary->backup('backup');
 my $standby = PostgreSQL::Test::Cluster->new('app_standby');
@@ -67,25 +50,7 @@ my $read_info =
   . ' dbname=postgres target_session_attrs=prefer-standby';
 
 # Two apps: one reading from the replica, one on the primary alone.
-sub start_app
-{
-	my @extra = @_;
-	my $port = PostgreSQL::Test::Cluster::get_free_port();
-	my $log = "${PostgreSQL::Test::Utils::tmp_check}/app_$port.log";
-	my $h = IPC::Run::start(
-		[
-			$app, '--db', $primary_info, @extra, '--listen', '127.0.0.1',
-			'--port', $port, '--static', "$repo/app/static", '--pool', '2'
-		],
-		'>', $log, '2>&1');
-	my $http = HTTP::Tiny->new(timeout => 30);
-	for (1 .. 300)
-	{
-		last if $http->get("http://127.0.0.1:$port/healthz")->{success};
-		usleep(100_000);
-	}
-	return ($h, "http://127.0.0.1:$port", $log);
-}
+sub start_app { return benzer_start_app($repo, $primary_info, @_); }
 my ($replica_app, $replica_url, $replica_log) = start_app('--read-db', $read_info);
 my ($primary_app, $primary_url) = start_app();
 my $http = HTTP::Tiny->new(timeout => 60);

@@ -12,13 +12,17 @@ use strict;
 use warnings FATAL => 'all';
 
 use Exporter 'import';
+use HTTP::Tiny;
 use IPC::Run;
+use Time::HiRes;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
 our @EXPORT = qw(
   benzer_setup_db
+  benzer_demo_db
+  benzer_start_app
   sql_ok
   quietly
   session_query
@@ -250,6 +254,54 @@ sub finish_pgbench
 	note "pgbench $h->{name} stdout:\n$h->{out}";
 	note "pgbench $h->{name} stderr:\n$h->{err}";
 	return ($rc, $h->{out}, $h->{err});
+}
+
+# Loads the demo database into $node's database postgres as demo/ does it
+# (400 + 66 Fashion-MNIST images, the demo's indexes and the app's tables),
+# with one check per step.
+sub benzer_demo_db
+{
+	my ($node, $repo) = @_;
+	local $ENV{PGHOST} = $node->host;
+	local $ENV{PGPORT} = $node->port;
+	local $ENV{PGDATABASE} = 'postgres';
+	local $ENV{PGOPTIONS} = '-c client_min_messages=warning';
+	my @psql = ('psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1');
+	for my $step ([ @psql, '-f', "$repo/demo/schema.sql" ],
+		[ '/usr/bin/python3', "$repo/demo/load_fashion_mnist.py", '--limit', '400' ],
+		[ @psql, '-c', 'ANALYZE images, features' ],
+		[ @psql, '-f', "$repo/demo/indexes.sql" ],
+		[ @psql, '-f', "$repo/demo/app.sql" ])
+	{
+		my ($out, $err) = ('', '');
+		my $ok = IPC::Run::run($step, '>', \$out, '2>', \$err);
+		ok($ok, 'demo database: ' . join(' ', map { s{.*/}{}r } @$step[ 0 .. 2 ]))
+		  or diag($err);
+	}
+	return;
+}
+
+# Starts the app (app/build/benzer-app) on a free port against $conninfo
+# with @extra arguments and waits until it answers /healthz. Returns the
+# IPC::Run handle, its base URL and its log file.
+sub benzer_start_app
+{
+	my ($repo, $conninfo, @extra) = @_;
+	my $port = PostgreSQL::Test::Cluster::get_free_port();
+	my $log = "${PostgreSQL::Test::Utils::tmp_check}/app_$port.log";
+	my $h = IPC::Run::start(
+		[
+			"$repo/app/build/benzer-app", '--db', $conninfo, @extra, '--listen',
+			'127.0.0.1', '--port', $port, '--static', "$repo/app/static", '--pool', '2'
+		],
+		'>', $log, '2>&1');
+	my $http = HTTP::Tiny->new(timeout => 30);
+	for (1 .. 300)
+	{
+		last if $http->get("http://127.0.0.1:$port/healthz")->{success};
+		Time::HiRes::usleep(100_000);
+	}
+	return ($h, "http://127.0.0.1:$port", $log);
 }
 
 1;

@@ -59,13 +59,16 @@ if [ ${#tests[@]} -eq 0 ]; then
     exit 2
 fi
 
-# 010_app_replica.pl runs the pattern-search app: build it first (as the
-# calling user; the tests may run as postgres).
+# 010_app_replica.pl and 012_app_http.pl run the pattern-search app: build
+# it first (as the calling user; the tests may run as postgres).
 repo="$(cd "$here/../.." && pwd)"
 for t in "${tests[@]}"; do
-    if [ "$t" = 010_app_replica.pl ]; then
+    case "$t" in
+    010_app_replica.pl | 012_app_http.pl)
         make -C "$repo/app" -s >/dev/null || { echo "run.sh: make -C app failed" >&2; exit 2; }
-    fi
+        break
+        ;;
+    esac
 done
 
 work="$(mktemp -d /tmp/benzer-tap.XXXXXX)"

@@ -1,0 +1,142 @@
+# The pattern-search app's HTTP surface under abuse (issue 14, first part):
+# what a page on another site, a DNS-rebinding page or a crafted request
+# could do to today's app, each refused:
+#
+# - every response carries a Content-Security-Policy with frame-ancestors
+#   'none', X-Frame-Options DENY and nosniff (no framing, no sniffing);
+# - a Host name outside the allow-list (localhost, the --listen name,
+#   --allow-host names; IP addresses are always allowed) gets 421: a
+#   rebinding page cannot read the app;
+# - a vote must be same-origin JSON: a cross-site no-cors POST (text/plain),
+#   a foreign Origin or Sec-Fetch-Site: cross-site are refused and store
+#   nothing, while the page's own vote works;
+# - a %0A in a request cannot forge a log line, invalid UTF-8 in a
+#   parameter name still gets valid JSON back;
+# - /healthz says 503 while the database is down, ok once it is back.
+#
+# Needs the app built (app/build/benzer-app; run.sh builds it) and the
+# demo loader's dependencies (python3-numpy, dataset-fashion-mnist).
+use strict;
+use warnings FATAL => 'all';
+
+use HTTP::Tiny;
+use IO::Socket::INET;
+use JSON::PP;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+use BenzerTAP;
+
+my $repo = $ENV{BENZER_REPO} or die "BENZER_REPO is not set (run through test/t/run.sh)";
+ok(-x "$repo/app/build/benzer-app", 'the app is built') or BAIL_OUT('build it: make -C app');
+
+my $node = PostgreSQL::Test::Cluster->new('app_http');
+$node->init;
+$node->append_conf('postgresql.conf', "autovacuum = off\n");
+$node->start;
+benzer_demo_db($node, $repo);
+my $conninfo = 'host=' . $node->host . ' port=' . $node->port . ' dbname=postgres';
+my ($app, $url, $log) = benzer_start_app($repo, $conninfo, '--allow-host', 'patterns.lan');
+my ($port) = $url =~ /:(\d+)$/;
+my $http = HTTP::Tiny->new(timeout => 30);
+
+# One raw HTTP/1.1 request (headers as given, Connection: close); returns
+# the status and the whole response.
+sub raw
+{
+	my ($request) = @_;
+	my $socket = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Timeout => 10)
+	  or die "connect: $!";
+	print $socket $request;
+	local $/;
+	my $response = <$socket> // '';
+	close $socket;
+	my ($status) = $response =~ m{^HTTP/1\.\d (\d+)};
+	return ($status // 0, $response);
+}
+
+# Security headers on the page, the API, static files and errors.
+for my $path ('/', '/api/meta', '/static/app.js', '/no/such/page')
+{
+	my $r = $http->get("$url$path");
+	my $h = $r->{headers};
+	like($h->{'content-security-policy'} // '', qr/frame-ancestors 'none'/,
+		"$path: a Content-Security-Policy that forbids framing");
+	ok(($h->{'x-frame-options'} // '') eq 'DENY'
+		  && ($h->{'x-content-type-options'} // '') eq 'nosniff',
+		"$path: X-Frame-Options DENY and nosniff");
+}
+
+# Host allow-list (DNS rebinding).
+my ($status, $response) =
+  raw("GET /api/meta HTTP/1.1\r\nHost: evil.example:$port\r\nConnection: close\r\n\r\n");
+is($status, 421, 'a request for another host name is refused (421)');
+like($response, qr/host not allowed: evil\.example/, '... saying which name and how to allow it');
+($status) = raw("GET /api/meta HTTP/1.1\r\nHost: localhost:$port\r\nConnection: close\r\n\r\n");
+is($status, 200, 'localhost is allowed');
+($status) = raw("GET /api/meta HTTP/1.1\r\nHost: 192.0.2.7:$port\r\nConnection: close\r\n\r\n");
+is($status, 200, 'an IP address is allowed (no DNS name to rebind)');
+($status) = raw("GET /api/meta HTTP/1.1\r\nHost: PATTERNS.lan:$port\r\nConnection: close\r\n\r\n");
+is($status, 200, 'a name given with --allow-host is allowed (any case)');
+
+# Votes: only the page's own JSON requests.
+my @ids = split /\n/,
+  $node->safe_psql('postgres', 'SELECT image_id FROM images ORDER BY image_id LIMIT 2');
+my $vote = encode_json({
+	query_id => $ids[0] + 0,
+	result_id => $ids[1] + 0,
+	model => 'pixels',
+	version => 'v1',
+	vote => 'up'
+});
+my $votes = "SELECT count(*) FROM feedback WHERE query_id = $ids[0] AND result_id = $ids[1]";
+sub post
+{
+	my (%headers) = @_;
+	my $extra = join('', map { "$_: $headers{$_}\r\n" } sort keys %headers);
+	return raw("POST /api/feedback HTTP/1.1\r\nHost: 127.0.0.1:$port\r\n$extra"
+		  . 'Content-Length: ' . length($vote) . "\r\nConnection: close\r\n\r\n$vote");
+}
+($status) = post('Content-Type' => 'text/plain;charset=UTF-8', Origin => 'http://evil.example');
+is($status, 415, "another site's no-cors vote (text/plain) is refused");
+($status) = post('Content-Type' => 'application/json', Origin => 'http://evil.example');
+is($status, 403, 'a JSON vote from another origin is refused');
+($status) = post('Content-Type' => 'application/json', 'Sec-Fetch-Site' => 'cross-site');
+is($status, 403, 'a vote the browser marks cross-site is refused');
+is($node->safe_psql('postgres', $votes), '0', 'none of them stored a vote');
+($status, $response) =
+  post('Content-Type' => 'application/json', Origin => "http://127.0.0.1:$port");
+is($status, 200, "the page's own vote is accepted") or diag($response);
+is($node->safe_psql('postgres', $votes), '1', '... and stored');
+
+# Log lines cannot be forged; JSON stays JSON.
+raw("GET /api/images?x%0A1970-01-01T00:00:00Z%20forged=1 HTTP/1.1\r\nHost: 127.0.0.1:$port\r\n"
+	  . "Connection: close\r\n\r\n");
+($status, $response) =
+  raw("GET /api/similar?%ff%fe=1 HTTP/1.1\r\nHost: 127.0.0.1:$port\r\nConnection: close\r\n\r\n");
+my ($body) = $response =~ /\r\n\r\n(.*)\z/s;
+ok($status >= 400 && eval { decode_json($body); 1 },
+	"invalid UTF-8 in a parameter name gets valid JSON back ($status)")
+  or diag($body);
+my $logged = slurp_file($log);
+unlike($logged, qr/^1970-01-01T00:00:00Z forged/m, 'a %0A in a request does not forge a log line');
+like($logged, qr/\\x0a1970-01-01/, '... it is logged escaped');
+
+# Health follows the database.
+$node->stop('fast');
+my $health = $http->get("$url/healthz");
+is($health->{status}, 503, '/healthz says 503 while the database is down');
+like($health->{content}, qr/"ok":false/, '... with ok false and the reason');
+$node->start;
+my $back = 0;
+for (1 .. 50)
+{
+	$back = $http->get("$url/healthz")->{status} == 200 and last;
+	sleep 1;
+}
+ok($back, '/healthz is ok again once the database is back');
+
+$app->kill_kill;
+$node->stop;
+done_testing();
