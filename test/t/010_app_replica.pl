@@ -102,13 +102,7 @@ my $png = $http->get("$replica_url/img/$ids[0].png");
 ok($png->{success} && $png->{content} =~ /^\x89PNG/, 'thumbnails come through the replica');
 
 # Feedback goes to the primary; a refine, which reads it, runs there too.
-my $vote = encode_json({
-	query_id => $ids[0] + 0,
-	result_id => $ids[1] + 0,
-	model => 'pixels',
-	version => 'v1',
-	vote => 'up'
-});
+my $vote = benzer_vote_json($ids[0], $ids[1], 'up');
 my $posted = $http->post("$replica_url/api/feedback",
 	{ headers => { 'Content-Type' => 'application/json' }, content => $vote });
 ok($posted->{success}, 'feedback through the app with a replica is accepted')

@@ -254,16 +254,24 @@ with open(out, 'w') as f:
         f.write('%d\t%d\t[%s]\n' % (i + 1, labels[i], ','.join('%.4f' % x for x in images[i])))
 }, $fm_data, $fm_file, $fm_rows) == 0
   or die "could not read Fashion-MNIST";
+# The Fashion-MNIST layout: partition 0 on $first (shard_a or its
+# replica), 1 on shard_b (both the shard's table fm), 2 a local table.
+sub fm_layout
+{
+	my ($table, $first) = @_;
+	return qq{
+	CREATE TABLE $table (id int, label int, v vector(784)) PARTITION BY HASH (id);
+	CREATE FOREIGN TABLE ${table}_0 PARTITION OF $table FOR VALUES WITH (MODULUS 3, REMAINDER 0)
+		SERVER $first OPTIONS (table_name 'fm');
+	CREATE FOREIGN TABLE ${table}_1 PARTITION OF $table FOR VALUES WITH (MODULUS 3, REMAINDER 1)
+		SERVER shard_b OPTIONS (table_name 'fm');
+	CREATE TABLE ${table}_2 PARTITION OF $table FOR VALUES WITH (MODULUS 3, REMAINDER 2);};
+}
 $coord->safe_psql(
 	$db, qq{
 	CREATE TABLE fm_single (id int PRIMARY KEY, label int, v vector(784));
 	COPY fm_single FROM '$fm_file';
-	CREATE TABLE fm (id int, label int, v vector(784)) PARTITION BY HASH (id);
-	CREATE FOREIGN TABLE fm_0 PARTITION OF fm FOR VALUES WITH (MODULUS 3, REMAINDER 0)
-		SERVER shard_a OPTIONS (table_name 'fm');
-	CREATE FOREIGN TABLE fm_1 PARTITION OF fm FOR VALUES WITH (MODULUS 3, REMAINDER 1)
-		SERVER shard_b OPTIONS (table_name 'fm');
-	CREATE TABLE fm_2 PARTITION OF fm FOR VALUES WITH (MODULUS 3, REMAINDER 2);
+	@{[ fm_layout('fm', 'shard_a') ]}
 	INSERT INTO fm SELECT * FROM fm_single;
 	CREATE INDEX fm_2_faiss ON fm_2 USING faiss (v, label) WITH (factory = 'Flat');
 	ANALYZE fm_single, fm_2;
@@ -319,12 +327,7 @@ $coord->safe_psql(
 		OPTIONS (host '@{[ $replica->host ]}', port '@{[ $replica->port ]}', dbname '$db',
 		         extensions 'benzer', async_capable 'true');
 	CREATE USER MAPPING FOR CURRENT_USER SERVER shard_a_replica;
-	CREATE TABLE fm_reads (id int, label int, v vector(784)) PARTITION BY HASH (id);
-	CREATE FOREIGN TABLE fm_reads_0 PARTITION OF fm_reads FOR VALUES WITH (MODULUS 3, REMAINDER 0)
-		SERVER shard_a_replica OPTIONS (table_name 'fm');
-	CREATE FOREIGN TABLE fm_reads_1 PARTITION OF fm_reads FOR VALUES WITH (MODULUS 3, REMAINDER 1)
-		SERVER shard_b OPTIONS (table_name 'fm');
-	CREATE TABLE fm_reads_2 PARTITION OF fm_reads FOR VALUES WITH (MODULUS 3, REMAINDER 2);
+	@{[ fm_layout('fm_reads', 'shard_a_replica') ]}
 	INSERT INTO fm_reads_2 SELECT * FROM fm_2;
 	CREATE INDEX ON fm_reads_2 USING faiss (v, label) WITH (factory = 'Flat');
 });

@@ -83,13 +83,7 @@ is($status, 200, 'a name given with --allow-host is allowed (any case)');
 # Votes: only the page's own JSON requests.
 my @ids = split /\n/,
   $node->safe_psql('postgres', 'SELECT image_id FROM images ORDER BY image_id LIMIT 2');
-my $vote = encode_json({
-	query_id => $ids[0] + 0,
-	result_id => $ids[1] + 0,
-	model => 'pixels',
-	version => 'v1',
-	vote => 'up'
-});
+my $vote = benzer_vote_json($ids[0], $ids[1], 'up');
 my $votes = "SELECT count(*) FROM feedback WHERE query_id = $ids[0] AND result_id = $ids[1]";
 sub post
 {

@@ -14,6 +14,7 @@ use warnings FATAL => 'all';
 use Exporter 'import';
 use HTTP::Tiny;
 use IPC::Run;
+use JSON::PP ();
 use Time::HiRes;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
@@ -23,6 +24,7 @@ our @EXPORT = qw(
   benzer_setup_db
   benzer_demo_db
   benzer_start_app
+  benzer_vote_json
   sql_ok
   quietly
   session_query
@@ -302,6 +304,20 @@ sub benzer_start_app
 		Time::HiRes::usleep(100_000);
 	}
 	return ($h, "http://127.0.0.1:$port", $log);
+}
+
+# The app's feedback body: $vote ('up', 'down', 'clear') on result image
+# $result for query image $query, model pixels v1.
+sub benzer_vote_json
+{
+	my ($query, $result, $vote) = @_;
+	return JSON::PP::encode_json({
+		query_id => $query + 0,
+		result_id => $result + 0,
+		model => 'pixels',
+		version => 'v1',
+		vote => $vote
+	});
 }
 
 1;
