@@ -671,6 +671,9 @@ std::string host_name(const std::string& host) {
     return colon == std::string::npos ? host : host.substr(0, colon);
 }
 
+// The largest request body (the API's bodies are a few hundred bytes).
+constexpr unsigned long long kMaxBodyBytes = 64 * 1024;
+
 // True for "192.0.2.1" and "[2001:db8::1]": a request addressed by an IP
 // address cannot come from a page that rebinds a DNS name.
 bool is_ip_literal(const std::string& name) {
@@ -697,8 +700,25 @@ int check_request_origin(const httplib::Request& req, const std::vector<std::str
             return 421;
         }
     }
+    // Several ranges of one file multiply the response (7.8 kB of
+    // "bytes=0-,0-,..." asked for 286 MB); the app serves small files.
+    if (req.get_header_value("Range").find(',') != std::string::npos) {
+        *why = "only one byte range per request";
+        return 416;
+    }
     // POST is the only method that changes state (others get 405).
     if (req.method != "POST") return 0;
+    // Refused before the body is read (this runs first): a chunked body
+    // would be read whole before any limit applied.
+    if (req.has_header("Transfer-Encoding")) {
+        *why = "a POST must send Content-Length, not a chunked body";
+        return 411;
+    }
+    if (std::strtoull(req.get_header_value("Content-Length").c_str(), nullptr, 10) >
+        kMaxBodyBytes) {
+        *why = "request body larger than " + std::to_string(kMaxBodyBytes) + " bytes";
+        return 413;
+    }
     std::string type = req.get_header_value("Content-Type");
     if (type.compare(0, 16, "application/json") != 0) {
         *why = "a " + req.method + " request must send application/json";
@@ -765,9 +785,25 @@ Lease read_connection() {
 // ---------------------------------------------------------------------------
 // Handlers.
 
+constexpr int kMetaRefreshSeconds = 10;
+
 void handle_meta(const httplib::Request& req, httplib::Response& res) {
     check_known_params(req, {"refresh"});
-    if (bool_param(req, "refresh")) reload_meta();
+    if (bool_param(req, "refresh")) {
+        // A reload costs up to a second of database time; anyone may ask,
+        // so at most one per kMetaRefreshSeconds (SIGHUP always reloads).
+        static std::atomic<long long> last_refresh{0};
+        long long now =
+            std::chrono::duration_cast<std::chrono::seconds>(Clock::now().time_since_epoch())
+                .count();
+        long long last = last_refresh.load();
+        if (now - last >= kMetaRefreshSeconds && last_refresh.compare_exchange_strong(last, now)) {
+            reload_meta();
+            t_note = "metadata reloaded";
+        } else {
+            t_note = "refresh skipped (one per " + std::to_string(kMetaRefreshSeconds) + " s)";
+        }
+    }
     auto m = meta();
     const Capabilities& caps = g_pool->capabilities();
     JsonWriter j;
@@ -1418,7 +1454,7 @@ int main(int argc, char** argv) {
     svr.set_keep_alive_max_count(1000);
     svr.set_tcp_nodelay(true);  // headers and body are separate writes: no Nagle delay
     svr.set_keep_alive_timeout(5);
-    svr.set_payload_max_length(64 * 1024);
+    svr.set_payload_max_length(kMaxBodyBytes);
 
     std::vector<std::string> allowed_hosts = {"localhost"};
     allowed_hosts.push_back(opt.listen);  // a name; addresses are always allowed
@@ -1432,7 +1468,15 @@ int main(int argc, char** argv) {
             std::string refusal;
             int status = check_request_origin(req, allowed_hosts, &refusal);
             if (status == 0) return httplib::Server::HandlerResponse::Unhandled;
+            // httplib cuts every response into the request's byte ranges,
+            // this refusal too; the request object is httplib's own, not
+            // const, and its ranges are dropped here.
+            const_cast<httplib::Request&>(req).ranges.clear();
             send_json(res, error_json(status, refusal), status);
+            // Any body was left unread: the connection cannot carry
+            // another request.
+            res.set_header("Connection", "close");
+            t_note = "refused: " + refusal;
             return httplib::Server::HandlerResponse::Handled;
         });
     svr.set_logger([](const httplib::Request& req, const httplib::Response& res) {
@@ -1474,13 +1518,16 @@ int main(int argc, char** argv) {
         send_json(res, j.str(), 503);
     });
 
-    svr.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
-        if (!res.body.empty()) return;  // a handler already wrote a JSON error
-        std::string msg = res.status == 404   ? "no such resource: " + req.path
-                          : res.status == 405 ? "method not allowed"
-                                              : "request failed";
-        send_json(res, error_json(res.status, msg), res.status);
-    });
+    // Unhandled for an error a handler already wrote: it goes out as is.
+    svr.set_error_handler(httplib::Server::HandlerWithResponse(
+        [](const httplib::Request& req, httplib::Response& res) {
+            if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+            std::string msg = res.status == 404   ? "no such resource: " + req.path
+                              : res.status == 405 ? "method not allowed"
+                                                  : "request failed";
+            send_json(res, error_json(res.status, msg), res.status);
+            return httplib::Server::HandlerResponse::Handled;
+        }));
     svr.set_exception_handler(
         [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
             std::string what = "unknown";

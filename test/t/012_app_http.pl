@@ -12,6 +12,9 @@
 #   nothing, while the page's own vote works;
 # - a %0A in a request cannot forge a log line, invalid UTF-8 in a
 #   parameter name still gets valid JSON back;
+# - several byte ranges, a chunked POST body and a huge Content-Length are
+#   refused before they cost memory; /api/meta?refresh=1 (a second of
+#   database work, anyone may ask) reloads at most once in 10 s;
 # - /healthz says 503 while the database is down, ok once it is back.
 #
 # Needs the app built (app/build/benzer-app; run.sh builds it) and the
@@ -103,6 +106,43 @@ is($node->safe_psql('postgres', $votes), '0', 'none of them stored a vote');
   post('Content-Type' => 'application/json', Origin => "http://127.0.0.1:$port");
 is($status, 200, "the page's own vote is accepted") or diag($response);
 is($node->safe_psql('postgres', $votes), '1', '... and stored');
+
+# Requests that ask for much memory or work are refused up front.
+sub app_rss_kb
+{
+	my $pid = $app->{KIDS}[0]{PID};
+	my ($kb) = slurp_file("/proc/$pid/status") =~ /^VmRSS:\s+(\d+)/m;
+	return $kb;
+}
+my $rss_before = app_rss_kb();
+($status, $response) = raw("GET /static/app.js HTTP/1.1\r\nHost: 127.0.0.1:$port\r\nRange: bytes="
+	  . join(',', ('0-') x 1000) . "\r\nConnection: close\r\n\r\n");
+is($status, 416, 'a request for 1 000 ranges of a file is refused (416)');
+ok(length($response) < 4096, '... with a short answer (' . length($response) . ' bytes)');
+{
+	# A chunked body the app would read whole before its 64 kB limit:
+	# refused after the headers, the body never read.
+	local $SIG{PIPE} = 'IGNORE';
+	my $socket = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Timeout => 10)
+	  or die "connect: $!";
+	print $socket "POST /api/feedback HTTP/1.1\r\nHost: 127.0.0.1:$port\r\n"
+	  . "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+	my $chunk = sprintf("%x\r\n", 1 << 20) . ('x' x (1 << 20)) . "\r\n";
+	for (1 .. 64) { print $socket $chunk or last; }
+	local $/;
+	my $answer = <$socket> // '';
+	close $socket;
+	like($answer, qr{^HTTP/1\.1 411}, 'a chunked POST is refused (411)');
+}
+($status) = raw("POST /api/feedback HTTP/1.1\r\nHost: 127.0.0.1:$port\r\n"
+	  . "Content-Type: application/json\r\nContent-Length: 268435456\r\nConnection: close\r\n\r\n");
+is($status, 413, 'a POST announcing 256 MB is refused before its body (413)');
+my $growth = app_rss_kb() - $rss_before;
+ok($growth < 10 * 1024, "the app's memory grew by less than 10 MB ($growth kB)");
+$http->get("$url/api/meta?refresh=1") for 1 .. 3;
+my @refreshes = slurp_file($log) =~ /(metadata reloaded|refresh skipped)/g;
+is(join(',', @refreshes), 'metadata reloaded,refresh skipped,refresh skipped',
+	'/api/meta?refresh=1 reloads at most once in 10 s');
 
 # Log lines cannot be forged; JSON stays JSON.
 raw("GET /api/images?x%0A1970-01-01T00:00:00Z%20forged=1 HTTP/1.1\r\nHost: 127.0.0.1:$port\r\n"
