@@ -195,6 +195,13 @@ function renderResults(data) {
     img.alt = r.filename;
     img.title = 'search from this image';
     img.addEventListener('click', () => selectQuery(r.id));
+    // Reachable and usable from the keyboard, like the panel's thumbnails.
+    img.tabIndex = 0;
+    img.setAttribute('role', 'button');
+    img.setAttribute('aria-label', `search from ${r.filename}`);
+    img.addEventListener('keydown', (e) => {
+      if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); selectQuery(r.id); }
+    });
     node.querySelector('.rank').textContent = '#' + r.rank;
     node.querySelector('.score').textContent = formatScore(r.score);
     node.querySelector('.score').title = `similarity score (${data.metric === 'cosine' ? 'cosine similarity' : '1 / (1 + L2 distance)'}); distance ${r.distance}`;
@@ -212,6 +219,8 @@ function renderResults(data) {
     box.append(node);
   }
   if (!data.results.length) box.append(el('div', { class: 'hint' }, 'No image matches these filters.'));
+  // A new answer starts at its best match, not where the last one was left.
+  box.scrollTop = 0;
 }
 
 // Cosine scores are near 1; 1 / (1 + L2 distance) on raw pixel vectors is
@@ -380,6 +389,11 @@ function restoreFromHash() {
 async function init() {
   // The controls never submit (and the page's CSP allows no inline handler).
   document.getElementById('controls').addEventListener('submit', (e) => e.preventDefault());
+  // The skip link moves the focus without touching the URL's #state.
+  document.querySelector('.skip-link').addEventListener('click', (e) => {
+    e.preventDefault();
+    $('#results').focus();
+  });
   try {
     state.meta = await api('/api/meta');
   } catch (e) {

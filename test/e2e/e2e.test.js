@@ -383,6 +383,39 @@ test('a metric without an index is flagged in the page', async () => {
   await page.waitForFunction(() => !document.querySelector('[data-testid=exact-scan]'));
 });
 
+test('keyboard and screen readers: labels, skip link, focus ring, announced results', async () => {
+  const unlabelled = await page.evaluate(() => [...document.querySelectorAll('input, select, button')]
+    .filter((e) => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.textContent.trim())
+    .map((e) => e.id || e.outerHTML.slice(0, 60)));
+  eq(unlabelled.length, 0, `controls without a label: ${unlabelled.join(', ')}`);
+  eq(await page.locator('[data-testid=status]').getAttribute('aria-live'), 'polite', 'results are announced');
+  // The skip link is the first thing Tab reaches, shows when focused, and
+  // Enter moves the focus to the results.
+  const first = await page.evaluate(() => [...document.querySelectorAll('a[href], button, input, select, [tabindex]')]
+    .find((e) => e.tabIndex >= 0 && !e.disabled).dataset.testid);
+  eq(first, 'skip-link', 'the first element in tab order');
+  await page.focus('[data-testid=skip-link]');
+  const top = await page.locator('[data-testid=skip-link]').evaluate((e) => e.getBoundingClientRect().top);
+  assert(top >= 0, `the focused skip link is on screen (top ${top})`);
+  await page.keyboard.press('Enter');
+  eq(await page.evaluate(() => document.activeElement.id), 'results', 'the skip link leads to the results');
+  // A result image is a button for the keyboard: Tab to it, see the ring, Enter searches from it.
+  await page.keyboard.press('Tab');
+  const focused = await page.evaluate(() => {
+    const e = document.activeElement;
+    const st = getComputedStyle(e);
+    return { role: e.getAttribute('role'), outline: st.outlineStyle, width: parseFloat(st.outlineWidth) };
+  });
+  eq(focused.role, 'button', 'Tab from the results reaches a result image');
+  assert(focused.outline !== 'none' && focused.width >= 2, `a visible focus ring: ${JSON.stringify(focused)}`);
+  const before = await page.locator('[data-testid=query-card]').textContent();
+  await page.locator('#results').evaluate((e) => { e.scrollTop = 400; });
+  await page.keyboard.press('Enter');
+  await page.waitForFunction((b) => document.querySelector('[data-testid=query-card]').textContent !== b, before);
+  await waitDone();
+  eq(await page.locator('#results').evaluate((e) => e.scrollTop), 0, 'a new search starts at the top');
+});
+
 test('no JavaScript errors on the page', async () => {
   eq(pageErrors.length, 0, `page errors: ${pageErrors.join(' | ')}`);
 });
