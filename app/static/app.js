@@ -265,7 +265,12 @@ async function runSearch(refine) {
   const params = searchParams(refine);
   setLoading(true);
   $('#status-text').textContent = refine ? 'refining…' : 'searching…';
-  history.replaceState(null, '', '#' + params.toString());
+  // Each new search is a step of the browser's history (Back returns to
+  // the previous one); a search restored from the history replaces it.
+  const url = '#' + params.toString();
+  if (state.fromHistory || location.hash === url) history.replaceState(null, '', url);
+  else history.pushState(null, '', url);
+  state.fromHistory = false;
   const t0 = performance.now();
   try {
     const data = await api('/api/similar?' + params.toString(), { signal: abort.signal });
@@ -273,6 +278,8 @@ async function runSearch(refine) {
     const total = performance.now() - t0;
     renderQuery(data.query);
     renderResults(data);
+    state.lastResults = data;
+    $('#export-btn').disabled = !data.results.length;
     if (data.feedback) state.feedback = { liked: data.feedback.liked, disliked: data.feedback.disliked };
     updateRefineButton();
     const st = $('#status-text');
@@ -293,6 +300,42 @@ async function runSearch(refine) {
   } finally {
     if (seq === state.searchSeq) setLoading(false);
   }
+}
+
+// Back / Forward: the search the URL names, with its model and filters.
+function restoreHistoryStep() {
+  for (const f of Object.values(state.filters)) f.clear();
+  state.tagsMode = 'any';
+  const id = restoreFromHash();
+  buildFilters();
+  if (id) {
+    state.fromHistory = true;
+    selectQuery(id);
+  }
+}
+
+// The results on screen as CSV (one row per result, a header first).
+function resultsCsv(data) {
+  const cell = (v) => {
+    const s = v === null || v === undefined ? '' : String(v);
+    return /[",\n\r]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s;
+  };
+  const rows = [['rank', 'id', 'filename', 'score', 'distance', 'design', 'season', 'quality', 'cluster', 'tags']];
+  for (const r of data.results) {
+    rows.push([r.rank, r.id, r.filename, r.score, r.distance, r.design, r.season, r.quality, r.cluster, r.tags.join(' ')]);
+  }
+  return rows.map((row) => row.map(cell).join(',')).join('\r\n') + '\r\n';
+}
+
+function exportCsv() {
+  const data = state.lastResults;
+  if (!data) return;
+  const blob = new Blob([resultsCsv(data)], { type: 'text/csv;charset=utf-8' });
+  const a = el('a', { href: URL.createObjectURL(blob), download: `similar-to-${data.query.id}-${data.model}-${data.version}-${data.metric}.csv` });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 10000);
 }
 
 function selectQuery(id) {
@@ -418,6 +461,8 @@ async function init() {
   $('#n').addEventListener('change', () => runSearch(false));
   $('#search-btn').addEventListener('click', () => runSearch(false));
   $('#refine-btn').addEventListener('click', () => runSearch(true));
+  $('#export-btn').addEventListener('click', exportCsv);
+  window.addEventListener('popstate', restoreHistoryStep);
   $('#clear-filters').addEventListener('click', () => {
     for (const s of Object.values(state.filters)) s.clear();
     document.querySelectorAll('.chip[data-filter]').forEach((c) => c.setAttribute('aria-pressed', 'false'));

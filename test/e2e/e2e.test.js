@@ -383,6 +383,32 @@ test('a metric without an index is flagged in the page', async () => {
   await page.waitForFunction(() => !document.querySelector('[data-testid=exact-scan]'));
 });
 
+test('CSV export of the results; Back and Forward step through searches', async () => {
+  const queryOf = async () => page.evaluate(() => document.querySelector('[data-testid=query-card]').textContent);
+  const thumbs = page.locator('[data-testid=thumb]');
+  await thumbs.nth(3).click();
+  await waitDone();
+  const first = await queryOf();
+  const firstIds = await page.locator('[data-testid=result]').evaluateAll((rs) => rs.map((r) => r.dataset.id).join());
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid=export-csv]')]);
+  const csv = fs.readFileSync(await download.path(), 'utf8').trimEnd().split('\r\n');
+  eq(csv[0], 'rank,id,filename,score,distance,design,season,quality,cluster,tags', 'CSV header');
+  eq(csv.length - 1, await page.locator('[data-testid=result]').count(), 'one CSV row per result');
+  eq(csv.slice(1).map((l) => l.split(',')[1]).join(), firstIds, 'the rows are the results, in order');
+  await thumbs.nth(7).click();
+  await waitDone();
+  const second = await queryOf();
+  assert(second !== first, 'a second search');
+  await page.goBack();
+  await page.waitForFunction((q) => document.querySelector('[data-testid=query-card]').textContent === q, first);
+  await waitDone();
+  eq(await page.locator('[data-testid=result]').evaluateAll((rs) => rs.map((r) => r.dataset.id).join()), firstIds,
+    'Back shows the previous search again');
+  await page.goForward();
+  await page.waitForFunction((q) => document.querySelector('[data-testid=query-card]').textContent === q, second);
+  await waitDone();
+});
+
 test('keyboard and screen readers: labels, skip link, focus ring, announced results', async () => {
   const unlabelled = await page.evaluate(() => [...document.querySelectorAll('input, select, button')]
     .filter((e) => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.textContent.trim())
