@@ -336,6 +336,7 @@ std::vector<Statement> build_statements(const Capabilities& caps) {
     s.push_back({"images_page", std::string("SELECT image_id, filename, design, season, quality,"
                                             " array_to_json(tags)::text FROM images") +
                                     image_where +
+                                    " AND ($9::int IS NULL OR image_id > $9::int)"
                                     " ORDER BY image_id LIMIT $7::int OFFSET $8::int"});
     s.push_back({"images_count", std::string("SELECT count(*) FROM images") + image_where});
     s.push_back({"image_pixels", "SELECT pixels FROM images WHERE image_id = $1::int"});
@@ -863,9 +864,13 @@ void handle_meta(const httplib::Request& req, httplib::Response& res) {
 
 void handle_images(const httplib::Request& req, httplib::Response& res) {
     check_known_params(
-        req, {"q", "design", "season", "quality", "tags", "tags_mode", "offset", "limit"});
+        req, {"q", "design", "season", "quality", "tags", "tags_mode", "offset", "limit", "after"});
     auto m = meta();
     long long offset = int_param(req, "offset", 0, 0, 10000000);
+    // Keyset paging: the images after this id (an index lookup however far
+    // down the list; OFFSET reads and skips every row before it).
+    Param after;
+    if (single(req, "after")) after = std::to_string(int_param(req, "after", 0, 0, INT_MAX));
     long long limit = int_param(req, "limit", 60, 1, 500);
     Param q;
     if (auto v = single(req, "q"); v && !v->empty()) {
@@ -886,16 +891,17 @@ void handle_images(const httplib::Request& req, httplib::Response& res) {
                 tags_mode == "any" ? to_param(tags) : std::nullopt,
                 tags_mode == "all" ? to_param(tags) : std::nullopt,
                 std::to_string(limit + 1),
-                std::to_string(offset)};
+                std::to_string(offset),
+                after};
     auto t0 = Clock::now();
     Lease c = read_connection();
     Result r = c->exec("images_page", p);
     long long total = -1;
     bool filtered = false;
     for (int i = 0; i < 6; i++) filtered = filtered || p[i].has_value();
-    if (offset == 0 && !filtered) {
+    if (offset == 0 && !after && !filtered) {
         total = m->images;
-    } else if (offset == 0) {
+    } else if (offset == 0 && !after) {
         Params pc(p.begin(), p.begin() + 6);
         Result rc = c->exec("images_count", pc);
         total = rc.integer(0, 0);

@@ -22,7 +22,7 @@ const state = {
   searchSeq: 0,
   searchAbort: null,
   // left panel paging
-  browse: { offset: 0, hasMore: true, loading: false, seq: 0, total: null },
+  browse: { offset: 0, after: null, hasMore: true, loading: false, seq: 0, total: null },
 };
 
 async function api(path, options) {
@@ -350,10 +350,17 @@ function selectQuery(id) {
 
 // ---------------------------------------------------------------- browser
 
+// The panel's search box: a file name part, or "#1234" / "1234" to jump to
+// that image id (the list then starts there).
+function jumpTarget() {
+  const m = /^#?(\d{1,9})$/.exec($('#search').value.trim());
+  return m ? parseInt(m[1], 10) : null;
+}
+
 function browseParams() {
   const p = new URLSearchParams();
   const q = $('#search').value.trim();
-  if (q) p.set('q', q);
+  if (q && jumpTarget() === null) p.set('q', q);
   for (const [id, key] of [['#b-design', 'design'], ['#b-season', 'season'], ['#b-quality', 'quality'], ['#b-tag', 'tags']]) {
     if ($(id).value) p.set(key, $(id).value);
   }
@@ -363,6 +370,8 @@ function browseParams() {
 function resetBrowser() {
   const b = state.browse;
   b.offset = 0; b.hasMore = true; b.seq++; b.loading = false; b.total = null;
+  const jump = jumpTarget();
+  b.after = jump === null ? null : jump - 1;
   document.querySelectorAll('#thumbs .thumb').forEach((t) => t.remove());
   loadMore();
 }
@@ -374,7 +383,8 @@ async function loadMore() {
   const seq = b.seq;
   $('#browser-spinner').hidden = false;
   const p = browseParams();
-  p.set('offset', b.offset);
+  // Keyset paging: the next page starts after the last id shown.
+  if (b.after !== null) p.set('after', b.after);
   p.set('limit', 60);
   try {
     const data = await api('/api/images?' + p.toString());
@@ -390,6 +400,7 @@ async function loadMore() {
       box.insertBefore(t, $('#sentinel'));
     }
     b.offset += data.images.length;
+    if (data.images.length) b.after = data.images[data.images.length - 1].id;
     b.hasMore = data.has_more;
     $('#browser-count').textContent = b.total === null ? '' :
       `${b.total.toLocaleString('en')} images${b.total !== state.meta.images ? ' match' : ''} · showing ${b.offset.toLocaleString('en')}`;

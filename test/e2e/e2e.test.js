@@ -79,6 +79,10 @@ test('GET /api/images pages, searches by file name and filters', async () => {
   otherId = a.body.images[1].id;
   const b = await get('/api/images?limit=5&offset=5');
   assert(b.body.images[0].id > a.body.images[4].id, 'second page follows the first');
+  const k = await get(`/api/images?limit=5&after=${a.body.images[4].id}`);
+  eq(k.body.images.map((im) => im.id).join(), b.body.images.map((im) => im.id).join(), 'keyset paging (after=) gives the same page');
+  const far = await get('/api/images?limit=3&after=2000');
+  assert(far.body.images.length > 0 && far.body.images.every((im) => im.id > 2000), 'after= far down the list');
   const q = await get('/api/images?q=TEST/00002&limit=100');
   assert(q.body.images.length > 0, 'search finds test images');
   for (const im of q.body.images) assert(im.filename.includes('test/00002'), `file name ${im.filename} matches`);
@@ -280,6 +284,17 @@ test('searching the panel by file name shows only matching thumbnails', async ()
   });
   await page.fill('[data-testid=search]', '');
   await page.waitForFunction(() => document.querySelectorAll('[data-testid=thumb]').length >= 60);
+});
+
+test('the panel jumps to an image id typed as #id, and pages on from there', async () => {
+  await page.fill('[data-testid=search]', '#1500');
+  await page.waitForFunction(() => document.querySelector('[data-testid=thumb]')?.dataset.id === '1500');
+  await page.locator('#thumbs').evaluate((e) => { e.scrollTop = e.scrollHeight; });
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid=thumb]').length > 60);
+  const ids = await page.locator('[data-testid=thumb]').evaluateAll((ts) => ts.map((t) => Number(t.dataset.id)));
+  assert(ids.every((id, i) => id >= 1500 && (i === 0 || id > ids[i - 1])), 'ascending ids from 1500, none repeated');
+  await page.fill('[data-testid=search]', '');
+  await page.waitForFunction(() => document.querySelector('[data-testid=thumb]')?.dataset.id !== '1500');
 });
 
 test('clicking an image shows its top N similar images with scores and query time', async () => {
