@@ -311,6 +311,18 @@ std::vector<Statement> build_statements(const Capabilities& caps) {
                  " FROM (SELECT model, version, count(*) AS n, min(image_id) AS first_id"
                  "       FROM features GROUP BY model, version) m"
                  " ORDER BY m.model, m.version"});
+    // The typical distance between two images of a model version, per
+    // metric: the median over 200 fixed pairs (the first 400 vectors by
+    // image id, the i-th with the (i+200)-th). Similarity percentages are
+    // measured against it.
+    s.push_back({"meta_typical_distance",
+                 "WITH s AS (SELECT embedding, row_number() OVER (ORDER BY image_id) AS i"
+                 "           FROM (SELECT image_id, embedding FROM features"
+                 "                 WHERE model = $1::text AND version = $2::text"
+                 "                 ORDER BY image_id LIMIT 400) x)"
+                 " SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY a.embedding <-> b.embedding),"
+                 "        percentile_cont(0.5) WITHIN GROUP (ORDER BY a.embedding <=> b.embedding)"
+                 " FROM s a JOIN s b ON b.i = a.i + 200"});
     s.push_back({"meta_values",
                  "SELECT array_agg(DISTINCT design ORDER BY design),"
                  "       array_agg(DISTINCT season ORDER BY season),"
@@ -403,6 +415,9 @@ struct Meta {
     // unfiltered query; "" when it would scan exactly (no index for that
     // metric).
     std::map<std::tuple<std::string, std::string, std::string>, std::string> index_for;
+    // (model, version, metric) -> the median distance between two of its
+    // images (meta_typical_distance); absent when too few rows.
+    std::map<std::tuple<std::string, std::string, std::string>, double> typical_distance;
     std::string loaded_at;
     double load_ms = 0;
 };
@@ -434,6 +449,13 @@ std::shared_ptr<const Meta> load_meta() {
             if (!m->versions.count(mv.first)) m->models.push_back(mv.first);
             m->versions[mv.first].push_back(mv.second);
         }
+    }
+    for (const auto& mv : m->model_versions) {
+        Result r = c->exec("meta_typical_distance", {mv.first, mv.second});
+        if (r.rows() == 1 && !r.is_null(0, 0) && r.number(0, 0) > 0)
+            m->typical_distance[{mv.first, mv.second, "euclidean"}] = r.number(0, 0);
+        if (r.rows() == 1 && !r.is_null(0, 1) && r.number(0, 1) > 0)
+            m->typical_distance[{mv.first, mv.second, "cosine"}] = r.number(0, 1);
     }
     {
         Result r = c->exec("meta_values", {});
@@ -628,6 +650,16 @@ ModelChoice model_params(const httplib::Request& req, const Meta& m) {
                     " (one of: " + opts + ")");
     }
     return {model, version};
+}
+
+// A 0-100 % similarity people can read and compare: 100 % is the query
+// image itself (distance 0), 0 % is as far as two images of the collection
+// typically are (the median distance of the model version under this
+// metric) or farther. Raw scores are not comparable: cosine similarities
+// crowd near 1, 1 / (1 + L2) on pixel vectors is near 0.
+double similarity_percent(double distance, double typical) {
+    double p = 100.0 * (1.0 - distance / typical);
+    return p < 0 ? 0 : (p > 100 ? 100 : p);
 }
 
 // The metric with an index for this model version (cosine first), else cosine.
@@ -1112,6 +1144,9 @@ void handle_similar(const httplib::Request& req, httplib::Response& res) {
     j.end_object();
     j.key("count").value(r.rows());
     j.key("query_ms").value(query_ms, "%.3f");
+    auto typical_it = m->typical_distance.find({mc.model, mc.version, metric});
+    double typical = typical_it == m->typical_distance.end() ? 0 : typical_it->second;
+    if (typical > 0) j.key("typical_distance").value(typical, "%.6g");
     j.key("results").begin_array();
     for (int i = 0; i < r.rows(); i++) {
         long long rid = r.integer(i, 0);
@@ -1143,6 +1178,11 @@ void handle_similar(const httplib::Request& req, httplib::Response& res) {
             j.null();
         else
             j.value(r.number(i, 8), "%.6g");
+        j.key("similarity");
+        if (r.is_null(i, 7) || typical <= 0)
+            j.null();
+        else
+            j.value(similarity_percent(r.number(i, 7), typical), "%.1f");
         auto vt = votes.find(rid);
         j.key("vote").value(vt == votes.end() ? 0 : vt->second);
         j.key("url").value("/img/" + std::to_string(rid) + ".png");

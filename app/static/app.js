@@ -203,8 +203,11 @@ function renderResults(data) {
       if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); selectQuery(r.id); }
     });
     node.querySelector('.rank').textContent = '#' + r.rank;
-    node.querySelector('.score').textContent = formatScore(r.score);
-    node.querySelector('.score').title = `similarity score (${data.metric === 'cosine' ? 'cosine similarity' : '1 / (1 + L2 distance)'}); distance ${r.distance}`;
+    // The percentage people read; the raw score and distance on hover.
+    node.querySelector('.score').textContent = formatSimilarity(r.similarity);
+    node.querySelector('.score').title =
+      `similarity: 100 % is the query image, 0 % as far apart as two typical images of this model (median ${data.metric} distance ${data.typical_distance ?? 'n/a'})\n` +
+      `score ${formatScore(r.score)} (${data.metric === 'cosine' ? 'cosine similarity' : '1 / (1 + L2 distance)'}), distance ${r.distance}`;
     node.querySelector('.fname').textContent = `${r.filename} · d ${r.distance === null ? '-' : Number(r.distance.toPrecision(4))}`;
     node.querySelector('.design').textContent = r.design;
     node.querySelector('.season').textContent = r.season;
@@ -228,6 +231,11 @@ function renderResults(data) {
 function formatScore(x) {
   if (x === null || x === undefined) return 'n/a';
   return Math.abs(x) >= 0.1 ? x.toFixed(4) : x.toPrecision(4);
+}
+
+function formatSimilarity(p) {
+  if (p === null || p === undefined) return 'n/a';
+  return `${p.toFixed(1)} %`;
 }
 
 function setVoteUI(node, v) {
@@ -320,9 +328,9 @@ function resultsCsv(data) {
     const s = v === null || v === undefined ? '' : String(v);
     return /[",\n\r]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s;
   };
-  const rows = [['rank', 'id', 'filename', 'score', 'distance', 'design', 'season', 'quality', 'cluster', 'tags']];
+  const rows = [['rank', 'id', 'filename', 'similarity_percent', 'score', 'distance', 'design', 'season', 'quality', 'cluster', 'tags']];
   for (const r of data.results) {
-    rows.push([r.rank, r.id, r.filename, r.score, r.distance, r.design, r.season, r.quality, r.cluster, r.tags.join(' ')]);
+    rows.push([r.rank, r.id, r.filename, r.similarity, r.score, r.distance, r.design, r.season, r.quality, r.cluster, r.tags.join(' ')]);
   }
   return rows.map((row) => row.map(cell).join(',')).join('\r\n') + '\r\n';
 }

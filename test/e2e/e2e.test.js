@@ -119,6 +119,19 @@ test('GET /api/similar: top N through the faiss index, with scores, metadata and
   eq(c.body.count, 7, 'n=7');
   assert(c.body.index && !c.body.exact_scan, 'pooled cosine uses its index');
   for (const x of c.body.results) assert(Math.abs(x.score - (1 - x.distance)) < 1e-5, 'cosine score = 1 - distance');
+  // Similarity percentages: 100 % minus the distance as a share of the
+  // typical distance between two images of the model, for both metrics.
+  for (const body of [d, c.body]) {
+    assert(body.typical_distance > 0, `a typical distance for ${body.model} ${body.metric}`);
+    let last = 100;
+    for (const x of body.results) {
+      const want = Math.min(100, Math.max(0, 100 * (1 - x.distance / body.typical_distance)));
+      assert(Math.abs(x.similarity - want) < 0.051, `similarity ${x.similarity} = ${want.toFixed(1)} %`);
+      assert(x.similarity <= last + 0.05, 'similarity falls with rank');
+      last = x.similarity;
+    }
+    assert(body.results[0].similarity > 50, `the nearest image is clearly similar (${body.results[0].similarity} %)`);
+  }
 });
 
 test('GET /api/similar: filters on design, season, quality, tags and cluster', async () => {
@@ -303,7 +316,7 @@ test('clicking an image shows its top N similar images with scores and query tim
   await page.waitForFunction(() => document.querySelector('[data-testid=status]').dataset.state === 'done');
   eq(await page.locator('[data-testid=result]').count(), 100, 'N = 100 results');
   const scores = await page.locator('[data-testid=result] [data-testid=score]').allTextContents();
-  assert(scores.every((s) => /^-?\d\.\d+(e-\d+)?$/.test(s)), `every result shows a score: ${scores.slice(0, 3)}`);
+  assert(scores.every((s) => /^\d{1,3}\.\d %$/.test(s)), `every result shows a similarity percentage: ${scores.slice(0, 3)}`);
   const qt = await page.locator('[data-testid=query-time]').textContent();
   assert(/^\d+(\.\d)? ms$/.test(qt), `query time shown: ${qt}`);
   const status = await page.locator('[data-testid=status]').textContent();
@@ -407,7 +420,7 @@ test('CSV export of the results; Back and Forward step through searches', async 
   const firstIds = await page.locator('[data-testid=result]').evaluateAll((rs) => rs.map((r) => r.dataset.id).join());
   const [download] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid=export-csv]')]);
   const csv = fs.readFileSync(await download.path(), 'utf8').trimEnd().split('\r\n');
-  eq(csv[0], 'rank,id,filename,score,distance,design,season,quality,cluster,tags', 'CSV header');
+  eq(csv[0], 'rank,id,filename,similarity_percent,score,distance,design,season,quality,cluster,tags', 'CSV header');
   eq(csv.length - 1, await page.locator('[data-testid=result]').count(), 'one CSV row per result');
   eq(csv.slice(1).map((l) => l.split(',')[1]).join(), firstIds, 'the rows are the results, in order');
   await thumbs.nth(7).click();
