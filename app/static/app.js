@@ -424,7 +424,8 @@ async function loadMore() {
 function isVisible(node) {
   const r = node.getBoundingClientRect();
   const box = $('#thumbs').getBoundingClientRect();
-  return r.top < box.bottom + 200;
+  // Below the panel on a desktop, to its right on a phone (a sideways strip).
+  return r.top < box.bottom + 200 && r.left < box.right + 200;
 }
 
 // ---------------------------------------------------------------- start

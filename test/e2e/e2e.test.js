@@ -437,6 +437,29 @@ test('CSV export of the results; Back and Forward step through searches', async 
   await waitDone();
 });
 
+test('a phone (390 px wide): one column, nothing wider than the screen, results near the top', async () => {
+  await page.setViewportSize({ width: 390, height: 844 });
+  try {
+    await page.reload();
+    await page.waitForSelector('[data-testid=result]');
+    await waitDone();
+    const layout = await page.evaluate(() => {
+      const card = document.querySelector('[data-testid=result]').getBoundingClientRect();
+      return { pageWidth: document.documentElement.scrollWidth, left: card.left, right: card.right,
+        width: card.width, top: card.top + window.scrollY };
+    });
+    assert(layout.pageWidth <= 390, `the page fits the screen: ${layout.pageWidth} px wide`);
+    assert(layout.left >= 0 && layout.right <= 390 && layout.width >= 300, `a full-width result: ${JSON.stringify(layout)}`);
+    assert(layout.top < 844, `the first result is on the first screen (top ${layout.top.toFixed(0)} px)`);
+    await page.screenshot({ path: SHOT.replace(/\.png$/, '-phone.png') });
+    // A thumbnail of the strip still starts a search.
+    await page.locator('[data-testid=thumb]').nth(2).click();
+    await waitDone();
+  } finally {
+    await page.setViewportSize({ width: 1440, height: 960 });
+  }
+});
+
 test('keyboard and screen readers: labels, skip link, focus ring, announced results', async () => {
   const unlabelled = await page.evaluate(() => [...document.querySelectorAll('input, select, button')]
     .filter((e) => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.textContent.trim())
