@@ -221,8 +221,10 @@ std::string similar_sql(const Capabilities& caps, const std::string& metric, boo
         "SELECT f.image_id, i.filename, f.design, f.season, f.quality,"
         " array_to_json(f.tags)::text, ";
     sql += caps.clusters ? "c.cluster" : "NULL::int";
+    // i.pixels: the result's picture goes inline in the answer (a search
+    // would otherwise make 100 thumbnail requests, each a database query).
     sql += ", f.embedding " + op + " " + qv + " AS distance, " + score +
-           " AS score"
+           " AS score, i.pixels"
            " FROM features f JOIN images i ON i.image_id = f.image_id";
     if (caps.clusters)
         sql +=
@@ -277,7 +279,7 @@ std::string similar_by_cluster_sql(const Capabilities& caps, const std::string& 
     sql +=
         "SELECT s.image_id, i.filename, s.design, s.season, s.quality, "
         "array_to_json(s.tags)::text, s.cluster,"
-        " s.distance, s.score"
+        " s.distance, s.score, i.pixels"
         " FROM (SELECT x.* FROM (SELECT f.image_id, f.design, f.season, f.quality, f.tags, "
         "c.cluster,"
         " f.embedding " +
@@ -652,6 +654,33 @@ ModelChoice model_params(const httplib::Request& req, const Meta& m) {
     return {model, version};
 }
 
+// A picture from images.pixels as text (bytea hex, "\x0a1b...") made into
+// a data: URI of its PNG, for an <img> without another request.
+std::string png_data_uri(const std::string& hex) {
+    if (hex.size() < 2 || hex[0] != '\\' || hex[1] != 'x') return "";
+    std::string px;
+    px.reserve((hex.size() - 2) / 2);
+    auto nibble = [](char c) { return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10; };
+    for (size_t k = 2; k + 1 < hex.size(); k += 2)
+        px.push_back(static_cast<char>(nibble(hex[k]) << 4 | nibble(hex[k + 1])));
+    size_t side = 0;
+    while ((side + 1) * (side + 1) <= px.size()) side++;
+    if (side == 0 || side * side != px.size()) return "";
+    std::string png = encode_png_gray8(reinterpret_cast<const uint8_t*>(px.data()), side, side);
+    static const char* digits = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string out = "data:image/png;base64,";
+    for (size_t k = 0; k < png.size(); k += 3) {
+        unsigned v = static_cast<unsigned char>(png[k]) << 16;
+        if (k + 1 < png.size()) v |= static_cast<unsigned char>(png[k + 1]) << 8;
+        if (k + 2 < png.size()) v |= static_cast<unsigned char>(png[k + 2]);
+        out.push_back(digits[v >> 18 & 63]);
+        out.push_back(digits[v >> 12 & 63]);
+        out.push_back(k + 1 < png.size() ? digits[v >> 6 & 63] : '=');
+        out.push_back(k + 2 < png.size() ? digits[v & 63] : '=');
+    }
+    return out;
+}
+
 // A 0-100 % similarity people can read and compare: 100 % is the query
 // image itself (distance 0), 0 % is as far as two images of the collection
 // typically are (the median distance of the model version under this
@@ -680,6 +709,24 @@ void send_json(httplib::Response& res, const std::string& body, int status = 200
     res.set_content(
         body,
         "application/json");  // exactly this type: httplib gzips it for clients that accept gzip
+}
+
+// Drops "br" from the request's Accept-Encoding. httplib compresses with
+// brotli when a browser offers it, at brotli's slowest quality: 200 ms for a
+// 100-result answer (gzip: 4 ms), most of what a user waited for. The
+// request object is httplib's own (not const) and is read after routing.
+void prefer_gzip(const httplib::Request& req) {
+    auto& headers = const_cast<httplib::Request&>(req).headers;
+    auto it = headers.find("Accept-Encoding");
+    if (it == headers.end() || it->second.find("br") == std::string::npos) return;
+    std::string kept;
+    std::stringstream tokens(it->second);
+    for (std::string token; std::getline(tokens, token, ',');) {
+        size_t b = token.find_first_not_of(' ');
+        if (b == std::string::npos || token.compare(b, 2, "br") == 0) continue;
+        kept += (kept.empty() ? "" : ", ") + token.substr(b);
+    }
+    it->second = kept;
 }
 
 // Headers on every response: the page loads only its own scripts, styles
@@ -1178,6 +1225,7 @@ void handle_similar(const httplib::Request& req, httplib::Response& res) {
             j.null();
         else
             j.value(r.number(i, 8), "%.6g");
+        if (!r.is_null(i, 9)) j.key("thumb").value(png_data_uri(r.text(i, 9)));
         j.key("similarity");
         if (r.is_null(i, 7) || typical <= 0)
             j.null();
@@ -1511,6 +1559,7 @@ int main(int argc, char** argv) {
             t_request_started = true;
             t_note.clear();
             set_security_headers(res);
+            prefer_gzip(req);
             std::string refusal;
             int status = check_request_origin(req, allowed_hosts, &refusal);
             if (status == 0) return httplib::Server::HandlerResponse::Unhandled;

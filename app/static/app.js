@@ -191,7 +191,7 @@ function renderResults(data) {
     node.dataset.tags = r.tags.join(',');
     node.dataset.cluster = r.cluster ?? '';
     const img = node.querySelector('img');
-    img.src = r.url;
+    img.src = r.thumb || r.url;  // inline in the answer: no request per result
     img.alt = r.filename;
     img.title = 'search from this image';
     img.addEventListener('click', () => selectQuery(r.id));

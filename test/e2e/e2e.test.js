@@ -493,6 +493,50 @@ test('keyboard and screen readers: labels, skip link, focus ring, announced resu
   eq(await page.locator('#results').evaluate((e) => e.scrollTop), 0, 'a new search starts at the top');
 });
 
+test('latency the user sees: click to painted results (printed, not asserted)', async () => {
+  // Measured in the page: from the click to the frame after the results
+  // are in the DOM, for 20 different query images (the first of each is
+  // not in any cache), N = 100, no filters.
+  await page.click('#clear-filters');
+  await waitDone();
+  const times = [];
+  for (let i = 10; i < 30; i++) {
+    times.push(await page.evaluate(async (k) => {
+      const thumb = document.querySelectorAll('[data-testid=thumb]')[k];
+      const status = document.querySelector('[data-testid=status]');
+      const t0 = performance.now();
+      thumb.click();
+      while (status.dataset.state !== 'done') await new Promise((r) => requestAnimationFrame(r));
+      await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+      const total = performance.now() - t0;
+      const text = document.querySelector('[data-testid=status]').textContent;
+      const query = parseFloat(document.querySelector('[data-testid=query-time]').textContent);
+      const trip = parseFloat((/\((\d+) ms round trip\)/.exec(text) || [])[1]);
+      return { total, query, trip };
+    }, i));
+  }
+  const p = (key, q) => {
+    const v = times.map((t) => t[key]).sort((a, b) => a - b);
+    return v[Math.min(v.length - 1, Math.floor(q * v.length))].toFixed(0);
+  };
+  console.log(`# browser latency, click to painted results (20 searches, N = 100): p50 ${p('total', 0.5)} ms, ` +
+    `p90 ${p('total', 0.9)} ms, max ${p('total', 1)} ms; of which request round trip p50 ${p('trip', 0.5)} ms ` +
+    `(database query p50 ${p('query', 0.5)} ms)`);
+  const direct = await page.evaluate(async () => {
+    const out = [];
+    for (const id of [101, 202, 303, 404, 505]) {
+      const t0 = performance.now();
+      const r = await fetch(`/api/similar?id=${id}&model=pixels&version=v1&n=100`);
+      const t1 = performance.now();
+      const d = await r.json();
+      out.push(`${(t1 - t0).toFixed(0)}/${(performance.now() - t1).toFixed(0)}/${d.server_ms.toFixed(0)}`);
+    }
+    return out.join(' ');
+  });
+  console.log(`# one search alone (fetch in the page), ms to headers / body and parse / server_ms: ${direct}`);
+  assert(times.length === 20, 'measured');
+});
+
 test('no JavaScript errors on the page', async () => {
   eq(pageErrors.length, 0, `page errors: ${pageErrors.join(' | ')}`);
 });
