@@ -45,6 +45,101 @@ function showError(msg) {
   e.textContent = msg;
 }
 
+// ---------------------------------------------------------------- language
+
+// The page in English and Turkish (the seed's users write Turkish). The
+// language comes from the browser (tr* -> Turkish), can be switched in the
+// top bar and is remembered. Texts the server writes (error messages, the
+// plan) stay English.
+const MESSAGES = {
+  en: {
+    language: 'Language', model: 'Model', version: 'Version', metric: 'Metric', lightBackground: 'light background',
+    subtitle: 'similar-pattern search · PostgreSQL + benzer faiss indexes',
+    skip: 'Skip to results', search: 'Search', refineNA: 'Refine (not available)',
+    refine: 'Refine with feedback ({liked} liked, {disliked} disliked)',
+    refineTitle: 'Search again with the query moved towards the results you liked and away from the ones you disliked (Rocchio)',
+    exportCsv: 'Export CSV', exportTitle: 'Download these results (file names, scores, metadata) as CSV',
+    clearFilters: 'clear filters', hint: 'Click an image on the left to see the most similar patterns.',
+    searchBox: 'File name (test/0001) or #id', searchBoxLabel: 'Search the images by file name, or jump to an image id (#1234)',
+    allDesigns: 'all designs', allSeasons: 'all seasons', allQualities: 'all qualities', allTags: 'all tags',
+    byDesign: 'Show images of one design', bySeason: 'Show images of one season',
+    byQuality: 'Show images of one quality', byTag: 'Show images with one tag',
+    imagesPanel: 'Images', resultsPanel: 'Similar images',
+    design: 'Design', season: 'Season', quality: 'Quality', tags: 'Tags', cluster: 'Cluster',
+    match: 'match: {mode}', any: 'any', all: 'all', matchTitle: 'match any of the selected tags, or all of them',
+    noClusters: '– (none for this model)', noClustersTable: '– (no clusters table)',
+    exactScan: ' (no index: exact scan)', faissIndex: ' (faiss index)',
+    searching: 'searching…', refining: 'refining…', results: '{n} results', in: ' in ',
+    roundTrip: ' query ({ms} ms round trip) · {model}/{version} · {metric}',
+    refined: ' · refined with {liked} liked, {disliked} disliked',
+    qualityOf: 'quality {q}', clusterOf: 'cluster {c}',
+    noMatch: 'No image matches these filters.', searchFrom: 'search from this image', searchFromName: 'search from {name}',
+    similarityTitle: 'similarity: 100 % is the query image, 0 % as far apart as two typical images of this model (median {metric} distance {typical})',
+    scoreTitle: 'score {score} ({kind}), distance {distance}',
+    cosineKind: 'cosine similarity', l2Kind: '1 / (1 + L2 distance)',
+    feedbackFailed: 'Feedback not saved: {msg}', metaFailed: 'Cannot load /api/meta: {msg}',
+    noVectors: 'The features table holds no vectors.',
+    imagesCount: '{total} images · showing {shown}', imagesMatch: '{total} images match · showing {shown}',
+    good: 'Good match', bad: 'Bad match', goodTitle: 'good match', badTitle: 'bad match',
+  },
+  tr: {
+    language: 'Dil', model: 'Model', version: 'Sürüm', metric: 'Ölçüt', lightBackground: 'açık zemin',
+    subtitle: 'benzer desen arama · PostgreSQL + benzer faiss dizinleri',
+    skip: 'Sonuçlara geç', search: 'Ara', refineNA: 'İyileştir (kullanılamıyor)',
+    refine: 'Geri bildirimle iyileştir ({liked} beğenilen, {disliked} beğenilmeyen)',
+    refineTitle: 'Sorguyu beğendiğiniz sonuçlara yaklaştırıp beğenmediklerinizden uzaklaştırarak yeniden ara (Rocchio)',
+    exportCsv: 'CSV indir', exportTitle: 'Bu sonuçları (dosya adları, puanlar, bilgiler) CSV olarak indir',
+    clearFilters: 'süzgeçleri temizle', hint: 'En benzer desenleri görmek için soldan bir görsele tıklayın.',
+    searchBox: 'Dosya adı (test/0001) ya da #no', searchBoxLabel: 'Görselleri dosya adına göre ara ya da bir görsel numarasına git (#1234)',
+    allDesigns: 'tüm desenler', allSeasons: 'tüm sezonlar', allQualities: 'tüm kaliteler', allTags: 'tüm etiketler',
+    byDesign: 'Tek bir desenin görsellerini göster', bySeason: 'Tek bir sezonun görsellerini göster',
+    byQuality: 'Tek bir kalitenin görsellerini göster', byTag: 'Bir etiketi olan görselleri göster',
+    imagesPanel: 'Görseller', resultsPanel: 'Benzer görseller',
+    design: 'Desen', season: 'Sezon', quality: 'Kalite', tags: 'Etiketler', cluster: 'Küme',
+    match: 'eşleşme: {mode}', any: 'herhangi biri', all: 'hepsi', matchTitle: 'seçili etiketlerden herhangi biri ya da hepsi',
+    noClusters: '– (bu model için yok)', noClustersTable: '– (kümeler tablosu yok)',
+    exactScan: ' (dizin yok: tam tarama)', faissIndex: ' (faiss dizini)',
+    searching: 'aranıyor…', refining: 'iyileştiriliyor…', results: '{n} sonuç', in: ', ',
+    roundTrip: ' sorgu ({ms} ms gidiş-dönüş) · {model}/{version} · {metric}',
+    refined: ' · {liked} beğenilen, {disliked} beğenilmeyenle iyileştirildi',
+    qualityOf: 'kalite {q}', clusterOf: 'küme {c}',
+    noMatch: 'Bu süzgeçlere uyan görsel yok.', searchFrom: 'bu görselden ara', searchFromName: '{name} görselinden ara',
+    similarityTitle: 'benzerlik: %100 sorgu görselinin kendisi, %0 bu modelin iki sıradan görseli kadar uzak (ortanca {metric} uzaklığı {typical})',
+    scoreTitle: 'puan {score} ({kind}), uzaklık {distance}',
+    cosineKind: 'kosinüs benzerliği', l2Kind: '1 / (1 + L2 uzaklığı)',
+    feedbackFailed: 'Geri bildirim kaydedilemedi: {msg}', metaFailed: '/api/meta yüklenemedi: {msg}',
+    noVectors: 'features tablosunda vektör yok.',
+    imagesCount: '{total} görsel · {shown} gösteriliyor', imagesMatch: '{total} görsel uyuyor · {shown} gösteriliyor',
+    good: 'İyi eşleşme', bad: 'Kötü eşleşme', goodTitle: 'iyi eşleşme', badTitle: 'kötü eşleşme',
+  },
+};
+
+let lang = (() => {
+  const saved = localStorage.getItem('benzer-lang');
+  if (saved === 'en' || saved === 'tr') return saved;
+  return (navigator.language || 'en').toLowerCase().startsWith('tr') ? 'tr' : 'en';
+})();
+
+// The text for key in the page's language, with {name} filled from vars.
+function t(key, vars = {}) {
+  const text = MESSAGES[lang][key] ?? MESSAGES.en[key] ?? key;
+  return text.replace(/\{(\w+)\}/g, (_, k) => String(vars[k] ?? ''));
+}
+
+function number(n) { return n.toLocaleString(lang === 'tr' ? 'tr-TR' : 'en'); }
+
+// The texts written in index.html: data-i18n (text), data-i18n-placeholder,
+// data-i18n-aria-label, data-i18n-title.
+function translateStatic(root = document) {
+  document.documentElement.lang = lang;
+  for (const e of root.querySelectorAll('[data-i18n]')) e.textContent = t(e.dataset.i18n);
+  for (const [attr, data] of [['placeholder', 'i18nPlaceholder'], ['aria-label', 'i18nAriaLabel'], ['title', 'i18nTitle']]) {
+    for (const e of root.querySelectorAll(`[data-${attr === 'aria-label' ? 'i18n-aria-label' : 'i18n-' + attr}]`)) {
+      e.setAttribute(attr, t(e.dataset[data]));
+    }
+  }
+}
+
 // ---------------------------------------------------------------- controls
 
 function currentModel() { return $('#model').value; }
@@ -68,7 +163,7 @@ function onVersionChange(keepMetric) {
   const metricSel = $('#metric');
   for (const opt of metricSel.options) {
     const info = vi.metrics[opt.value];
-    opt.textContent = opt.value + (info.exact_scan ? ' (no index: exact scan)' : ' (faiss index)');
+    opt.textContent = opt.value + (info.exact_scan ? t('exactScan') : t('faissIndex'));
   }
   if (!keepMetric) metricSel.value = vi.default_metric;
   buildClusterChips();
@@ -91,20 +186,20 @@ function buildFilters() {
   const box = $('#filters');
   box.innerHTML = '';
   const groups = [
-    ['design', 'Design', state.meta.designs],
-    ['season', 'Season', state.meta.seasons],
-    ['quality', 'Quality', state.meta.qualities],
-    ['tags', 'Tags', state.meta.tags],
+    ['design', t('design'), state.meta.designs],
+    ['season', t('season'), state.meta.seasons],
+    ['quality', t('quality'), state.meta.qualities],
+    ['tags', t('tags'), state.meta.tags],
   ];
   for (const [key, label, values] of groups) {
     const g = el('div', { class: 'fgroup', 'data-group': key });
     g.append(el('span', { class: 'flabel' }, label));
     for (const v of values) g.append(chip(key, v, v));
     if (key === 'tags') {
-      const mode = el('button', { type: 'button', class: 'chip mode', 'data-testid': 'tags-mode', title: 'match any of the selected tags, or all of them' }, 'match: ' + state.tagsMode);
+      const mode = el('button', { type: 'button', class: 'chip mode', 'data-testid': 'tags-mode', title: t('matchTitle') }, t('match', { mode: t(state.tagsMode) }));
       mode.addEventListener('click', () => {
         state.tagsMode = state.tagsMode === 'any' ? 'all' : 'any';
-        mode.textContent = 'match: ' + state.tagsMode;
+        mode.textContent = t('match', { mode: t(state.tagsMode) });
         if (state.queryId && state.filters.tags.size) runSearch(false);
       });
       g.append(mode);
@@ -120,13 +215,13 @@ function buildClusterChips() {
   const cg = $('#cluster-group');
   if (!cg) return;
   cg.innerHTML = '';
-  cg.append(el('span', { class: 'flabel' }, 'Cluster'));
+  cg.append(el('span', { class: 'flabel' }, t('cluster')));
   const vi = versionInfo();
   // Cluster numbers belong to a model version: drop the selection when it changes.
   const k = vi && vi.clusters ? vi.clusters : 0;
   for (const v of [...state.filters.cluster]) if (Number(v) >= k) state.filters.cluster.delete(v);
   if (!k) {
-    cg.append(el('span', { class: 'flabel' }, state.meta.features.clusters ? '– (none for this model)' : '– (no clusters table)'));
+    cg.append(el('span', { class: 'flabel' }, state.meta.features.clusters ? t('noClusters') : t('noClustersTable')));
     return;
   }
   for (let i = 0; i < k; i++) cg.append(chip('cluster', i, String(i)));
@@ -165,7 +260,7 @@ function renderQuery(q) {
   const img = el('img', { src: q.url, alt: q.filename, width: 64, height: 64 });
   const info = el('div');
   info.append(el('div', { class: 'qtitle', 'data-testid': 'query-filename' }, q.filename));
-  info.append(el('div', { class: 'qmeta' }, `${q.design} · ${q.season} · quality ${q.quality} · cluster ${q.cluster ?? '-'}`));
+  info.append(el('div', { class: 'qmeta' }, `${q.design} · ${q.season} · ${t('qualityOf', { q: q.quality })} · ${t('clusterOf', { c: q.cluster ?? '-' })}`));
   info.append(el('div', { class: 'qmeta' }, q.tags.join(', ')));
   card.append(img, info);
 }
@@ -175,7 +270,7 @@ function updateRefineButton() {
   const btn = $('#refine-btn');
   const available = state.meta.features.refine;
   btn.disabled = !available || !state.queryId || (f.liked + f.disliked === 0);
-  btn.textContent = available ? `Refine with feedback (${f.liked} liked, ${f.disliked} disliked)` : 'Refine (not available)';
+  btn.textContent = available ? t('refine', f) : t('refineNA');
 }
 
 function renderResults(data) {
@@ -184,6 +279,7 @@ function renderResults(data) {
   const tpl = $('#result-tpl');
   for (const r of data.results) {
     const node = tpl.content.firstElementChild.cloneNode(true);
+    translateStatic(node);
     node.dataset.id = r.id;
     node.dataset.design = r.design;
     node.dataset.season = r.season;
@@ -193,12 +289,12 @@ function renderResults(data) {
     const img = node.querySelector('img');
     img.src = r.thumb || r.url;  // inline in the answer: no request per result
     img.alt = r.filename;
-    img.title = 'search from this image';
+    img.title = t('searchFrom');
     img.addEventListener('click', () => selectQuery(r.id));
     // Reachable and usable from the keyboard, like the panel's thumbnails.
     img.tabIndex = 0;
     img.setAttribute('role', 'button');
-    img.setAttribute('aria-label', `search from ${r.filename}`);
+    img.setAttribute('aria-label', t('searchFromName', { name: r.filename }));
     img.addEventListener('keydown', (e) => {
       if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); selectQuery(r.id); }
     });
@@ -206,13 +302,13 @@ function renderResults(data) {
     // The percentage people read; the raw score and distance on hover.
     node.querySelector('.score').textContent = formatSimilarity(r.similarity);
     node.querySelector('.score').title =
-      `similarity: 100 % is the query image, 0 % as far apart as two typical images of this model (median ${data.metric} distance ${data.typical_distance ?? 'n/a'})\n` +
-      `score ${formatScore(r.score)} (${data.metric === 'cosine' ? 'cosine similarity' : '1 / (1 + L2 distance)'}), distance ${r.distance}`;
+      t('similarityTitle', { metric: data.metric, typical: data.typical_distance ?? 'n/a' }) + '\n' +
+      t('scoreTitle', { score: formatScore(r.score), kind: data.metric === 'cosine' ? t('cosineKind') : t('l2Kind'), distance: r.distance });
     node.querySelector('.fname').textContent = `${r.filename} · d ${r.distance === null ? '-' : Number(r.distance.toPrecision(4))}`;
     node.querySelector('.design').textContent = r.design;
     node.querySelector('.season').textContent = r.season;
-    node.querySelector('.quality').textContent = 'quality ' + r.quality;
-    node.querySelector('.cluster').textContent = 'cluster ' + (r.cluster ?? '-');
+    node.querySelector('.quality').textContent = t('qualityOf', { q: r.quality });
+    node.querySelector('.cluster').textContent = t('clusterOf', { c: r.cluster ?? '-' });
     const tags = node.querySelector('.tags');
     for (const t of r.tags) tags.append(el('span', { class: 'tag' }, t));
     setVoteUI(node, r.vote);
@@ -221,7 +317,7 @@ function renderResults(data) {
     if (!state.meta.features.feedback) node.querySelectorAll('.vote').forEach((b) => { b.disabled = true; });
     box.append(node);
   }
-  if (!data.results.length) box.append(el('div', { class: 'hint' }, 'No image matches these filters.'));
+  if (!data.results.length) box.append(el('div', { class: 'hint' }, t('noMatch')));
   // A new answer starts at its best match, not where the last one was left.
   box.scrollTop = 0;
 }
@@ -260,7 +356,7 @@ async function vote(node, resultId, v) {
     updateRefineButton();
     showError(null);
   } catch (e) {
-    showError('Feedback not saved: ' + e.message);
+    showError(t('feedbackFailed', { msg: e.message }));
   }
 }
 
@@ -272,7 +368,7 @@ async function runSearch(refine) {
   state.searchAbort = abort;
   const params = searchParams(refine);
   setLoading(true);
-  $('#status-text').textContent = refine ? 'refining…' : 'searching…';
+  $('#status-text').textContent = refine ? t('refining') : t('searching');
   // Each new search is a step of the browser's history (Back returns to
   // the previous one); a search restored from the history replaces it.
   const url = '#' + params.toString();
@@ -292,10 +388,10 @@ async function runSearch(refine) {
     updateRefineButton();
     const st = $('#status-text');
     st.innerHTML = '';
-    st.append(el('b', { 'data-testid': 'result-count' }, `${data.count} results`), ' in ');
+    st.append(el('b', { 'data-testid': 'result-count' }, t('results', { n: data.count })), t('in'));
     st.append(el('b', { 'data-testid': 'query-time' }, `${data.query_ms.toFixed(1)} ms`));
-    st.append(` query (${total.toFixed(0)} ms round trip) · ${data.model}/${data.version} · ${data.metric}`);
-    if (data.refine) st.append(el('span', { 'data-testid': 'refined' }, ` · refined with ${data.feedback.liked} liked, ${data.feedback.disliked} disliked`));
+    st.append(t('roundTrip', { ms: total.toFixed(0), model: data.model, version: data.version, metric: data.metric }));
+    if (data.refine) st.append(el('span', { 'data-testid': 'refined' }, t('refined', data.feedback)));
     if (data.exact_scan) st.append(' · ', el('span', { class: 'warn', 'data-testid': 'exact-scan' }, data.plan));
     else st.append(' · ' + data.index);
     $('#status').dataset.refine = data.refine ? '1' : '0';
@@ -411,7 +507,7 @@ async function loadMore() {
     if (data.images.length) b.after = data.images[data.images.length - 1].id;
     b.hasMore = data.has_more;
     $('#browser-count').textContent = b.total === null ? '' :
-      `${b.total.toLocaleString('en')} images${b.total !== state.meta.images ? ' match' : ''} · showing ${b.offset.toLocaleString('en')}`;
+      t(b.total !== state.meta.images ? 'imagesMatch' : 'imagesCount', { total: number(b.total), shown: number(b.offset) });
   } catch (e) {
     if (seq === b.seq) $('#browser-count').textContent = 'error: ' + e.message;
   } finally {
@@ -449,7 +545,28 @@ function restoreFromHash() {
   return Number.isFinite(id) && id > 0 ? id : null;
 }
 
+// Switches the page's language: the static texts, the filters, the buttons,
+// the panel's count and the results on screen.
+function setLanguage(next) {
+  lang = next;
+  localStorage.setItem('benzer-lang', lang);
+  $('#lang').value = lang;
+  translateStatic();
+  if (!state.meta) return;
+  onVersionChange(true);
+  buildFilters();
+  updateRefineButton();
+  resetBrowser();
+  if (state.queryId) {
+    state.fromHistory = true;  // the same search: no new history step
+    runSearch($('#status').dataset.refine === '1');
+  }
+}
+
 async function init() {
+  translateStatic();
+  $('#lang').value = lang;
+  $('#lang').addEventListener('change', (e) => setLanguage(e.target.value));
   // The controls never submit (and the page's CSP allows no inline handler).
   document.getElementById('controls').addEventListener('submit', (e) => e.preventDefault());
   // The skip link moves the focus without touching the URL's #state.
@@ -460,13 +577,13 @@ async function init() {
   try {
     state.meta = await api('/api/meta');
   } catch (e) {
-    showError('Cannot load /api/meta: ' + e.message);
+    showError(t('metaFailed', { msg: e.message }));
     return;
   }
   const meta = state.meta;
   const modelSel = $('#model');
   for (const m of meta.models) modelSel.append(el('option', { value: m.model }, m.model));
-  if (!meta.models.length) { showError('The features table holds no vectors.'); return; }
+  if (!meta.models.length) { showError(t('noVectors')); return; }
   fillVersions(false);
   for (const [id, values] of [['#b-design', meta.designs], ['#b-season', meta.seasons], ['#b-quality', meta.qualities], ['#b-tag', meta.tags]]) {
     for (const v of values) $(id).append(el('option', { value: v }, v));

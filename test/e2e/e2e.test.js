@@ -537,6 +537,26 @@ test('latency the user sees: click to painted results (printed, not asserted)', 
   assert(times.length === 20, 'measured');
 });
 
+test('the page in Turkish: switched in the top bar, remembered, and back to English', async () => {
+  eq(await page.evaluate(() => document.documentElement.lang), 'en', 'English for an English browser');
+  await page.selectOption('[data-testid=lang]', 'tr');
+  await waitDone();
+  eq(await page.evaluate(() => document.documentElement.lang), 'tr', 'html lang');
+  eq((await page.locator('[data-testid=search-btn]').textContent()).trim(), 'Ara', 'the search button');
+  assert(/^\d+ sonuç$/.test(await page.locator('[data-testid=result-count]').textContent()), 'the result count');
+  assert(/kalite [ABC]/.test(await page.locator('[data-testid=result]').first().textContent()), 'result cards');
+  eq(await page.locator('[data-testid=result] .vote.up').first().getAttribute('aria-label'), 'İyi eşleşme', 'vote labels');
+  assert((await page.locator('[data-filter=season]').count()) === 4 && /Sezon/.test(await page.locator('#filters').textContent()), 'filters');
+  await page.reload();
+  await page.waitForSelector('[data-testid=result]');
+  eq(await page.evaluate(() => document.documentElement.lang), 'tr', 'remembered after a reload');
+  await waitDone();
+  await page.screenshot({ path: SHOT.replace(/\.png$/, '-tr.png') });
+  await page.selectOption('[data-testid=lang]', 'en');
+  await waitDone();
+  eq((await page.locator('[data-testid=search-btn]').textContent()).trim(), 'Search', 'back to English');
+});
+
 test('no JavaScript errors on the page', async () => {
   eq(pageErrors.length, 0, `page errors: ${pageErrors.join(' | ')}`);
 });
