@@ -81,6 +81,7 @@ const MESSAGES = {
     noVectors: 'The features table holds no vectors.',
     imagesCount: '{total} images · showing {shown}', imagesMatch: '{total} images match · showing {shown}',
     good: 'Good match', bad: 'Bad match', goodTitle: 'good match', badTitle: 'bad match',
+    preview: 'Larger preview', previewTitle: 'larger preview', close: 'Close',
   },
   tr: {
     language: 'Dil', model: 'Model', version: 'Sürüm', metric: 'Ölçüt', lightBackground: 'açık zemin',
@@ -111,6 +112,7 @@ const MESSAGES = {
     noVectors: 'features tablosunda vektör yok.',
     imagesCount: '{total} görsel · {shown} gösteriliyor', imagesMatch: '{total} görsel uyuyor · {shown} gösteriliyor',
     good: 'İyi eşleşme', bad: 'Kötü eşleşme', goodTitle: 'iyi eşleşme', badTitle: 'kötü eşleşme',
+    preview: 'Büyük önizleme', previewTitle: 'büyük önizleme', close: 'Kapat',
   },
 };
 
@@ -312,9 +314,10 @@ function renderResults(data) {
     const tags = node.querySelector('.tags');
     for (const t of r.tags) tags.append(el('span', { class: 'tag' }, t));
     setVoteUI(node, r.vote);
+    node.querySelector('.preview').addEventListener('click', () => showPreview(r));
     node.querySelector('.vote.up').addEventListener('click', () => vote(node, r.id, 1));
     node.querySelector('.vote.down').addEventListener('click', () => vote(node, r.id, -1));
-    if (!state.meta.features.feedback) node.querySelectorAll('.vote').forEach((b) => { b.disabled = true; });
+    if (!state.meta.features.feedback) node.querySelectorAll('.vote.up, .vote.down').forEach((b) => { b.disabled = true; });
     box.append(node);
   }
   if (!data.results.length) box.append(el('div', { class: 'hint' }, t('noMatch')));
@@ -404,6 +407,17 @@ async function runSearch(refine) {
   } finally {
     if (seq === state.searchSeq) setLoading(false);
   }
+}
+
+// The larger preview of a result (a <dialog>: Esc and the button close it,
+// the focus returns where it was).
+function showPreview(r) {
+  $('#preview-img').src = `/img/${r.id}.png?scale=12`;
+  $('#preview-img').alt = r.filename;
+  $('#preview-name').textContent = `#${r.rank} · ${r.filename} · ${formatSimilarity(r.similarity)}`;
+  $('#preview-meta').textContent =
+    `${r.design} · ${r.season} · ${t('qualityOf', { q: r.quality })} · ${t('clusterOf', { c: r.cluster ?? '-' })} · ${r.tags.join(', ')}`;
+  $('#preview').showModal();
 }
 
 // Back / Forward: the search the URL names, with its model and filters.
@@ -599,6 +613,7 @@ async function init() {
   $('#search-btn').addEventListener('click', () => runSearch(false));
   $('#refine-btn').addEventListener('click', () => runSearch(true));
   $('#export-btn').addEventListener('click', exportCsv);
+  $('#preview-close').addEventListener('click', () => $('#preview').close());
   window.addEventListener('popstate', restoreHistoryStep);
   $('#clear-filters').addEventListener('click', () => {
     for (const s of Object.values(state.filters)) s.clear();

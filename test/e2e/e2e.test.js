@@ -411,6 +411,18 @@ test('a metric without an index is flagged in the page', async () => {
   await page.waitForFunction(() => !document.querySelector('[data-testid=exact-scan]'));
 });
 
+test('a larger preview of a result, closed with Escape', async () => {
+  const first = page.locator('[data-testid=result]').first();
+  const name = (await first.locator('.fname').textContent()).split(' ')[0];
+  await first.locator('[data-testid=preview]').click();
+  const dialog = page.locator('[data-testid=preview-dialog]');
+  await page.waitForFunction(() => document.querySelector('#preview').open &&
+    document.querySelector('#preview-img').naturalWidth === 336);
+  assert((await dialog.textContent()).includes(name), `the preview names ${name}`);
+  await page.keyboard.press('Escape');
+  await page.waitForFunction(() => !document.querySelector('#preview').open);
+});
+
 test('CSV export of the results; Back and Forward step through searches', async () => {
   const queryOf = async () => page.evaluate(() => document.querySelector('[data-testid=query-card]').textContent);
   const thumbs = page.locator('[data-testid=thumb]');
