@@ -81,7 +81,7 @@ const MESSAGES = {
     noVectors: 'The features table holds no vectors.',
     imagesCount: '{total} images · showing {shown}', imagesMatch: '{total} images match · showing {shown}',
     good: 'Good match', bad: 'Bad match', goodTitle: 'good match', badTitle: 'bad match',
-    preview: 'Larger preview', previewTitle: 'larger preview', close: 'Close',
+    preview: 'Larger preview', previewTitle: 'larger preview', close: 'Close', compareWith: 'Compare with',
   },
   tr: {
     language: 'Dil', model: 'Model', version: 'Sürüm', metric: 'Ölçüt', lightBackground: 'açık zemin',
@@ -112,7 +112,7 @@ const MESSAGES = {
     noVectors: 'features tablosunda vektör yok.',
     imagesCount: '{total} görsel · {shown} gösteriliyor', imagesMatch: '{total} görsel uyuyor · {shown} gösteriliyor',
     good: 'İyi eşleşme', bad: 'Kötü eşleşme', goodTitle: 'iyi eşleşme', badTitle: 'kötü eşleşme',
-    preview: 'Büyük önizleme', previewTitle: 'büyük önizleme', close: 'Kapat',
+    preview: 'Büyük önizleme', previewTitle: 'büyük önizleme', close: 'Kapat', compareWith: 'Karşılaştır',
   },
 };
 
@@ -275,9 +275,12 @@ function updateRefineButton() {
   btn.textContent = available ? t('refine', f) : t('refineNA');
 }
 
-function renderResults(data) {
-  const box = $('#results');
+// Renders an answer into box (#results, or #results-compare for the model
+// compared with: its cards have no votes, which belong to the chosen model).
+function renderResults(data, box = $('#results')) {
+  const compared = box.id === 'results-compare';
   box.innerHTML = '';
+  if (compared) box.append(el('div', { class: 'results-head', 'data-testid': 'compare-head' }, `${data.model}/${data.version} · ${data.metric}`));
   const tpl = $('#result-tpl');
   for (const r of data.results) {
     const node = tpl.content.firstElementChild.cloneNode(true);
@@ -318,6 +321,7 @@ function renderResults(data) {
     node.querySelector('.vote.up').addEventListener('click', () => vote(node, r.id, 1));
     node.querySelector('.vote.down').addEventListener('click', () => vote(node, r.id, -1));
     if (!state.meta.features.feedback) node.querySelectorAll('.vote.up, .vote.down').forEach((b) => { b.disabled = true; });
+    if (compared) node.querySelectorAll('.vote.up, .vote.down').forEach((b) => b.remove());
     box.append(node);
   }
   if (!data.results.length) box.append(el('div', { class: 'hint' }, t('noMatch')));
@@ -385,6 +389,7 @@ async function runSearch(refine) {
     const total = performance.now() - t0;
     renderQuery(data.query);
     renderResults(data);
+    await compareSearch(params, seq);
     state.lastResults = data;
     $('#export-btn').disabled = !data.results.length;
     if (data.feedback) state.feedback = { liked: data.feedback.liked, disliked: data.feedback.disliked };
@@ -406,6 +411,46 @@ async function runSearch(refine) {
     showError(e.message);
   } finally {
     if (seq === state.searchSeq) setLoading(false);
+  }
+}
+
+// The model version compared with, as "model/version", or "".
+function compareChoice() { return $('#compare').value; }
+
+function fillCompare() {
+  const sel = $('#compare');
+  const keep = sel.value;
+  sel.innerHTML = '';
+  sel.append(el('option', { value: '' }, '—'));
+  for (const m of state.meta.models) {
+    for (const v of m.versions) sel.append(el('option', { value: `${m.model}/${v.version}` }, `${m.model}/${v.version}`));
+  }
+  sel.value = [...sel.options].some((o) => o.value === keep) ? keep : '';
+}
+
+// The same search (query image, filters, N) on the model version compared
+// with, at its default metric, shown beside the results.
+async function compareSearch(params, seq) {
+  const box = $('#results-compare');
+  const choice = compareChoice();
+  document.body.classList.toggle('comparing', !!choice);
+  box.hidden = !choice;
+  if (!choice) { box.innerHTML = ''; return; }
+  const [model, version] = choice.split('/');
+  const m = state.meta.models.find((x) => x.model === model);
+  const vi = m && m.versions.find((v) => v.version === version);
+  const p = new URLSearchParams(params);
+  p.set('model', model);
+  p.set('version', version);
+  p.set('metric', vi ? vi.default_metric : 'cosine');
+  p.delete('refine');
+  p.delete('cluster');  // cluster numbers belong to one model version
+  try {
+    const data = await api('/api/similar?' + p.toString());
+    if (seq !== state.searchSeq) return;
+    renderResults(data, box);
+  } catch (e) {
+    if (seq === state.searchSeq) box.replaceChildren(el('div', { class: 'hint' }, e.message));
   }
 }
 
@@ -599,6 +644,7 @@ async function init() {
   for (const m of meta.models) modelSel.append(el('option', { value: m.model }, m.model));
   if (!meta.models.length) { showError(t('noVectors')); return; }
   fillVersions(false);
+  fillCompare();
   for (const [id, values] of [['#b-design', meta.designs], ['#b-season', meta.seasons], ['#b-quality', meta.qualities], ['#b-tag', meta.tags]]) {
     for (const v of values) $(id).append(el('option', { value: v }, v));
   }
@@ -613,6 +659,7 @@ async function init() {
   $('#search-btn').addEventListener('click', () => runSearch(false));
   $('#refine-btn').addEventListener('click', () => runSearch(true));
   $('#export-btn').addEventListener('click', exportCsv);
+  $('#compare').addEventListener('change', () => runSearch(false));
   $('#preview-close').addEventListener('click', () => $('#preview').close());
   window.addEventListener('popstate', restoreHistoryStep);
   $('#clear-filters').addEventListener('click', () => {

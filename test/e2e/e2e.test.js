@@ -411,6 +411,22 @@ test('a metric without an index is flagged in the page', async () => {
   await page.waitForFunction(() => !document.querySelector('[data-testid=exact-scan]'));
 });
 
+test('two model versions side by side for the same query image', async () => {
+  await page.selectOption('[data-testid=compare]', 'pooled/v1');
+  await waitDone();
+  const compared = page.locator('[data-testid=results-compare]');
+  assert(await compared.isVisible(), 'the second column shows');
+  assert(/^pooled\/v1 · (cosine|euclidean)$/.test(await compared.locator('[data-testid=compare-head]').textContent()), 'it names its model version');
+  const main = await page.locator('#results [data-testid=result]').evaluateAll((rs) => rs.map((r) => r.dataset.id).join());
+  const other = await compared.locator('[data-testid=result]').evaluateAll((rs) => rs.map((r) => r.dataset.id).join());
+  eq(other.split(',').length, main.split(',').length, 'the same N on both sides');
+  assert(other !== main, 'another model ranks the images differently');
+  eq(await compared.locator('.vote.up').count(), 0, 'no votes on the compared side (they belong to the chosen model)');
+  await page.selectOption('[data-testid=compare]', '');
+  await waitDone();
+  assert(!(await compared.isVisible()), 'one column again');
+});
+
 test('a larger preview of a result, closed with Escape', async () => {
   const first = page.locator('[data-testid=result]').first();
   const name = (await first.locator('.fname').textContent()).split(' ')[0];
