@@ -1253,7 +1253,29 @@ void handle_similar(const httplib::Request& req, httplib::Response& res) {
     send_json(res, j.str());
 }
 
+// At most kVotesPerMinute votes per client address and minute: a person
+// clicks a few; a script that floods the feedback table (and the
+// primary's WAL) gets 429.
+constexpr int kVotesPerMinute = 120;
+
+bool vote_allowed(const std::string& client) {
+    static std::mutex mu;
+    static std::map<std::string, std::pair<long long, int>> window;  // client -> (minute, votes)
+    long long minute =
+        std::chrono::duration_cast<std::chrono::minutes>(Clock::now().time_since_epoch()).count();
+    std::lock_guard<std::mutex> lock(mu);
+    if (window.size() > 10000) window.clear();  // bounded memory
+    auto& w = window[client];
+    if (w.first != minute) w = {minute, 0};
+    return ++w.second <= kVotesPerMinute;
+}
+
 void handle_feedback(const httplib::Request& req, httplib::Response& res) {
+    if (!vote_allowed(req.remote_addr)) {
+        res.set_header("Retry-After", "60");
+        throw ApiError{429, "too many votes from this address: at most " +
+                                std::to_string(kVotesPerMinute) + " a minute"};
+    }
     // Only the JSON body counts (a body sent as a form is read as JSON too).
     const Capabilities& caps = g_pool->capabilities();
     if (!caps.feedback)

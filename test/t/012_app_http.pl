@@ -12,6 +12,7 @@
 #   nothing, while the page's own vote works;
 # - a %0A in a request cannot forge a log line, invalid UTF-8 in a
 #   parameter name still gets valid JSON back;
+# - more than 120 votes a minute from one address get 429;
 # - several byte ranges, a chunked POST body and a huge Content-Length are
 #   refused before they cost memory; /api/meta?refresh=1 (a second of
 #   database work, anyone may ask) reloads at most once in 10 s;
@@ -106,6 +107,17 @@ is($node->safe_psql('postgres', $votes), '0', 'none of them stored a vote');
   post('Content-Type' => 'application/json', Origin => "http://127.0.0.1:$port");
 is($status, 200, "the page's own vote is accepted") or diag($response);
 is($node->safe_psql('postgres', $votes), '1', '... and stored');
+
+# A script that floods votes gets 429 (at most 120 a minute per address;
+# 250 votes cross that limit even when a minute ends in the middle).
+my %codes;
+for my $n (1 .. 250)
+{
+	my ($code) = post('Content-Type' => 'application/json');
+	$codes{$code}++;
+}
+ok($codes{429} && $codes{200}, 'votes beyond 120 a minute from one address get 429 ('
+	  . join(', ', map { "$_: $codes{$_}" } sort keys %codes) . ')');
 
 # Requests that ask for much memory or work are refused up front.
 sub app_rss_kb
