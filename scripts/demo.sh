@@ -323,15 +323,15 @@ if [ "${BENZER_SKIP_APP:-0}" != 1 ]; then
     setsid "$REPO/app/build/benzer-app" --db "host=$SOCK port=$PORT user=postgres dbname=$DB" \
         --listen "$APP_LISTEN" --port "$APP_PORT" --static "$REPO/app/static" --pid-file "$APP_PID" \
         ${BENZER_APP_ALLOW_HOST:+--allow-host "$BENZER_APP_ALLOW_HOST"} \
-        >>"$APP_LOG" 2>&1 </dev/null &
+        --log-file "$APP_LOG" >>"$APP_LOG.stderr" 2>&1 </dev/null &
     app_started=$!
     for _ in $(seq 1 300); do
         curl -fsS -o /dev/null "http://$APP_LISTEN:$APP_PORT/healthz" 2>/dev/null && break
-        kill -0 "$app_started" 2>/dev/null || { tail -n 20 "$APP_LOG" >&2; die "the web app exited (log: $APP_LOG)"; }
+        kill -0 "$app_started" 2>/dev/null || { tail -n 20 "$APP_LOG" "$APP_LOG.stderr" >&2; die "the web app exited (log: $APP_LOG)"; }
         sleep 0.1
     done
     curl -fsS -o /dev/null "http://$APP_LISTEN:$APP_PORT/healthz" 2>/dev/null ||
-        { tail -n 20 "$APP_LOG" >&2; die "the web app does not answer (log: $APP_LOG)"; }
+        { tail -n 20 "$APP_LOG" "$APP_LOG.stderr" >&2; die "the web app does not answer (log: $APP_LOG)"; }
     APP_URL="http://$APP_LISTEN:$APP_PORT/"
     info "the app is running: $APP_URL (pid $(cat "$APP_PID"), log $APP_LOG)"
 fi

@@ -74,6 +74,12 @@ thread_local Clock::time_point t_request_start;
 thread_local bool t_request_started = false;
 thread_local std::string t_note;
 std::mutex log_mu;
+// --log-file: the log's file (else stdout), its size, and the size at which
+// it rotates (--log-max-bytes).
+FILE* g_log_file = nullptr;
+std::string g_log_path;
+long long g_log_bytes = 0;
+long long g_log_max_bytes = 100LL << 20;
 
 std::string utc_now() {
     auto now = std::chrono::system_clock::now();
@@ -109,9 +115,20 @@ std::string log_safe(const std::string& text) {
 
 void log_line(const std::string& line) {
     std::lock_guard<std::mutex> lock(log_mu);
-    std::fwrite(line.data(), 1, line.size(), stdout);
-    std::fputc('\n', stdout);
-    std::fflush(stdout);
+    FILE* out = g_log_file ? g_log_file : stdout;
+    std::fwrite(line.data(), 1, line.size(), out);
+    std::fputc('\n', out);
+    std::fflush(out);
+    if (!g_log_file) return;
+    // Bounded: past --log-max-bytes the file becomes FILE.1 (replacing the
+    // previous one) and a new FILE starts, so the log never holds more
+    // than twice the limit.
+    g_log_bytes += line.size() + 1;
+    if (g_log_bytes < g_log_max_bytes) return;
+    std::fclose(g_log_file);
+    std::rename(g_log_path.c_str(), (g_log_path + ".1").c_str());
+    g_log_file = std::fopen(g_log_path.c_str(), "a");
+    g_log_bytes = 0;
 }
 
 double ms_since(Clock::time_point t0) {
@@ -1441,6 +1458,8 @@ struct Options {
     std::string pid_file;
     bool print_sql = false;
     std::vector<std::string> allow_hosts;  // besides localhost and --listen
+    std::string log_file;
+    long long log_max_bytes = 100LL << 20;
 };
 
 [[noreturn]] void usage(const char* argv0, int code) {
@@ -1448,7 +1467,7 @@ struct Options {
         code ? stderr : stdout,
         "usage: %s --db CONNINFO [--read-db CONNINFO] [--listen ADDR] [--port N]\n"
         "          [--static DIR] [--pool N] [--threads N (64)] [--pid-file FILE] [--print-sql]\n"
-        "          [--allow-host NAME ...]\n"
+        "          [--allow-host NAME ...] [--log-file FILE [--log-max-bytes N (100 MB)]]\n"
         "CONNINFO is a libpq connection string; empty means the PG* environment variables.\n"
         "--read-db sends searches, the image list and thumbnails to other servers (read\n"
         "replicas; several hosts with target_session_attrs=prefer-standby); feedback and\n"
@@ -1507,6 +1526,10 @@ Options parse_args(int argc, char** argv) {
             o.print_sql = true;
         else if (a == "--allow-host")
             o.allow_hosts.push_back(next());
+        else if (a == "--log-file")
+            o.log_file = next();
+        else if (a == "--log-max-bytes")
+            o.log_max_bytes = num(4096, INT_MAX);
         else if (a == "-h" || a == "--help")
             usage(argv[0], 0);
         else {
@@ -1522,6 +1545,17 @@ Options parse_args(int argc, char** argv) {
 
 int main(int argc, char** argv) {
     Options opt = parse_args(argc, argv);
+    if (!opt.log_file.empty()) {
+        g_log_file = std::fopen(opt.log_file.c_str(), "a");
+        if (!g_log_file) {
+            std::fprintf(stderr, "benzer-app: cannot open the log %s: %s\n", opt.log_file.c_str(),
+                         std::strerror(errno));
+            return 1;
+        }
+        g_log_path = opt.log_file;
+        g_log_bytes = std::ftell(g_log_file);
+        g_log_max_bytes = opt.log_max_bytes;
+    }
     std::signal(SIGPIPE, SIG_IGN);
 
     // SIGINT/SIGTERM stop the server, SIGHUP reloads the metadata: blocked

@@ -16,6 +16,7 @@
 # - several byte ranges, a chunked POST body and a huge Content-Length are
 #   refused before they cost memory; /api/meta?refresh=1 (a second of
 #   database work, anyone may ask) reloads at most once in 10 s;
+# - the log rotates at --log-max-bytes;
 # - /healthz says 503 while the database is down, ok once it is back.
 #
 # Needs the app built (app/build/benzer-app; run.sh builds it) and the
@@ -174,6 +175,15 @@ ok($status >= 400 && eval { decode_json($body); 1 },
 my $logged = slurp_file($log);
 unlike($logged, qr/^1970-01-01T00:00:00Z forged/m, 'a %0A in a request does not forge a log line');
 like($logged, qr/\\x0a1970-01-01/, '... it is logged escaped');
+
+# A bounded log: past --log-max-bytes the file rotates to FILE.1.
+my $bounded = "${PostgreSQL::Test::Utils::tmp_check}/bounded.log";
+my ($app2, $url2) =
+  benzer_start_app($repo, $conninfo, '--log-file', $bounded, '--log-max-bytes', '4096');
+$http->get("$url2/api/images?limit=1&q=line$_") for 1 .. 100;
+$app2->kill_kill;
+ok(-s "$bounded.1" && -s "$bounded.1" < 4096 + 512 && (-s $bounded // 0) < 4096 + 512,
+	'the log rotates at --log-max-bytes (' . (-s "$bounded.1" // 0) . ' + ' . (-s $bounded // 0) . ' bytes)');
 
 # Health follows the database.
 $node->stop('fast');
