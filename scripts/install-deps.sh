@@ -22,10 +22,11 @@ packages=(
     libgtest-dev libbenchmark-dev clang-format
     # demo data and tooling
     dataset-fashion-mnist python3 python3-numpy python3-matplotlib python3-psycopg2
-    # [benzer app: begin] the web app (app/: cpp-httplib, libpq, zlib), its
+    # [benzer app: begin] the web app (app/: cpp-httplib, libpq, zlib, stb
+    # for decoding uploaded pictures), its
     # end-to-end test (headless Chromium driven by playwright-core on Node.js)
     # and its latency benchmark (wrk)
-    libcpp-httplib-dev libpq-dev zlib1g-dev curl chromium nodejs wrk
+    libcpp-httplib-dev libpq-dev zlib1g-dev libstb-dev curl chromium nodejs wrk
     # [benzer app: end]
 )
 

@@ -40,6 +40,7 @@
 #include <vector>
 
 #include "db.h"
+#include "features.h"
 #include "json.h"
 #include "png.h"
 
@@ -223,9 +224,12 @@ std::string refine_cte(const Capabilities& caps, const std::string& metric) {
            " WHERE q.image_id = $1::int AND q.model = $2::text AND q.version = $3::text) ";
 }
 
-std::string similar_sql(const Capabilities& caps, const std::string& metric, bool refine) {
+// by_vector: the query vector is $1 itself (an uploaded picture's), not a
+// stored image's.
+std::string similar_sql(const Capabilities& caps, const std::string& metric, bool refine,
+                        bool by_vector = false) {
     const std::string op = metric_operator(metric);
-    const std::string qv = query_vector_sql(refine);
+    const std::string qv = by_vector ? "$1::vector" : query_vector_sql(refine);
     std::string score;
     if (metric == "cosine")
         score = caps.cosine_similarity ? "cosine_similarity(f.embedding, " + qv + ")"
@@ -251,13 +255,13 @@ std::string similar_sql(const Capabilities& caps, const std::string& metric, boo
     // faiss index carries as filter columns: with a custom plan, a NULL
     // parameter folds the condition away and a value makes it an index
     // condition applied inside the search.
-    sql +=
-        " WHERE f.model = $2::text AND f.version = $3::text AND f.image_id <> $1::int"
-        " AND ($5::text[] IS NULL OR f.design = ANY ($5::text[]))"
-        " AND ($6::text[] IS NULL OR f.season = ANY ($6::text[]))"
-        " AND ($7::text[] IS NULL OR f.quality = ANY ($7::text[]))"
-        " AND ($8::text[] IS NULL OR f.tags && $8::text[])"
-        " AND ($9::text[] IS NULL OR f.tags @> $9::text[])";
+    sql += " WHERE f.model = $2::text AND f.version = $3::text AND " +
+           std::string(by_vector ? "$1::vector IS NOT NULL" : "f.image_id <> $1::int") +
+           " AND ($5::text[] IS NULL OR f.design = ANY ($5::text[]))"
+           " AND ($6::text[] IS NULL OR f.season = ANY ($6::text[]))"
+           " AND ($7::text[] IS NULL OR f.quality = ANY ($7::text[]))"
+           " AND ($8::text[] IS NULL OR f.tags && $8::text[])"
+           " AND ($9::text[] IS NULL OR f.tags @> $9::text[])";
     if (caps.clusters)
         sql += " AND ($10::int[] IS NULL OR c.cluster = ANY ($10::int[]))";
     else
@@ -268,6 +272,10 @@ std::string similar_sql(const Capabilities& caps, const std::string& metric, boo
 
 std::string similar_name(const std::string& metric, bool refine, bool by_cluster = false) {
     return "similar_" + metric + (refine ? "_refine" : "") + (by_cluster ? "_by_cluster" : "");
+}
+
+std::string similar_vector_name(const std::string& metric) {
+    return "similar_" + metric + "_vector";
 }
 
 // A cluster filter is a join, applied to the rows the index scan returns.
@@ -389,6 +397,7 @@ std::vector<Statement> build_statements(const Capabilities& caps) {
         for (bool refine : {false, true}) {
             if (refine && !(caps.rocchio && caps.feedback)) continue;
             s.push_back({similar_name(m, refine), similar_sql(caps, m, refine)});
+            if (!refine) s.push_back({similar_vector_name(m), similar_sql(caps, m, false, true)});
             if (caps.clusters)
                 s.push_back(
                     {similar_name(m, refine, true), similar_by_cluster_sql(caps, m, refine)});
@@ -770,6 +779,8 @@ std::string host_name(const std::string& host) {
 
 // The largest request body (the API's bodies are a few hundred bytes).
 constexpr unsigned long long kMaxBodyBytes = 64 * 1024;
+// The largest uploaded picture (POST /api/similar-image).
+constexpr unsigned long long kMaxUploadBytes = 4 * 1024 * 1024;
 
 // True for "192.0.2.1" and "[2001:db8::1]": a request addressed by an IP
 // address cannot come from a page that rebinds a DNS name.
@@ -805,20 +816,24 @@ int check_request_origin(const httplib::Request& req, const std::vector<std::str
     }
     // POST is the only method that changes state (others get 405).
     if (req.method != "POST") return 0;
+    bool upload = req.path == "/api/similar-image";
     // Refused before the body is read (this runs first): a chunked body
     // would be read whole before any limit applied.
     if (req.has_header("Transfer-Encoding")) {
         *why = "a POST must send Content-Length, not a chunked body";
         return 411;
     }
-    if (std::strtoull(req.get_header_value("Content-Length").c_str(), nullptr, 10) >
-        kMaxBodyBytes) {
-        *why = "request body larger than " + std::to_string(kMaxBodyBytes) + " bytes";
+    unsigned long long limit = upload ? kMaxUploadBytes : kMaxBodyBytes;
+    if (std::strtoull(req.get_header_value("Content-Length").c_str(), nullptr, 10) > limit) {
+        *why = "request body larger than " + std::to_string(limit) + " bytes";
         return 413;
     }
+    // An uploaded picture is the one body that is not JSON (a page on
+    // another site cannot send an image/* body without asking either).
     std::string type = req.get_header_value("Content-Type");
-    if (type.compare(0, 16, "application/json") != 0) {
-        *why = "a " + req.method + " request must send application/json";
+    if (upload ? type.compare(0, 6, "image/") != 0 : type.compare(0, 16, "application/json") != 0) {
+        *why = "a " + req.method + " request to " + req.path + " must send " +
+               (upload ? "an image/* body" : "application/json");
         return 415;
     }
     std::string origin = req.get_header_value("Origin");
@@ -958,6 +973,18 @@ void handle_meta(const httplib::Request& req, httplib::Response& res) {
     send_json(res, j.str());
 }
 
+// An image's design, season, quality and tags: columns 2 to 5 of row i of
+// the images_page and similar_* statements.
+void write_image_metadata(JsonWriter& j, Result& r, int i) {
+    j.key("design")
+        .value(r.text(i, 2))
+        .key("season")
+        .value(r.text(i, 3))
+        .key("quality")
+        .value(r.text(i, 4));
+    j.key("tags").raw(r.text(i, 5));
+}
+
 void handle_images(const httplib::Request& req, httplib::Response& res) {
     check_known_params(
         req, {"q", "design", "season", "quality", "tags", "tags_mode", "offset", "limit", "after"});
@@ -1016,13 +1043,7 @@ void handle_images(const httplib::Request& req, httplib::Response& res) {
     j.key("images").begin_array();
     for (int i = 0; i < n; i++) {
         j.begin_object().key("id").value(r.integer(i, 0)).key("filename").value(r.text(i, 1));
-        j.key("design")
-            .value(r.text(i, 2))
-            .key("season")
-            .value(r.text(i, 3))
-            .key("quality")
-            .value(r.text(i, 4));
-        j.key("tags").raw(r.text(i, 5));
+        write_image_metadata(j, r, i);
         j.key("url").value("/img/" + r.text(i, 0) + ".png");
         j.end_object();
     }
@@ -1036,6 +1057,95 @@ long long id_param(const httplib::Request& req, const std::string& name) {
     return parse_int(name, *v, 1, INT_MAX);
 }
 
+// The query string of a search that both /api/similar and
+// /api/similar-image take: model, version, metric, n and the filters.
+struct SearchParams {
+    ModelChoice mc;
+    std::string metric;
+    long long n = 100;
+    std::optional<std::vector<std::string>> design, season, quality, tags;
+    std::string tags_mode;
+};
+
+SearchParams search_params(const httplib::Request& req, const Meta& m) {
+    SearchParams sp;
+    sp.mc = model_params(req, m);
+    sp.metric = single(req, "metric").value_or(default_metric(m, sp.mc));
+    if (sp.metric != "cosine" && sp.metric != "euclidean")
+        bad_request("parameter 'metric' must be cosine or euclidean, not '" +
+                    truncate_for_message(sp.metric) + "'");
+    sp.n = int_param(req, "n", 100, 1, 500);
+    sp.design = list_param(req, "design", m.designs);
+    sp.season = list_param(req, "season", m.seasons);
+    sp.quality = list_param(req, "quality", m.qualities);
+    sp.tags = list_param(req, "tags", m.tags);
+    sp.tags_mode = single(req, "tags_mode").value_or("any");
+    if (sp.tags_mode != "any" && sp.tags_mode != "all")
+        bad_request("parameter 'tags_mode' must be any or all");
+    return sp;
+}
+
+// The parameters of a similar_* statement: the query ($1: an image id, or
+// a vector), then the search's model, version, n and filters.
+Params statement_params(const std::string& query, const SearchParams& sp, const Param& cluster) {
+    return {query,
+            sp.mc.model,
+            sp.mc.version,
+            std::to_string(sp.n),
+            to_param(sp.design),
+            to_param(sp.season),
+            to_param(sp.quality),
+            sp.tags_mode == "any" ? to_param(sp.tags) : std::nullopt,
+            sp.tags_mode == "all" ? to_param(sp.tags) : std::nullopt,
+            cluster};
+}
+
+// The "results" array of a search answer: one object per row of a
+// similar_* statement (id, filename, design, season, quality, tags,
+// cluster, distance, score, pixels), with the user's vote on it and its
+// similarity against the typical distance.
+void write_results(JsonWriter& j, Result& r, const std::map<long long, int>& votes,
+                   double typical) {
+    j.key("results").begin_array();
+    for (int i = 0; i < r.rows(); i++) {
+        long long rid = r.integer(i, 0);
+        j.begin_object()
+            .key("rank")
+            .value(i + 1)
+            .key("id")
+            .value(rid)
+            .key("filename")
+            .value(r.text(i, 1));
+        write_image_metadata(j, r, i);
+        j.key("cluster");
+        if (r.is_null(i, 6))
+            j.null();
+        else
+            j.value(r.integer(i, 6));
+        j.key("distance");
+        if (r.is_null(i, 7))
+            j.null();
+        else
+            j.value(r.number(i, 7), "%.6g");
+        j.key("score");
+        if (r.is_null(i, 8))
+            j.null();
+        else
+            j.value(r.number(i, 8), "%.6g");
+        if (!r.is_null(i, 9)) j.key("thumb").value(png_data_uri(r.text(i, 9)));
+        j.key("similarity");
+        if (r.is_null(i, 7) || typical <= 0)
+            j.null();
+        else
+            j.value(similarity_percent(r.number(i, 7), typical), "%.1f");
+        auto vt = votes.find(rid);
+        j.key("vote").value(vt == votes.end() ? 0 : vt->second);
+        j.key("url").value("/img/" + std::to_string(rid) + ".png");
+        j.end_object();
+    }
+    j.end_array();
+}
+
 void handle_similar(const httplib::Request& req, httplib::Response& res) {
     auto t_start = Clock::now();
     check_known_params(req, {"id", "model", "version", "metric", "n", "design", "season", "quality",
@@ -1043,19 +1153,12 @@ void handle_similar(const httplib::Request& req, httplib::Response& res) {
     auto m = meta();
     const Capabilities& caps = g_pool->capabilities();
     long long id = id_param(req, "id");
-    ModelChoice mc = model_params(req, *m);
-    std::string metric = single(req, "metric").value_or(default_metric(*m, mc));
-    if (metric != "cosine" && metric != "euclidean")
-        bad_request("parameter 'metric' must be cosine or euclidean, not '" +
-                    truncate_for_message(metric) + "'");
-    long long n = int_param(req, "n", 100, 1, 500);
-    auto design = list_param(req, "design", m->designs);
-    auto season = list_param(req, "season", m->seasons);
-    auto quality = list_param(req, "quality", m->qualities);
-    auto tags = list_param(req, "tags", m->tags);
-    std::string tags_mode = single(req, "tags_mode").value_or("any");
-    if (tags_mode != "any" && tags_mode != "all")
-        bad_request("parameter 'tags_mode' must be any or all");
+    SearchParams sp = search_params(req, *m);
+    const ModelChoice& mc = sp.mc;
+    const std::string& metric = sp.metric;
+    long long n = sp.n;
+    const auto &design = sp.design, &season = sp.season, &quality = sp.quality, &tags = sp.tags;
+    const std::string& tags_mode = sp.tags_mode;
     Param cluster;
     std::vector<std::string> cluster_values;
     if (req.get_param_value_count("cluster") > 0) {
@@ -1122,16 +1225,7 @@ void handle_similar(const httplib::Request& req, httplib::Response& res) {
             (v > 0 ? liked : disliked)++;
         }
     }
-    Params p = {std::to_string(id),
-                mc.model,
-                mc.version,
-                std::to_string(n),
-                to_param(design),
-                to_param(season),
-                to_param(quality),
-                tags_mode == "any" ? to_param(tags) : std::nullopt,
-                tags_mode == "all" ? to_param(tags) : std::nullopt,
-                cluster};
+    Params p = statement_params(std::to_string(id), sp, cluster);
     auto t0 = Clock::now();
     Result r;
     bool fell_back = false;
@@ -1211,49 +1305,7 @@ void handle_similar(const httplib::Request& req, httplib::Response& res) {
     auto typical_it = m->typical_distance.find({mc.model, mc.version, metric});
     double typical = typical_it == m->typical_distance.end() ? 0 : typical_it->second;
     if (typical > 0) j.key("typical_distance").value(typical, "%.6g");
-    j.key("results").begin_array();
-    for (int i = 0; i < r.rows(); i++) {
-        long long rid = r.integer(i, 0);
-        j.begin_object()
-            .key("rank")
-            .value(i + 1)
-            .key("id")
-            .value(rid)
-            .key("filename")
-            .value(r.text(i, 1));
-        j.key("design")
-            .value(r.text(i, 2))
-            .key("season")
-            .value(r.text(i, 3))
-            .key("quality")
-            .value(r.text(i, 4));
-        j.key("tags").raw(r.text(i, 5)).key("cluster");
-        if (r.is_null(i, 6))
-            j.null();
-        else
-            j.value(r.integer(i, 6));
-        j.key("distance");
-        if (r.is_null(i, 7))
-            j.null();
-        else
-            j.value(r.number(i, 7), "%.6g");
-        j.key("score");
-        if (r.is_null(i, 8))
-            j.null();
-        else
-            j.value(r.number(i, 8), "%.6g");
-        if (!r.is_null(i, 9)) j.key("thumb").value(png_data_uri(r.text(i, 9)));
-        j.key("similarity");
-        if (r.is_null(i, 7) || typical <= 0)
-            j.null();
-        else
-            j.value(similarity_percent(r.number(i, 7), typical), "%.1f");
-        auto vt = votes.find(rid);
-        j.key("vote").value(vt == votes.end() ? 0 : vt->second);
-        j.key("url").value("/img/" + std::to_string(rid) + ".png");
-        j.end_object();
-    }
-    j.end_array();
+    write_results(j, r, votes, typical);
     j.key("server_ms").value(ms_since(t_start), "%.3f");
     j.end_object();
     res.set_header("Server-Timing", "db;dur=" + std::to_string(query_ms));
@@ -1402,6 +1454,87 @@ void handle_image(const httplib::Request& req, httplib::Response& res) {
         return;
     }
     res.set_content(encode_png_gray8(px, side, side, scale, invert), "image/png");
+}
+
+// POST /api/similar-image: the images most similar to an uploaded picture
+// (the request body: PNG, JPEG, GIF or BMP), with the query string's model,
+// version, metric, n and filters as for /api/similar (no cluster filter,
+// no refine: both belong to a stored query image).
+void handle_similar_image(const httplib::Request& req, httplib::Response& res) {
+    auto t_start = Clock::now();
+    check_known_params(req, {"model", "version", "metric", "n", "design", "season", "quality",
+                             "tags", "tags_mode"});
+    auto m = meta();
+    SearchParams sp = search_params(req, *m);
+    const ModelChoice& mc = sp.mc;
+    const std::string& metric = sp.metric;
+    long long n = sp.n;
+    const FeatureExtractor* extractor = extractor_for(mc.model);
+    if (!extractor)
+        bad_request("no feature extractor for model '" + mc.model +
+                    "' in this app: search from a stored image instead");
+    GrayImage picture;
+    try {
+        picture = to_collection_format(decode_image(req.body));
+    } catch (const std::invalid_argument& e) {
+        bad_request(e.what());
+    }
+    std::vector<float> features = extractor->extract(picture);
+    int dims = m->dims.count({mc.model, mc.version}) ? m->dims.at({mc.model, mc.version}) : 0;
+    if (static_cast<int>(features.size()) != dims)
+        bad_request(mc.model + "/" + mc.version + " has " + std::to_string(dims) +
+                    "-dimensional vectors; its extractor made " + std::to_string(features.size()));
+    std::string vector = "[";
+    for (size_t i = 0; i < features.size(); i++) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%s%.9g", i ? "," : "", features[i]);
+        vector += buf;
+    }
+    vector += "]";
+
+    Params p = statement_params(vector, sp, std::nullopt);
+    Lease c = read_connection();
+    auto t0 = Clock::now();
+    Result r = c->exec(similar_vector_name(metric), p);
+    double query_ms = ms_since(t0);
+
+    const std::string& index = m->index_for.at({mc.model, mc.version, metric});
+    std::string hex = "\\x";
+    for (uint8_t px : picture.pixels) {
+        char buf[4];
+        std::snprintf(buf, sizeof buf, "%02x", px);
+        hex += buf;
+    }
+    JsonWriter j;
+    j.begin_object();
+    j.key("query")
+        .begin_object()
+        .key("upload")
+        .value(true)
+        .key("filename")
+        .value("uploaded picture")
+        .key("url")
+        .value(png_data_uri(hex))
+        .end_object();
+    j.key("model").value(mc.model).key("version").value(mc.version).key("metric").value(metric);
+    j.key("n").value(n).key("count").value(r.rows());
+    j.key("index");
+    if (index.empty())
+        j.null();
+    else
+        j.value(index);
+    j.key("exact_scan").value(index.empty());
+    j.key("query_ms").value(query_ms, "%.3f");
+    auto typical_it = m->typical_distance.find({mc.model, mc.version, metric});
+    double typical = typical_it == m->typical_distance.end() ? 0 : typical_it->second;
+    if (typical > 0) j.key("typical_distance").value(typical, "%.6g");
+    write_results(j, r, {}, typical);
+    j.key("server_ms").value(ms_since(t_start), "%.3f");
+    j.end_object();
+    send_json(res, j.str());
+    t_note = mc.model + "/" + mc.version + " " + metric + " upload " +
+             std::to_string(req.body.size()) + "B n=" + std::to_string(n) +
+             " rows=" + std::to_string(r.rows()) + " query=" + fmt_ms(query_ms);
 }
 
 // Every backend of the pool loads a faiss index into its own memory on its
@@ -1604,7 +1737,8 @@ int main(int argc, char** argv) {
     svr.set_keep_alive_max_count(1000);
     svr.set_tcp_nodelay(true);  // headers and body are separate writes: no Nagle delay
     svr.set_keep_alive_timeout(5);
-    svr.set_payload_max_length(kMaxBodyBytes);
+    // The pre-routing check holds other requests to kMaxBodyBytes.
+    svr.set_payload_max_length(kMaxUploadBytes);
 
     std::vector<std::string> allowed_hosts = {"localhost"};
     allowed_hosts.push_back(opt.listen);  // a name; addresses are always allowed
@@ -1656,6 +1790,7 @@ int main(int argc, char** argv) {
     svr.Get("/api/images", api(handle_images));
     svr.Get("/api/similar", api(handle_similar));
     svr.Post("/api/feedback", api(handle_feedback));
+    svr.Post("/api/similar-image", api(handle_similar_image));
     svr.Get(R"(/img/([0-9]+)\.png)", api(handle_image));
     // Healthy means the database answers, not just that the process runs.
     svr.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {

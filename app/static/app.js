@@ -82,6 +82,7 @@ const MESSAGES = {
     imagesCount: '{total} images · showing {shown}', imagesMatch: '{total} images match · showing {shown}',
     good: 'Good match', bad: 'Bad match', goodTitle: 'good match', badTitle: 'bad match',
     preview: 'Larger preview', previewTitle: 'larger preview', close: 'Close', compareWith: 'Compare with',
+    upload: 'Search with your picture', uploaded: 'your picture', uploadFailed: 'The picture was not searched: {msg}',
   },
   tr: {
     language: 'Dil', model: 'Model', version: 'Sürüm', metric: 'Ölçüt', lightBackground: 'açık zemin',
@@ -113,6 +114,7 @@ const MESSAGES = {
     imagesCount: '{total} görsel · {shown} gösteriliyor', imagesMatch: '{total} görsel uyuyor · {shown} gösteriliyor',
     good: 'İyi eşleşme', bad: 'Kötü eşleşme', goodTitle: 'iyi eşleşme', badTitle: 'kötü eşleşme',
     preview: 'Büyük önizleme', previewTitle: 'büyük önizleme', close: 'Kapat', compareWith: 'Karşılaştır',
+    upload: 'Kendi görselinizle arayın', uploaded: 'sizin görseliniz', uploadFailed: 'Görsel aranamadı: {msg}',
   },
 };
 
@@ -321,7 +323,8 @@ function renderResults(data, box = $('#results')) {
     node.querySelector('.vote.up').addEventListener('click', () => vote(node, r.id, 1));
     node.querySelector('.vote.down').addEventListener('click', () => vote(node, r.id, -1));
     if (!state.meta.features.feedback) node.querySelectorAll('.vote.up, .vote.down').forEach((b) => { b.disabled = true; });
-    if (compared) node.querySelectorAll('.vote.up, .vote.down').forEach((b) => b.remove());
+    // Votes belong to a stored query image of the chosen model.
+    if (compared || data.query.upload) node.querySelectorAll('.vote.up, .vote.down').forEach((b) => b.remove());
     box.append(node);
   }
   if (!data.results.length) box.append(el('div', { class: 'hint' }, t('noMatch')));
@@ -501,6 +504,43 @@ function exportCsv() {
   setTimeout(() => URL.revokeObjectURL(a.href), 10000);
 }
 
+// Search with a picture of the user's own (a file chosen or pasted): the
+// server decodes it, brings it to the collection's format and computes the
+// chosen model's vector from it. Not a history step (a URL cannot hold it).
+async function searchUpload(file) {
+  if (!file) return;
+  const seq = ++state.searchSeq;
+  if (state.searchAbort) state.searchAbort.abort();
+  state.queryId = null;
+  setLoading(true);
+  $('#status-text').textContent = t('searching');
+  const p = searchParams(false);
+  for (const key of ['id', 'cluster', 'refine']) p.delete(key);
+  try {
+    const res = await fetch('/api/similar-image?' + p.toString(), {
+      method: 'POST', headers: { 'Content-Type': file.type || 'image/png' }, body: file,
+    });
+    const data = await res.json();
+    if (!res.ok) throw new Error(data.error || `HTTP ${res.status}`);
+    if (seq !== state.searchSeq) return;
+    renderQuery({ ...data.query, filename: t('uploaded'), design: '', season: '', quality: '-', cluster: null, tags: [] });
+    renderResults(data);
+    state.lastResults = data;
+    $('#export-btn').disabled = !data.results.length;
+    $('#refine-btn').disabled = true;
+    const st = $('#status-text');
+    st.innerHTML = '';
+    st.append(el('b', { 'data-testid': 'result-count' }, t('results', { n: data.count })), t('in'));
+    st.append(el('b', { 'data-testid': 'query-time' }, `${data.query_ms.toFixed(1)} ms`));
+    st.append(` · ${data.model}/${data.version} · ${data.metric} · ${data.index || ''}`);
+    showError(null);
+  } catch (e) {
+    if (seq === state.searchSeq) { $('#status-text').textContent = ''; showError(t('uploadFailed', { msg: e.message })); }
+  } finally {
+    if (seq === state.searchSeq) setLoading(false);
+  }
+}
+
 function selectQuery(id) {
   state.queryId = id;
   state.feedback = { liked: 0, disliked: 0 };
@@ -660,6 +700,12 @@ async function init() {
   $('#refine-btn').addEventListener('click', () => runSearch(true));
   $('#export-btn').addEventListener('click', exportCsv);
   $('#compare').addEventListener('change', () => runSearch(false));
+  $('#upload').addEventListener('change', (e) => searchUpload(e.target.files[0]));
+  // A picture pasted anywhere on the page (a screenshot, a copied image).
+  document.addEventListener('paste', (e) => {
+    const item = [...(e.clipboardData?.items || [])].find((i) => i.kind === 'file' && i.type.startsWith('image/'));
+    if (item) { e.preventDefault(); searchUpload(item.getAsFile()); }
+  });
   $('#preview-close').addEventListener('click', () => $('#preview').close());
   window.addEventListener('popstate', restoreHistoryStep);
   $('#clear-filters').addEventListener('click', () => {

@@ -411,6 +411,28 @@ test('a metric without an index is flagged in the page', async () => {
   await page.waitForFunction(() => !document.querySelector('[data-testid=exact-scan]'));
 });
 
+test('search with your own picture: a stored image uploaded finds itself first', async () => {
+  await page.click('#clear-filters');
+  await waitDone();
+  const png = Buffer.from(await (await fetch(`${BASE}/img/${someId}.png`)).arrayBuffer());
+  await page.setInputFiles('[data-testid=upload]', { name: 'mine.png', mimeType: 'image/png', buffer: png });
+  await page.waitForFunction(() => document.querySelector('[data-testid=query-filename]')?.textContent === 'your picture');
+  await waitDone();
+  const first = page.locator('#results [data-testid=result]').first();
+  eq(Number(await first.getAttribute('data-id')), someId, 'the uploaded image is its own nearest neighbour');
+  eq(await first.locator('[data-testid=score]').textContent(), '100.0 %', 'at 100 % similarity');
+  eq(await page.locator('#results .vote.up').count(), 0, 'no votes on an upload (they belong to a stored image)');
+  // Not a picture: a clear error, the page still works. (The browser logs
+  // the expected 400 to the console; that line is not a page error.)
+  const logged = pageErrors.length;
+  await page.setInputFiles('[data-testid=upload]', { name: 'notes.png', mimeType: 'image/png', buffer: Buffer.from('not a picture') });
+  await page.waitForFunction(() => !document.querySelector('[data-testid=error]').hidden);
+  assert(/not a picture this app reads/.test(await page.locator('[data-testid=error]').textContent()), 'the error says why');
+  for (let i = pageErrors.length - 1; i >= logged; i--) if (/status of 400/.test(pageErrors[i])) pageErrors.splice(i, 1);
+  await page.locator('[data-testid=thumb]').first().click();
+  await waitDone();
+});
+
 test('two model versions side by side for the same query image', async () => {
   await page.selectOption('[data-testid=compare]', 'pooled/v1');
   await waitDone();

@@ -163,6 +163,28 @@ is(join(',', @refreshes), 'metadata reloaded,refresh skipped,refresh skipped',
 	  . "Host: 127.0.0.1:$port\r\nAccept-Encoding: gzip, deflate, br\r\nConnection: close\r\n\r\n");
 like($response, qr/^Content-Encoding: gzip\r$/mi, 'a browser offering brotli gets gzip');
 
+# Uploaded pictures (POST /api/similar-image): a stored picture finds
+# itself; a picture announcing 20 000 x 20 000 pixels (a decompression
+# bomb: a few bytes of header) is refused before it is decoded; bodies over
+# 4 MB and bodies that are not image/* are refused before they are read.
+my $own = $http->get("$url/img/$ids[0].png")->{content};
+($status, $response) = raw("POST /api/similar-image?model=pixels&version=v1&n=3 HTTP/1.1\r\n"
+	  . "Host: 127.0.0.1:$port\r\nContent-Type: image/png\r\nContent-Length: "
+	  . length($own) . "\r\nConnection: close\r\n\r\n$own");
+like($response, qr/"results":\[\{"rank":1,"id":$ids[0],/, 'an uploaded picture of an image finds that image first');
+my $bomb = "\x89PNG\r\n\x1a\n" . pack('N', 13) . 'IHDR' . pack('NNCCCCC', 20000, 20000, 8, 0, 0, 0, 0) . pack('N', 0);
+($status, $response) = raw("POST /api/similar-image?model=pixels&version=v1 HTTP/1.1\r\n"
+	  . "Host: 127.0.0.1:$port\r\nContent-Type: image/png\r\nContent-Length: "
+	  . length($bomb) . "\r\nConnection: close\r\n\r\n$bomb");
+is($status, 400, 'a picture announcing 20 000 x 20 000 pixels is refused (400)');
+like($response, qr/at most 4096 pixels on a side/, '... saying why');
+($status) = raw("POST /api/similar-image?model=pixels&version=v1 HTTP/1.1\r\nHost: 127.0.0.1:$port\r\n"
+	  . "Content-Type: image/png\r\nContent-Length: 8388608\r\nConnection: close\r\n\r\n");
+is($status, 413, 'an upload over 4 MB is refused before it is read (413)');
+($status) = raw("POST /api/similar-image?model=pixels&version=v1 HTTP/1.1\r\nHost: 127.0.0.1:$port\r\n"
+	  . "Content-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi");
+is($status, 415, 'an upload that is not image/* is refused (415)');
+
 # Log lines cannot be forged; JSON stays JSON.
 raw("GET /api/images?x%0A1970-01-01T00:00:00Z%20forged=1 HTTP/1.1\r\nHost: 127.0.0.1:$port\r\n"
 	  . "Connection: close\r\n\r\n");
