@@ -391,22 +391,10 @@ async function runSearch(refine) {
     if (seq !== state.searchSeq) return;
     const total = performance.now() - t0;
     renderQuery(data.query);
-    renderResults(data);
-    await compareSearch(params, seq);
-    state.lastResults = data;
-    $('#export-btn').disabled = !data.results.length;
+    showAnswer(data, total);
     if (data.feedback) state.feedback = { liked: data.feedback.liked, disliked: data.feedback.disliked };
     updateRefineButton();
-    const st = $('#status-text');
-    st.innerHTML = '';
-    st.append(el('b', { 'data-testid': 'result-count' }, t('results', { n: data.count })), t('in'));
-    st.append(el('b', { 'data-testid': 'query-time' }, `${data.query_ms.toFixed(1)} ms`));
-    st.append(t('roundTrip', { ms: total.toFixed(0), model: data.model, version: data.version, metric: data.metric }));
-    if (data.refine) st.append(el('span', { 'data-testid': 'refined' }, t('refined', data.feedback)));
-    if (data.exact_scan) st.append(' · ', el('span', { class: 'warn', 'data-testid': 'exact-scan' }, data.plan));
-    else st.append(' · ' + data.index);
-    $('#status').dataset.refine = data.refine ? '1' : '0';
-    showError(null);
+    await compareSearch(params, seq);
   } catch (e) {
     if (e.name === 'AbortError') return;
     if (seq !== state.searchSeq) return;
@@ -504,6 +492,24 @@ function exportCsv() {
   setTimeout(() => URL.revokeObjectURL(a.href), 10000);
 }
 
+// Shows an answer of /api/similar or /api/similar-image: the results, the
+// export, and the status line (count, query time, round trip, index).
+function showAnswer(data, total) {
+  renderResults(data);
+  state.lastResults = data;
+  $('#export-btn').disabled = !data.results.length;
+  const st = $('#status-text');
+  st.innerHTML = '';
+  st.append(el('b', { 'data-testid': 'result-count' }, t('results', { n: data.count })), t('in'));
+  st.append(el('b', { 'data-testid': 'query-time' }, `${data.query_ms.toFixed(1)} ms`));
+  st.append(t('roundTrip', { ms: total.toFixed(0), model: data.model, version: data.version, metric: data.metric }));
+  if (data.refine) st.append(el('span', { 'data-testid': 'refined' }, t('refined', data.feedback)));
+  if (data.exact_scan) st.append(' · ', el('span', { class: 'warn', 'data-testid': 'exact-scan' }, data.plan || data.metric));
+  else st.append(' · ' + data.index);
+  $('#status').dataset.refine = data.refine ? '1' : '0';
+  showError(null);
+}
+
 // Search with a picture of the user's own (a file chosen or pasted): the
 // server decodes it, brings it to the collection's format and computes the
 // chosen model's vector from it. Not a history step (a URL cannot hold it).
@@ -517,23 +523,14 @@ async function searchUpload(file) {
   const p = searchParams(false);
   for (const key of ['id', 'cluster', 'refine']) p.delete(key);
   try {
-    const res = await fetch('/api/similar-image?' + p.toString(), {
+    const t0 = performance.now();
+    const data = await api('/api/similar-image?' + p.toString(), {
       method: 'POST', headers: { 'Content-Type': file.type || 'image/png' }, body: file,
     });
-    const data = await res.json();
-    if (!res.ok) throw new Error(data.error || `HTTP ${res.status}`);
     if (seq !== state.searchSeq) return;
     renderQuery({ ...data.query, filename: t('uploaded'), design: '', season: '', quality: '-', cluster: null, tags: [] });
-    renderResults(data);
-    state.lastResults = data;
-    $('#export-btn').disabled = !data.results.length;
     $('#refine-btn').disabled = true;
-    const st = $('#status-text');
-    st.innerHTML = '';
-    st.append(el('b', { 'data-testid': 'result-count' }, t('results', { n: data.count })), t('in'));
-    st.append(el('b', { 'data-testid': 'query-time' }, `${data.query_ms.toFixed(1)} ms`));
-    st.append(` · ${data.model}/${data.version} · ${data.metric} · ${data.index || ''}`);
-    showError(null);
+    showAnswer(data, performance.now() - t0);
   } catch (e) {
     if (seq === state.searchSeq) { $('#status-text').textContent = ''; showError(t('uploadFailed', { msg: e.message })); }
   } finally {

@@ -471,13 +471,19 @@ LocalTransactionId settings_sent_in = InvalidLocalTransactionId;
 // the shards' own defaults apply and the round trip is saved.
 bool search_settings_needed(void) {
     if (settings_sent_in == MyProc->lxid) return true;
-    struct config_generic** variables = get_guc_variables();
-    int count = GetNumConfigOptions();
-    for (int i = 0; i < count; i++) {
-        if (variables[i]->source == PGC_S_DEFAULT) continue;
-        for (size_t j = 0; j < lengthof(kSearchSettings); j++)
-            if (strcmp(variables[i]->name, kSearchSettings[j]) == 0) return true;
+    // Found once: the settings' records live as long as the backend.
+    static struct config_generic* settings[lengthof(kSearchSettings)];
+    static bool found = false;
+    if (!found) {
+        struct config_generic** variables = get_guc_variables();
+        int count = GetNumConfigOptions();
+        for (int i = 0; i < count; i++)
+            for (size_t j = 0; j < lengthof(kSearchSettings); j++)
+                if (strcmp(variables[i]->name, kSearchSettings[j]) == 0) settings[j] = variables[i];
+        found = true;
     }
+    for (struct config_generic* setting : settings)
+        if (setting != nullptr && setting->source != PGC_S_DEFAULT) return true;
     return false;
 }
 
