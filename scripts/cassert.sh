@@ -21,7 +21,10 @@ set -uo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 base="${BENZER_CASSERT_DIR:-/var/tmp/benzer-cassert}"
-prefix="$base/pg"
+# "pgsql" in the path matters: Debian's source package (50-per-version-dirs)
+# installs modules into /usr/lib/postgresql/15/lib, over the system
+# server's own, unless the library directory names pgsql or postgres.
+prefix="$base/pgsql"
 jobs="${JOBS:-2}"
 mkdir -p "$base"
 log="$base/cassert.log"
