@@ -7,6 +7,10 @@
 #
 #   bash bench/shard_bench.sh [source_table] [seconds]
 #
+# Give the server shared_buffers that hold every copy's index (2GB for
+# Fashion-MNIST: the single node's and the 2- and 3-shard layouts'), or the
+# figures measure reads from the OS cache, not the search.
+#
 # Needs a server with benzer and postgres_fdw, and a source table in the
 # current database (default fmnist: id, label, v) such as
 # bench/scale_bench.py loads. Creates the databases benzer_coord and
@@ -15,7 +19,11 @@
 # then runs pgbench (1 client) on "similar to :id" through
 #   single       the single-node copy
 #   benzer N     benzer's plan on the partitioned table (N shards): each
-#                shard gets its own ORDER BY ... LIMIT 10, all at once
+#                shard gets its own ORDER BY ... LIMIT 10, all at once, as
+#                one statement on benzer's own connection (autocommit)
+#   cursor N     the same plan through postgres_fdw's remote transactions
+#                and cursors (benzer.shard_direct = off), as a statement in
+#                a transaction block reads the shards
 #   naive N      PostgreSQL's own plan (benzer.shard_pushdown = off)
 #   union N      a UNION ALL of per-shard ORDER BY ... LIMIT 10, by hand
 #   fdw 2        one shard's foreign table alone (half the rows): what one
@@ -105,6 +113,7 @@ for n in 2 3; do
 SELECT id FROM items$n ORDER BY v <-> $query_vector LIMIT 10;
 SQL
     cp "$work/naive$n.sql" "$work/benzer$n.sql"
+    cp "$work/naive$n.sql" "$work/cursor$n.sql"
     cat >"$work/fdw$n.sql" <<SQL
 \\set q random(1, $max_id)
 SELECT id FROM items${n}_1 ORDER BY v <-> $query_vector LIMIT 10;
@@ -128,7 +137,10 @@ done
 run() {  # script -> "p50_ms tps"
     local options=""
     # PostgreSQL's own plan: benzer's rewrite off for the session.
-    case "$1" in naive*) options="-c benzer.shard_pushdown=off" ;; esac
+    case "$1" in
+    naive*) options="-c benzer.shard_pushdown=off" ;;
+    cursor*) options="-c benzer.shard_direct=off" ;;
+    esac
     PGOPTIONS="$options" PGDATABASE=benzer_coord pgbench -n -f "$work/$1.sql" -c 1 -T "$seconds" -l --log-prefix="$work/$1" \
         2>/dev/null | awk '/^tps =/ {print $3}' >"$work/$1.tps"
     # pgbench's per-transaction log: the third field is the latency in us.
@@ -136,7 +148,7 @@ run() {  # script -> "p50_ms tps"
         awk '{a[NR] = $1} END {if (NR) printf "%.2f", a[int((NR + 1) / 2)] / 1000}')"
     echo "$p50 $(cat "$work/$1.tps")"
 }
-scripts=(single single_filtered fdw2 benzer2 benzer2_filtered naive2 union2 benzer3 benzer3_filtered naive3 union3)
+scripts=(single single_filtered fdw2 benzer2 benzer2_filtered cursor2 naive2 union2 benzer3 benzer3_filtered cursor3 naive3 union3)
 for script in "${scripts[@]}"; do run "$script" >/dev/null; done  # warm
 echo
 echo "| query | shards | p50 ms | tps | p50 / single |"
@@ -144,6 +156,7 @@ echo "|---|---:|---:|---:|---:|"
 declare -A name=(
     [single]="single node" [single_filtered]="single node, label = :l"
     [benzer]="benzer's plan on the partitioned table" [benzer_filtered]="benzer's plan, label = :l"
+    [cursor]="benzer's plan through postgres_fdw's cursors (shard_direct off)"
     [naive]="PostgreSQL's plan on the partitioned table" [union]="UNION ALL of per-shard LIMIT 10 (by hand)"
     [fdw]="one shard's foreign table alone (postgres_fdw floor)")
 for script in "${scripts[@]}"; do

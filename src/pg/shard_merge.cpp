@@ -40,17 +40,17 @@
 // every shard's connection, for its remote transaction, before the first
 // row is asked for, whenever one of them is not at its default.
 #include "pg/faiss.h"
+#include "pg/shard_direct.h"
 
 #include "pg/postgres_headers.h"
 
 extern "C" {
 #include "access/stratnum.h"
-#include "catalog/dependency.h"
-#include "catalog/pg_operator.h"
+#include "catalog/pg_language.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "commands/defrem.h"
 #include "commands/explain.h"
-#include "commands/extension.h"
 #include "executor/executor.h"
 #include "foreign/foreign.h"
 #include "libpq-fe.h"
@@ -67,6 +67,8 @@ extern "C" {
 #include "utils/guc.h"
 #include "utils/guc_tables.h"
 #include "utils/lsyscache.h"
+#include "utils/syscache.h"
+#include "utils/tuplesort.h"
 }
 
 namespace {
@@ -74,18 +76,14 @@ namespace {
 // benzer.shard_pushdown.
 bool shard_pushdown = true;
 
+// benzer.shard_direct.
+bool shard_direct = true;
+
 create_upper_paths_hook_type previous_upper_paths_hook = nullptr;
 
 extern const CustomPathMethods shard_merge_path_methods;
 extern const CustomScanMethods shard_merge_scan_methods;
 extern const CustomExecMethods shard_merge_exec_methods;
-
-// The settings that change what a faiss index scan returns; a shard runs
-// its part of a query with the coordinator session's values.
-const char* const kSearchSettings[] = {
-    "benzer.recall",    "benzer.nprobe",          "benzer.ef_search",          "benzer.k_factor",
-    "benzer.scan_rows", "benzer.max_scan_tuples", "benzer.exact_filter_limit",
-};
 
 // postgres_fdw's functions we call (PostgreSQL 15's postgres_fdw.h). Its
 // connection state starts with the pending asynchronous request.
@@ -98,14 +96,6 @@ using GetResultFn = PGresult* (*)(PGconn*, const char*);
 using ReportErrorFn = void (*)(int, PGresult*, PGconn*, bool, const char*);
 using ProcessPendingFn = void (*)(AsyncRequest*);
 
-const char kPostgresFdwLibrary[] = "$libdir/postgres_fdw";
-
-// A function of postgres_fdw's library, or nullptr when it lacks it.
-void* postgres_fdw_function(const char* name) {
-    return reinterpret_cast<void*>(
-        load_external_function(kPostgresFdwLibrary, name, false, nullptr));
-}
-
 // True when a foreign table's server belongs to postgres_fdw.
 bool is_postgres_fdw_server(Oid serverid) {
     ForeignServer* server = GetForeignServer(serverid);
@@ -113,6 +103,21 @@ bool is_postgres_fdw_server(Oid serverid) {
     if (!OidIsValid(fdw->fdwhandler)) return false;
     char* handler = get_func_name(fdw->fdwhandler);
     return handler != nullptr && strcmp(handler, "postgres_fdw_handler") == 0;
+}
+
+// True when opno is one of benzer's operators: its function is C code in
+// benzer's library. Syscache lookups only (the extension's membership is
+// in pg_depend, a catalog scan for every query planned).
+bool is_benzer_operator(Oid opno) {
+    HeapTuple tuple = SearchSysCache1(PROCOID, ObjectIdGetDatum(get_opcode(opno)));
+    if (!HeapTupleIsValid(tuple)) return false;
+    bool isnull;
+    Datum library = SysCacheGetAttr(PROCOID, tuple, Anum_pg_proc_probin, &isnull);
+    bool ours = !isnull &&
+                reinterpret_cast<Form_pg_proc>(GETSTRUCT(tuple))->prolang == ClanguageId &&
+                strcmp(TextDatumGetCString(library), "$libdir/benzer") == 0;
+    ReleaseSysCache(tuple);
+    return ours;
 }
 
 // True when the query is one this file rewrites: a plain SELECT of one
@@ -140,9 +145,7 @@ bool shard_query_covered(PlannerInfo* root, RelOptInfo* input_rel) {
     TargetEntry* entry = get_sortgroupclause_tle(sort, parse->targetList);
     if (!IsA(entry->expr, OpExpr) || exprType(reinterpret_cast<Node*>(entry->expr)) != FLOAT8OID)
         return false;
-    Oid benzer = get_extension_oid("benzer", true);
-    Oid opno = castNode(OpExpr, entry->expr)->opno;
-    return OidIsValid(benzer) && getExtensionOfObject(OperatorRelationId, opno) == benzer;
+    return is_benzer_operator(castNode(OpExpr, entry->expr)->opno);
 }
 
 // The cheapest of a shard's paths that postgres_fdw ordered by the query's
@@ -415,9 +418,30 @@ Plan* plan_shard_merge(PlannerInfo* root, RelOptInfo* rel, CustomPath* best_path
     return &scan->scan.plan;
 }
 
+// A shard's part of the query when each shard gets one plain statement
+// (shard_direct.h): its foreign scan's SQL and parameters, and how its
+// rows become the Append's.
+struct DirectShard {
+    ForeignScan* plan;
+    Oid user;
+    List* params;            // ExprStates of the scan's fdw_exprs
+    FmgrInfo* param_output;  // their output functions
+    TupleTableSlot* row;     // a row as the shard sends it (fdw_scan_tlist)
+    FmgrInfo* column_input;
+    Oid* column_ioparam;
+    ProjectionInfo* projection;  // the row as the Append returns it
+};
+
 struct ShardMergeState {
     CustomScanState css;
     bool settings_sent;
+    bool direct_eligible;  // the plan's shape allows one statement per shard
+    bool direct;           // this execution sends one statement per shard
+    int shard_count;
+    DirectShard* shards;
+    ExprContext* row_context;
+    Tuplesortstate* sorted;  // the shards' rows, once they answered
+    TupleTableSlot* sorted_row;
 };
 
 Node* create_shard_merge_state(CustomScan* scan) {
@@ -427,15 +451,198 @@ Node* create_shard_merge_state(CustomScan* scan) {
     return reinterpret_cast<Node*>(state);
 }
 
+// The shards' foreign scans when the merge's child is a Sort over an
+// Append (without run-time pruning) of postgres_fdw scans that send
+// distances, or over one such scan; NIL for any other shape (a local
+// partition among them, for one).
+List* direct_scans(Plan* child) {
+    if (!IsA(child, Sort)) return NIL;
+    Plan* below = child->lefttree;
+    List* plans = list_make1(below);
+    if (IsA(below, Append)) {
+        auto* append = reinterpret_cast<Append*>(below);
+        if (append->part_prune_info != nullptr) return NIL;
+        plans = append->appendplans;
+    }
+    ListCell* cell;
+    foreach (cell, plans) {
+        auto* plan = static_cast<Plan*>(lfirst(cell));
+        if (!IsA(plan, ForeignScan)) return NIL;
+        auto* scan = reinterpret_cast<ForeignScan*>(plan);
+        if (scan->scan.scanrelid != 0 || scan->fdw_scan_tlist == NIL ||
+            list_length(scan->fdw_private) != 4 || plan->qual != NIL ||
+            !is_postgres_fdw_server(scan->fs_server))
+            return NIL;
+    }
+    return plans;
+}
+
+// Prepares the direct execution of each scan in scans.
+void begin_direct(ShardMergeState* state, List* scans) {
+    EState* estate = state->css.ss.ps.state;
+    PlanState* parent = &state->css.ss.ps;
+    state->shard_count = list_length(scans);
+    state->shards = static_cast<DirectShard*>(palloc0(state->shard_count * sizeof(DirectShard)));
+    state->row_context = CreateExprContext(estate);
+    ListCell* cell;
+    int i = 0;
+    foreach (cell, scans) {
+        DirectShard* shard = &state->shards[i++];
+        auto* scan = static_cast<ForeignScan*>(lfirst(cell));
+        shard->plan = scan;
+        // As postgres_fdw picks the user: the table's range table entry.
+        RangeTblEntry* rte = exec_rt_fetch(bms_next_member(scan->fs_relids, -1), estate);
+        shard->user = OidIsValid(rte->checkAsUser) ? rte->checkAsUser : GetUserId();
+
+        shard->params = ExecInitExprList(scan->fdw_exprs, parent);
+        shard->param_output = static_cast<FmgrInfo*>(
+            palloc0(Max(1, list_length(scan->fdw_exprs)) * sizeof(FmgrInfo)));
+        int p = 0;
+        ListCell* expr;
+        foreach (expr, scan->fdw_exprs) {
+            Oid output;
+            bool varlena;
+            getTypeOutputInfo(exprType(static_cast<Node*>(lfirst(expr))), &output, &varlena);
+            fmgr_info(output, &shard->param_output[p++]);
+        }
+
+        TupleDesc row_type = ExecTypeFromTL(scan->fdw_scan_tlist);
+        shard->row = ExecInitExtraTupleSlot(estate, row_type, &TTSOpsVirtual);
+        shard->column_input = static_cast<FmgrInfo*>(palloc0(row_type->natts * sizeof(FmgrInfo)));
+        shard->column_ioparam = static_cast<Oid*>(palloc0(row_type->natts * sizeof(Oid)));
+        for (int c = 0; c < row_type->natts; c++) {
+            Oid input;
+            getTypeInputInfo(TupleDescAttr(row_type, c)->atttypid, &input,
+                             &shard->column_ioparam[c]);
+            fmgr_info(input, &shard->column_input[c]);
+        }
+        TupleDesc output_type = ExecTypeFromTL(scan->scan.plan.targetlist);
+        TupleTableSlot* output = ExecInitExtraTupleSlot(estate, output_type, &TTSOpsVirtual);
+        shard->projection = ExecBuildProjectionInfo(scan->scan.plan.targetlist, state->row_context,
+                                                    output, parent, row_type);
+    }
+    TupleDesc merged = ExecTypeFromTL(state->shards[0].plan->scan.plan.targetlist);
+    state->sorted_row = ExecInitExtraTupleSlot(estate, merged, &TTSOpsMinimalTuple);
+}
+
 void begin_shard_merge(CustomScanState* node, EState* estate, int eflags) {
+    auto* state = reinterpret_cast<ShardMergeState*>(node);
     auto* scan = reinterpret_cast<CustomScan*>(node->ss.ps.plan);
+    Plan* child_plan = static_cast<Plan*>(linitial(scan->custom_plans));
+    List* scans = direct_scans(child_plan);
+    state->direct_eligible = shard_direct && scans != NIL;
+    state->direct =
+        state->direct_eligible && !(eflags & EXEC_FLAG_EXPLAIN_ONLY) && shard_direct_possible();
+    // The child plan runs only when the shards are read through
+    // postgres_fdw; otherwise it is there for EXPLAIN (its remote SQL).
     PlanState* child =
-        ExecInitNode(static_cast<Plan*>(linitial(scan->custom_plans)), estate, eflags);
+        ExecInitNode(child_plan, estate, eflags | (state->direct ? EXEC_FLAG_EXPLAIN_ONLY : 0));
     node->custom_ps = list_make1(child);
+    if (state->direct) begin_direct(state, scans);
     // Without a projection the Sort's slots pass through, so the nodes
     // above must expect its kind of slot (as for a Limit).
     if (node->ss.ps.ps_ProjInfo == nullptr)
         node->ss.ps.resultops = ExecGetResultSlotOps(child, &node->ss.ps.resultopsfixed);
+}
+
+// The text of the parameters of every shard's statement, written in the
+// unambiguous styles the shards' sessions were set to (as postgres_fdw
+// writes them).
+ShardStatement* direct_statements(ShardMergeState* state) {
+    using SetModesFn = int (*)(void);
+    using ResetModesFn = void (*)(int);
+    auto set_modes = reinterpret_cast<SetModesFn>(postgres_fdw_function("set_transmission_modes"));
+    auto reset_modes =
+        reinterpret_cast<ResetModesFn>(postgres_fdw_function("reset_transmission_modes"));
+    if (set_modes == nullptr || reset_modes == nullptr)
+        ereport(ERROR, (errcode(ERRCODE_FDW_ERROR),
+                        errmsg("postgres_fdw lacks the functions benzer's shard merge calls"),
+                        errhint("Turn benzer.shard_pushdown off.")));
+
+    ExprContext* econtext = state->css.ss.ps.ps_ExprContext;
+    auto* statements =
+        static_cast<ShardStatement*>(palloc0(state->shard_count * sizeof(ShardStatement)));
+    int nestlevel = set_modes();
+    for (int i = 0; i < state->shard_count; i++) {
+        DirectShard* shard = &state->shards[i];
+        ShardStatement* statement = &statements[i];
+        statement->server = shard->plan->fs_server;
+        statement->user = shard->user;
+        statement->sql = strVal(linitial(shard->plan->fdw_private));
+        statement->param_count = list_length(shard->params);
+        auto** params =
+            static_cast<const char**>(palloc0(Max(1, statement->param_count) * sizeof(char*)));
+        for (int p = 0; p < statement->param_count; p++) {
+            // The query vector, written once for all shards (a 2 048-d one
+            // is 20 kB of text).
+            auto* expr = static_cast<Node*>(list_nth(shard->plan->fdw_exprs, p));
+            if (i > 0 && p < statements[0].param_count &&
+                equal(expr, list_nth(state->shards[0].plan->fdw_exprs, p))) {
+                params[p] = statements[0].params[p];
+                continue;
+            }
+            bool isnull;
+            Datum value = ExecEvalExpr(static_cast<ExprState*>(list_nth(shard->params, p)),
+                                       econtext, &isnull);
+            params[p] = isnull ? nullptr : OutputFunctionCall(&shard->param_output[p], value);
+        }
+        statement->params = params;
+    }
+    reset_modes(nestlevel);
+    return statements;
+}
+
+// Adds a shard's rows to the sort, each as the Append would return it.
+void sort_shard_rows(ShardMergeState* state, DirectShard* shard, PGresult* result) {
+    ExprContext* row_context = state->row_context;
+    TupleTableSlot* row = shard->row;
+    int columns = row->tts_tupleDescriptor->natts;
+    if (PQnfields(result) != columns)
+        ereport(ERROR, (errcode(ERRCODE_FDW_ERROR),
+                        errmsg("server \"%s\" returned %d columns where %d were expected",
+                               GetForeignServer(shard->plan->fs_server)->servername,
+                               PQnfields(result), columns)));
+    for (int r = 0; r < PQntuples(result); r++) {
+        ResetExprContext(row_context);
+        MemoryContext old = MemoryContextSwitchTo(row_context->ecxt_per_tuple_memory);
+        ExecClearTuple(row);
+        for (int c = 0; c < columns; c++) {
+            bool isnull = PQgetisnull(result, r, c);
+            row->tts_isnull[c] = isnull;
+            row->tts_values[c] = InputFunctionCall(
+                &shard->column_input[c], isnull ? nullptr : PQgetvalue(result, r, c),
+                shard->column_ioparam[c], TupleDescAttr(row->tts_tupleDescriptor, c)->atttypmod);
+        }
+        ExecStoreVirtualTuple(row);
+        MemoryContextSwitchTo(old);
+        row_context->ecxt_scantuple = row;
+        tuplesort_puttupleslot(state->sorted, ExecProject(shard->projection));
+    }
+}
+
+// Sends every shard its SQL as one statement, all at once, and sorts the
+// rows they return as the Sort below would have.
+void run_direct(ShardMergeState* state) {
+    ShardStatement* statements = direct_statements(state);
+    auto* results = static_cast<PGresult**>(palloc0(state->shard_count * sizeof(PGresult*)));
+    shard_run_statements(statements, state->shard_count, results);
+
+    auto* sort = reinterpret_cast<Sort*>(
+        linitial(reinterpret_cast<CustomScan*>(state->css.ss.ps.plan)->custom_plans));
+    state->sorted = tuplesort_begin_heap(state->sorted_row->tts_tupleDescriptor, sort->numCols,
+                                         sort->sortColIdx, sort->sortOperators, sort->collations,
+                                         sort->nullsFirst, work_mem, nullptr, TUPLESORT_NONE);
+    PG_TRY();
+    {
+        for (int i = 0; i < state->shard_count; i++)
+            sort_shard_rows(state, &state->shards[i], results[i]);
+    }
+    PG_FINALLY();
+    {
+        for (int i = 0; i < state->shard_count; i++) PQclear(results[i]);
+    }
+    PG_END_TRY();
+    tuplesort_performsort(state->sorted);
 }
 
 // Calls fn on every postgres_fdw foreign scan below state, looking through
@@ -471,19 +678,8 @@ LocalTransactionId settings_sent_in = InvalidLocalTransactionId;
 // the shards' own defaults apply and the round trip is saved.
 bool search_settings_needed(void) {
     if (settings_sent_in == MyProc->lxid) return true;
-    // Found once: the settings' records live as long as the backend.
-    static struct config_generic* settings[lengthof(kSearchSettings)];
-    static bool found = false;
-    if (!found) {
-        struct config_generic** variables = get_guc_variables();
-        int count = GetNumConfigOptions();
-        for (int i = 0; i < count; i++)
-            for (size_t j = 0; j < lengthof(kSearchSettings); j++)
-                if (strcmp(variables[i]->name, kSearchSettings[j]) == 0) settings[j] = variables[i];
-        found = true;
-    }
-    for (struct config_generic* setting : settings)
-        if (setting != nullptr && setting->source != PGC_S_DEFAULT) return true;
+    for (int i = 0; i < kShardSearchSettingCount; i++)
+        if (shard_search_setting(i) != nullptr) return true;
     return false;
 }
 
@@ -493,12 +689,12 @@ char* settings_statement(void) {
     StringInfoData sql;
     initStringInfo(&sql);
     appendStringInfoString(&sql, "SELECT ");
-    for (size_t i = 0; i < lengthof(kSearchSettings); i++) {
-        const char* value = GetConfigOption(kSearchSettings[i], true, false);
+    for (int i = 0; i < kShardSearchSettingCount; i++) {
+        const char* value = GetConfigOption(kShardSearchSettings[i], true, false);
         if (value == nullptr) continue;
         if (sql.len > 7) appendStringInfoString(&sql, ", ");
         appendStringInfo(&sql, "pg_catalog.set_config(%s, %s, true)",
-                         quote_literal_cstr(kSearchSettings[i]), quote_literal_cstr(value));
+                         quote_literal_cstr(kShardSearchSettings[i]), quote_literal_cstr(value));
     }
     return sql.data;
 }
@@ -557,13 +753,25 @@ void send_search_settings(CustomScanState* node) {
     }
 }
 
-TupleTableSlot* exec_shard_merge(CustomScanState* node) {
-    auto* state = reinterpret_cast<ShardMergeState*>(node);
+// The next row of the merge: from the shards' sorted rows when each shard
+// got one statement, else from the Sort over postgres_fdw's scans.
+TupleTableSlot* next_merged_row(ShardMergeState* state) {
+    CustomScanState* node = &state->css;
+    if (state->direct) {
+        if (state->sorted == nullptr) run_direct(state);
+        if (!tuplesort_gettupleslot(state->sorted, true, false, state->sorted_row, nullptr))
+            return nullptr;
+        return state->sorted_row;
+    }
     if (!state->settings_sent) {
         send_search_settings(node);
         state->settings_sent = true;
     }
-    TupleTableSlot* slot = ExecProcNode(static_cast<PlanState*>(linitial(node->custom_ps)));
+    return ExecProcNode(static_cast<PlanState*>(linitial(node->custom_ps)));
+}
+
+TupleTableSlot* exec_shard_merge(CustomScanState* node) {
+    TupleTableSlot* slot = next_merged_row(reinterpret_cast<ShardMergeState*>(node));
     if (TupIsNull(slot) || node->ss.ps.ps_ProjInfo == nullptr) return slot;
     // The projection was compiled for the scan slot's kind (virtual), not
     // for the Sort's minimal tuples.
@@ -574,12 +782,22 @@ TupleTableSlot* exec_shard_merge(CustomScanState* node) {
 }
 
 void end_shard_merge(CustomScanState* node) {
+    auto* state = reinterpret_cast<ShardMergeState*>(node);
+    if (state->sorted != nullptr) tuplesort_end(state->sorted);
+    state->sorted = nullptr;
     ExecEndNode(static_cast<PlanState*>(linitial(node->custom_ps)));
 }
 
 // A rescan with new parameter values (a correlated subquery's) must reach
-// the Sort, or it would replay its last answer.
+// the Sort, or it would replay its last answer; with one statement per
+// shard, the shards are asked again.
 void rescan_shard_merge(CustomScanState* node) {
+    auto* state = reinterpret_cast<ShardMergeState*>(node);
+    if (state->direct) {
+        if (state->sorted != nullptr) tuplesort_end(state->sorted);
+        state->sorted = nullptr;
+        return;
+    }
     PlanState* child = static_cast<PlanState*>(linitial(node->custom_ps));
     if (node->ss.ps.chgParam != nullptr) UpdateChangedParamSet(child, node->ss.ps.chgParam);
     ExecReScan(child);
@@ -599,11 +817,17 @@ void explain_shard_merge(CustomScanState* node, List* ancestors, ExplainState* e
                             shards++;
                         });
     ExplainPropertyText("Shards", servers.data, es);
+    // Under ANALYZE, what this execution did; else what it would do.
+    auto* state = reinterpret_cast<ShardMergeState*>(node);
+    bool direct = es->analyze ? state->direct : state->direct_eligible && shard_direct_possible();
+    ExplainPropertyText("Shard Queries",
+                        direct ? "one statement per shard" : "postgres_fdw remote transactions",
+                        es);
     if (es->verbose && search_settings_needed()) {
         StringInfoData settings;
         initStringInfo(&settings);
-        for (size_t i = 0; i < lengthof(kSearchSettings); i++)
-            appendStringInfo(&settings, "%s%s", i > 0 ? ", " : "", kSearchSettings[i]);
+        for (int i = 0; i < kShardSearchSettingCount; i++)
+            appendStringInfo(&settings, "%s%s", i > 0 ? ", " : "", kShardSearchSettings[i]);
         ExplainPropertyText("Settings Sent", settings.data, es);
     }
 }
@@ -643,6 +867,14 @@ void shard_install_planner_hook(void) {
         "For ORDER BY <distance> LIMIT k over a partitioned table with postgres_fdw partitions: "
         "the shards run concurrently and the coordinator merges their top k.",
         &shard_pushdown, true, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+    DefineCustomBoolVariable(
+        "benzer.shard_direct",
+        "Outside a transaction block, send each shard one plain statement of its own.",
+        "The shard merge then reads the shards on benzer's own connections, all at once, instead "
+        "of through postgres_fdw's remote transactions and cursors (five round trips per shard, "
+        "some one shard after the other). Inside a transaction block, or after a write in the "
+        "same transaction, postgres_fdw's remote transactions are always used.",
+        &shard_direct, true, PGC_USERSET, 0, nullptr, nullptr, nullptr);
     RegisterCustomScanMethods(&shard_merge_scan_methods);
     previous_upper_paths_hook = create_upper_paths_hook;
     create_upper_paths_hook = shard_upper_paths;

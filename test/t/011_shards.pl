@@ -339,6 +339,117 @@ like(
 is(compare_fm('', 'fm_reads'), 0, 'the replica of a shard answers what the primary answers');
 is(compare_fm('WHERE label = 7', 'fm_reads'), 0, '... also under a filter');
 
+# One statement per shard (benzer.shard_direct): outside a transaction
+# block each shard gets its SQL as one statement on benzer's own
+# connection; inside one, or after a write, postgres_fdw's remote
+# transaction. Both answer the same.
+my $near1 = "SELECT id FROM items WHERE cat = 3 ORDER BY v <-> rv(5, $dim) LIMIT 10";
+like($coord->safe_psql($db, "EXPLAIN (ANALYZE, COSTS OFF) $near1"),
+	qr/Shard Queries: one statement per shard/,
+	'autocommit: one statement per shard');
+like(
+	$coord->safe_psql($db, "BEGIN; EXPLAIN (ANALYZE, COSTS OFF) $near1; COMMIT"),
+	qr/Shard Queries: postgres_fdw remote transactions/,
+	'in a transaction block: postgres_fdw\'s remote transactions');
+like(
+	$coord->safe_psql($db,
+		"SET benzer.shard_direct = off; EXPLAIN (ANALYZE, COSTS OFF) $near1"),
+	qr/Shard Queries: postgres_fdw remote transactions/,
+	'benzer.shard_direct off: postgres_fdw\'s remote transactions');
+my $same = 0;
+for my $seed (9201 .. 9205)
+{
+	my $q = "SELECT string_agg(id || ':' || round(d::numeric, 4), ',') FROM "
+	  . "(SELECT id, v <-> rv($seed, $dim) AS d FROM TABLE WHERE cat < 5 "
+	  . "ORDER BY v <-> rv($seed, $dim) LIMIT 10) x";
+	my $direct = $coord->safe_psql($db, $q =~ s/TABLE/items/r);
+	my $in_block = $coord->safe_psql($db, 'BEGIN; ' . ($q =~ s/TABLE/items/r) . '; COMMIT');
+	$same++ if $direct eq $in_block && $direct eq $coord->safe_psql($db, $q =~ s/TABLE/single/r);
+}
+is($same, 5, 'one statement per shard and remote transactions: the single node\'s answers');
+
+# A transaction sees its own writes to the shards.
+is( $coord->safe_psql(
+		$db, qq{BEGIN;
+		INSERT INTO items VALUES (100001, 3, rv(4242, $dim));
+		SELECT id FROM items ORDER BY v <-> rv(4242, $dim) LIMIT 1;
+		ROLLBACK}),
+	'100001',
+	'a transaction block sees the row it just wrote to a shard');
+$coord->safe_psql(
+	$db, qq{CREATE FUNCTION add_and_find(seed int) RETURNS int LANGUAGE plpgsql AS \$\$
+	BEGIN
+		INSERT INTO items VALUES (100000 + seed, 3, rv(seed, $dim));
+		RETURN (SELECT id FROM items ORDER BY v <-> rv(seed, $dim) LIMIT 1);
+	END \$\$});
+is($coord->safe_psql($db, 'SELECT add_and_find(4343)'),
+	'104343', '... and so does a function that writes, then searches, in one autocommit statement');
+$coord->safe_psql($db, 'DELETE FROM items WHERE id > 100000; DROP FUNCTION add_and_find');
+
+# A setting changed and reset within one session reaches the shard's
+# connection both times.
+for my $shard (@shards)
+{
+	$shard->safe_psql($db,
+		"DROP INDEX items_faiss; CREATE INDEX items_faiss ON items USING faiss (v, cat) "
+		  . "WITH (factory = 'IVF16,Flat')");
+}
+my $exact_near = $coord->safe_psql($db,
+	"SELECT string_agg(id::text, ',') FROM (SELECT id FROM single ORDER BY v <-> rv(9101, $dim) LIMIT 10) x");
+my $near_sql = "SELECT string_agg(id::text, ',') FROM (SELECT id FROM items ORDER BY v <-> rv(9101, $dim) LIMIT 10) x";
+my @session = split /\n/, $coord->safe_psql($db,
+	"SET benzer.nprobe = 1; $near_sql; SET benzer.nprobe = 16; $near_sql; RESET benzer.nprobe; SET benzer.recall = 1; $near_sql");
+isnt($session[0], $exact_near, 'one session, nprobe = 1: approximate answers');
+is($session[1], $exact_near, '... nprobe = 16 on the same connections: exact answers');
+is($session[2], $exact_near, '... RESET, then recall = 1: exact answers');
+for my $shard (@shards)
+{
+	$shard->safe_psql($db,
+		"DROP INDEX items_faiss; CREATE INDEX items_faiss ON items USING faiss (v, cat) "
+		  . "WITH (factory = 'Flat')");
+}
+
+# Cancelling the coordinator's query cancels the shards' statements, and
+# the session goes on. The shard's table is a view that sleeps per row.
+$shards[0]->safe_psql($db,
+	"CREATE VIEW slow_items AS SELECT id, cat, v FROM items WHERE pg_sleep(0.5 + 0 * id) IS NOT NULL");
+$coord->safe_psql(
+	$db, qq{
+	CREATE TABLE slow (id int, cat int, v vector($dim)) PARTITION BY HASH (id);
+	CREATE FOREIGN TABLE slow_0 PARTITION OF slow FOR VALUES WITH (MODULUS 2, REMAINDER 0)
+		SERVER shard_a OPTIONS (table_name 'slow_items');
+	CREATE FOREIGN TABLE slow_1 PARTITION OF slow FOR VALUES WITH (MODULUS 2, REMAINDER 1)
+		SERVER shard_b OPTIONS (table_name 'items');
+});
+my $cancelled = $coord->psql(
+	$db, qq{
+	SET statement_timeout = '300ms';
+	SELECT id FROM slow ORDER BY v <-> rv(7, $dim) LIMIT 10;
+	RESET statement_timeout;
+	SELECT count(*) FROM (SELECT id FROM items ORDER BY v <-> rv(7, $dim) LIMIT 10) x;
+}, stdout => \my $cancel_out, stderr => \my $cancel_err, on_error_stop => 0);
+like($cancel_err, qr/canceling statement due to statement timeout/,
+	'statement_timeout cancels a slow shard merge');
+is($cancel_out, '10', '... and the session searches again on new connections');
+ok( $shards[0]->poll_query_until(
+		$db, "SELECT count(*) = 0 FROM pg_stat_activity WHERE query LIKE '%slow_items%' AND pid <> pg_backend_pid()"),
+	'... and the shard\'s statement was cancelled, not left running');
+
+# A shard restarted under an open session: its connection is found
+# broken and opened again.
+my $bindir = `pg_config --bindir`;
+chomp $bindir;
+my $datadir = $shards[1]->data_dir;
+my $logfile = $shards[1]->logfile;
+my @restart = split /\n/, $coord->safe_psql(
+	$db, qq{
+	$near_sql;
+	\\! $bindir/pg_ctl -D $datadir -l $logfile -w -m fast restart >/dev/null
+	$near_sql;
+});
+is_deeply(\@restart, [ $exact_near, $exact_near ],
+	'a shard restarted under an open session: the next search reconnects and answers');
+
 # A stopped shard: an error naming it, then answers again.
 $shards[1]->stop('fast');
 my ($ret, $out, $err) = $coord->psql($db,
