@@ -316,6 +316,17 @@ if [ "${BENZER_SKIP_APP:-0}" != 1 ]; then
         fi
         rm -f "$APP_PID"
     fi
+    # The first user (votes need one): its password is made once and kept
+    # in the demo directory, so a rerun prints the same.
+    APP_USER=demo
+    APP_PASSWORD_FILE=$DEMO_DIR/app-password
+    if [ ! -s "$APP_PASSWORD_FILE" ]; then
+        (umask 077; head -c 12 /dev/urandom | base64 | tr '+/' '-_' >"$APP_PASSWORD_FILE")
+    fi
+    APP_PASSWORD=$(cat "$APP_PASSWORD_FILE")
+    BENZER_APP_PASSWORD=$APP_PASSWORD "$REPO/app/build/benzer-app" \
+        --db "host=$SOCK port=$PORT user=postgres dbname=$DB" --add-user "$APP_USER" --admin |
+        sed 's/^/    /'
     command -v curl >/dev/null || die "curl is missing (apt-get install curl)"
     if curl -s -o /dev/null "http://$APP_LISTEN:$APP_PORT/" 2>/dev/null; then
         die "port $APP_PORT is taken by another program: set BENZER_APP_PORT"
@@ -357,6 +368,8 @@ if [ -n "$APP_URL" ]; then
 
 ${GREEN}The pattern-search app is running:${RESET} ${BOLD}$APP_URL${RESET}
     (click an image on the left; log: $APP_LOG)
+    log in:   user ${BOLD}$APP_USER${RESET}, password ${BOLD}$APP_PASSWORD${RESET} (to vote; more users:
+              BENZER_APP_PASSWORD=... app/build/benzer-app --db ... --add-user NAME)
     latency:  $([ "$APP_URL" = http://127.0.0.1:8080/ ] || echo "BENZER_APP_URL=$APP_URL ")bash bench/app_latency.sh
     stop:     sudo bash scripts/demo.sh stop    (stops the app too)
 EOF

@@ -22,11 +22,12 @@ packages=(
     libgtest-dev libbenchmark-dev clang-format
     # demo data and tooling
     dataset-fashion-mnist python3 python3-numpy python3-matplotlib python3-psycopg2
-    # [benzer app: begin] the web app (app/: cpp-httplib, libpq, zlib, stb
+    # [benzer app: begin] the web app (app/: cpp-httplib, libpq, zlib, libsodium for
+    # passwords and sessions, stb
     # for decoding uploaded pictures), its
     # end-to-end test (headless Chromium driven by playwright-core on Node.js)
     # and its latency benchmark (wrk)
-    libcpp-httplib-dev libpq-dev zlib1g-dev libstb-dev curl chromium nodejs wrk
+    libcpp-httplib-dev libpq-dev zlib1g-dev libstb-dev libsodium-dev curl chromium nodejs wrk
     # [benzer app: end]
 )
 

@@ -95,7 +95,10 @@ Pool::Pool(const std::string& conninfo, int size,
         Connection probe(conninfo, nullptr);
         Result r = probe.exec_params(
             "SELECT to_regclass('clusters') IS NOT NULL,"
-            "       to_regclass('feedback') IS NOT NULL,"
+            "       to_regclass('feedback') IS NOT NULL AND to_regclass('app_users') IS NOT NULL"
+            "       AND to_regclass('app_sessions') IS NOT NULL AND EXISTS (SELECT FROM "
+            "pg_attribute"
+            "           WHERE attrelid = to_regclass('feedback') AND attname = 'user_id'),"
             "       to_regprocedure('rocchio(vector, vector[], vector[], double precision,"
             "                                double precision, double precision)') IS NOT NULL,"
             "       to_regprocedure('cosine_similarity(vector, vector)') IS NOT NULL,"
@@ -111,6 +114,7 @@ Pool::Pool(const std::string& conninfo, int size,
                           false);
         caps_.clusters = r.boolean(0, 0);
         caps_.feedback = r.boolean(0, 1);
+        caps_.users = caps_.feedback;
         caps_.rocchio = r.boolean(0, 2);
         caps_.cosine_similarity = r.boolean(0, 3);
         caps_.euclidean_similarity = r.boolean(0, 4);

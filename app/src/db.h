@@ -74,7 +74,8 @@ class Result {
 // the pool opens (restart the app after creating the optional tables).
 struct Capabilities {
     bool clusters = false;           // table clusters(image_id, model, version, cluster)
-    bool feedback = false;           // table feedback (demo/app.sql)
+    bool feedback = false;           // table feedback with user_id (demo/app.sql)
+    bool users = false;              // tables app_users and app_sessions (demo/app.sql)
     bool rocchio = false;            // rocchio(vector, vector[], vector[], ...)
     bool cosine_similarity = false;  // cosine_similarity(vector, vector)
     bool euclidean_similarity = false;

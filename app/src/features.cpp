@@ -1,40 +1,22 @@
 // features.cpp: see features.h.
 #include "features.h"
 
+#include "turns.h"
+
 #include <stb_image.h>
 
 #include <algorithm>
-#include <condition_variable>
 #include <memory>
-#include <mutex>
 #include <stdexcept>
 
 namespace benzer_app {
 
 namespace {
 
-// At most kConcurrentDecodes pictures are decoded at once: a 4096 x 4096
+// At most two pictures are decoded at once: a 4096 x 4096
 // picture needs up to 64 MB while it is decoded, and the app has 64
 // worker threads. Others wait their turn.
-constexpr int kConcurrentDecodes = 2;
-std::mutex decode_mu;
-std::condition_variable decode_cv;
-int decoding = 0;
-
-struct DecodeTurn {
-    DecodeTurn() {
-        std::unique_lock<std::mutex> lock(decode_mu);
-        decode_cv.wait(lock, [] { return decoding < kConcurrentDecodes; });
-        decoding++;
-    }
-    ~DecodeTurn() {
-        {
-            std::lock_guard<std::mutex> lock(decode_mu);
-            decoding--;
-        }
-        decode_cv.notify_one();
-    }
-};
+TurnLimit decode_turns(2);
 
 }  // namespace
 
@@ -52,7 +34,7 @@ GrayImage decode_image(const std::string& bytes, int max_side) {
         throw std::invalid_argument("the picture is " + std::to_string(w) + "x" +
                                     std::to_string(h) + "; at most " + std::to_string(max_side) +
                                     " pixels on a side");
-    DecodeTurn turn;
+    TurnLimit::Turn turn(decode_turns);
     std::unique_ptr<stbi_uc, void (*)(void*)> pixels(
         stbi_load_from_memory(data, length, &w, &h, &channels, 1), stbi_image_free);
     if (!pixels)

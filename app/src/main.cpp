@@ -43,6 +43,7 @@
 #include "features.h"
 #include "json.h"
 #include "png.h"
+#include "users.h"
 
 using namespace benzer_app;
 using Clock = std::chrono::steady_clock;
@@ -213,7 +214,8 @@ std::string refine_cte(const Capabilities& caps, const std::string& metric) {
            " ORDER BY fb.result_id) FILTER (WHERE fb.vote < 0) AS disliked"
            " FROM feedback fb JOIN features e"
            " ON e.image_id = fb.result_id AND e.model = fb.model AND e.version = fb.version"
-           " WHERE fb.query_id = $1::int AND fb.model = $2::text AND fb.version = $3::text),"
+           " WHERE fb.query_id = $1::int AND fb.model = $2::text AND fb.version = $3::text"
+           " AND fb.user_id = $11::int),"
            " qv AS MATERIALIZED ("
            "SELECT rocchio(" +
            n("q.embedding") +
@@ -403,21 +405,41 @@ std::vector<Statement> build_statements(const Capabilities& caps) {
                     {similar_name(m, refine, true), similar_by_cluster_sql(caps, m, refine)});
         }
     }
+    if (caps.users) {
+        s.push_back({"session_user",
+                     "SELECT u.user_id, u.name, s.csrf_token, u.is_admin FROM app_sessions s"
+                     " JOIN app_users u ON u.user_id = s.user_id"
+                     " WHERE s.token_sha256 = $1::text AND s.expires_at > now()"});
+        s.push_back({"user_password",
+                     "SELECT user_id, password_hash FROM app_users WHERE name = $1::text"});
+        s.push_back(
+            {"session_create",
+             "INSERT INTO app_sessions (token_sha256, user_id, csrf_token, expires_at)"
+             " VALUES ($1::text, $2::int, $3::text, now() + make_interval(hours => $4::int))"});
+        s.push_back({"session_delete", "DELETE FROM app_sessions WHERE token_sha256 = $1::text"});
+        s.push_back({"sessions_expire", "DELETE FROM app_sessions WHERE expires_at < now()"});
+        s.push_back({"user_add",
+                     "INSERT INTO app_users (name, password_hash, is_admin)"
+                     " VALUES ($1::text, $2::text, $3::bool) ON CONFLICT (name) DO UPDATE"
+                     " SET password_hash = EXCLUDED.password_hash, is_admin = EXCLUDED.is_admin"
+                     " RETURNING user_id"});
+    }
     if (caps.feedback) {
         s.push_back({"feedback_votes",
                      "SELECT result_id, vote FROM feedback"
-                     " WHERE query_id = $1::int AND model = $2::text AND version = $3::text"});
+                     " WHERE query_id = $1::int AND model = $2::text AND version = $3::text"
+                     " AND user_id = $4::int"});
         s.push_back({"feedback_check",
                      "SELECT count(*) FROM features WHERE model = $3::text AND version = $4::text"
                      " AND image_id IN ($1::int, $2::int)"});
         s.push_back({"feedback_upsert",
-                     "INSERT INTO feedback (query_id, result_id, model, version, vote)"
-                     " VALUES ($1::int, $2::int, $3::text, $4::text, $5::smallint)"
-                     " ON CONFLICT (query_id, model, version, result_id)"
+                     "INSERT INTO feedback (query_id, result_id, model, version, vote, user_id)"
+                     " VALUES ($1::int, $2::int, $3::text, $4::text, $5::smallint, $6::int)"
+                     " ON CONFLICT (user_id, query_id, model, version, result_id)"
                      " DO UPDATE SET vote = EXCLUDED.vote, updated_at = now()"});
         s.push_back({"feedback_delete",
                      "DELETE FROM feedback WHERE query_id = $1::int AND result_id = $2::int"
-                     " AND model = $3::text AND version = $4::text"});
+                     " AND model = $3::text AND version = $4::text AND user_id = $5::int"});
     }
     for (const auto& st : s) g_statement_sql[st.name] = st.sql;
     return s;
@@ -895,6 +917,185 @@ Lease read_connection() {
 }
 
 // ---------------------------------------------------------------------------
+// Users and sessions (users.h, demo/app.sql).
+
+// Who a request comes from: its session cookie's user.
+struct User {
+    long long id = 0;
+    std::string name;
+    std::string csrf;
+    bool admin = false;
+};
+
+// Sessions checked in the last kSessionCacheSeconds, by their token's
+// digest, so that a search does not ask the primary for its session each
+// time. A logout in another app process reaches this one within that time.
+constexpr int kSessionCacheSeconds = 30;
+struct CachedSession {
+    User user;
+    Clock::time_point checked;
+};
+std::mutex g_sessions_mu;
+std::map<std::string, CachedSession> g_sessions;
+bool g_secure_cookies = false;  // --secure-cookies: the app is behind HTTPS
+bool g_require_login = false;   // --require-login: searches need a user too
+
+// The user of the request's session cookie, if it names a live session.
+std::optional<User> current_user(const httplib::Request& req) {
+    if (!g_pool->capabilities().users) return std::nullopt;
+    std::string token = session_cookie(req.get_header_value("Cookie"));
+    if (token.size() != 43) return std::nullopt;
+    std::string digest = token_digest(token);
+    {
+        std::lock_guard<std::mutex> lock(g_sessions_mu);
+        auto it = g_sessions.find(digest);
+        if (it != g_sessions.end()) {
+            if (Clock::now() - it->second.checked < std::chrono::seconds(kSessionCacheSeconds))
+                return it->second.user;
+            g_sessions.erase(it);
+        }
+    }
+    Result r = connection()->exec("session_user", {digest});
+    if (r.rows() == 0) return std::nullopt;
+    User user{r.integer(0, 0), r.text(0, 1), r.text(0, 2), r.boolean(0, 3)};
+    std::lock_guard<std::mutex> lock(g_sessions_mu);
+    if (g_sessions.size() > 10000) g_sessions.clear();  // bounded memory
+    g_sessions[digest] = {user, Clock::now()};
+    return user;
+}
+
+// The request's user; 401 without one. A request that changes state must
+// also carry its session's CSRF token in X-CSRF-Token (403 otherwise): a
+// page on another site can make the browser send the cookie, but cannot
+// read the token (/api/me answers only same-origin scripts).
+User require_user(const httplib::Request& req, bool changes_state) {
+    std::optional<User> user = current_user(req);
+    if (!user) throw ApiError{401, "log in first"};
+    if (changes_state && !same_secret(req.get_header_value("X-CSRF-Token"), user->csrf))
+        throw ApiError{403, "missing or wrong CSRF token (X-CSRF-Token)"};
+    return *user;
+}
+
+// The Set-Cookie value for the session cookie (an empty value and max_age
+// 0 remove it).
+std::string session_cookie_header(const std::string& value, int max_age) {
+    return std::string(kSessionCookie) + "=" + value +
+           "; Path=/; HttpOnly; SameSite=Strict; Max-Age=" + std::to_string(max_age) +
+           (g_secure_cookies ? "; Secure" : "");
+}
+
+// Password guessing: 60 attempts a minute per address (an office behind
+// one NAT address), 10 per user name
+// (from any address); each attempt costs an Argon2id computation anyway.
+RateLimit g_login_by_address(60);
+RateLimit g_login_by_name(10);
+
+// An Argon2id string to check when the user does not exist, so that an
+// unknown name takes as long as a wrong password.
+const std::string& unknown_user_hash() {
+    static const std::string hash = hash_password(random_token());
+    return hash;
+}
+
+// POST /api/login {"name": ..., "password": ...}: a session cookie and the
+// session's CSRF token, or 401.
+void handle_login(const httplib::Request& req, httplib::Response& res) {
+    if (!g_pool->capabilities().users)
+        throw ApiError{404, "users are not available: no app_users table (run demo/app.sql)"};
+    res.set_header("Cache-Control", "no-store");
+    if (!g_login_by_address.allow(req.remote_addr)) {
+        res.set_header("Retry-After", "60");
+        throw ApiError{429, "too many login attempts from this address: wait a minute"};
+    }
+    if (req.body.size() > 4096) bad_request("request body too large");
+    std::map<std::string, JsonScalar> body;
+    std::string err;
+    if (!parse_flat_json_object(req.body, body, err)) bad_request("malformed JSON body: " + err);
+    auto text = [&](const char* name) {
+        auto it = body.find(name);
+        if (it == body.end() || it->second.kind != JsonScalar::String)
+            bad_request(std::string("field '") + name + "' must be a string");
+        return it->second.text;
+    };
+    std::string name = text("name");
+    std::string password = text("password");
+    if (!valid_user_name(name)) throw ApiError{401, "wrong user name or password"};
+    if (!g_login_by_name.allow(name)) {
+        res.set_header("Retry-After", "60");
+        throw ApiError{429, "too many login attempts for this user: wait a minute"};
+    }
+    long long id = 0;
+    std::string stored;
+    {
+        Result r = connection()->exec("user_password", {name});
+        if (r.rows() > 0) {
+            id = r.integer(0, 0);
+            stored = r.text(0, 1);
+        }
+    }
+    // No pooled connection is held while Argon2id runs (tens of ms).
+    bool ok = stored.empty() ? (password_matches(unknown_user_hash(), password), false)
+                             : password_matches(stored, password);
+    if (!ok) {
+        t_note = "login refused for " + name;
+        throw ApiError{401, "wrong user name or password"};
+    }
+    std::string token = random_token();
+    std::string csrf = random_token();
+    {
+        Lease c = connection();
+        c->exec("sessions_expire", {});
+        c->exec("session_create",
+                {token_digest(token), std::to_string(id), csrf, std::to_string(kSessionHours)});
+    }
+    res.set_header("Set-Cookie", session_cookie_header(token, kSessionHours * 3600));
+    JsonWriter j;
+    j.begin_object().key("ok").value(true).key("user").value(name).key("csrf").value(csrf);
+    j.end_object();
+    t_note = "login " + name;
+    send_json(res, j.str());
+}
+
+// POST /api/logout: ends the session (its row and its cookie).
+void handle_logout(const httplib::Request& req, httplib::Response& res) {
+    User user = require_user(req, true);
+    std::string digest = token_digest(session_cookie(req.get_header_value("Cookie")));
+    connection()->exec("session_delete", {digest});
+    {
+        std::lock_guard<std::mutex> lock(g_sessions_mu);
+        g_sessions.erase(digest);
+    }
+    res.set_header("Set-Cookie", session_cookie_header("", 0));
+    res.set_header("Cache-Control", "no-store");
+    t_note = "logout " + user.name;
+    send_json(res, "{\"ok\":true}");
+}
+
+// GET /api/me: who is logged in, with the session's CSRF token for the
+// page's scripts (a page on another site cannot read this answer).
+void handle_me(const httplib::Request& req, httplib::Response& res) {
+    std::optional<User> user = current_user(req);
+    JsonWriter j;
+    j.begin_object().key("users").value(g_pool->capabilities().users);
+    j.key("login_required").value(g_require_login).key("user");
+    if (user) {
+        j.value(user->name).key("csrf").value(user->csrf).key("admin").value(user->admin);
+    } else {
+        j.null();
+    }
+    j.end_object();
+    res.set_header("Cache-Control", "no-store");
+    send_json(res, j.str());
+}
+
+// True for what --require-login keeps from anonymous requests: the API
+// and the pictures, but not the page, the login and /healthz.
+bool needs_login(const std::string& path) {
+    if (path == "/api/login" || path == "/api/me") return false;
+    return path.compare(0, 5, "/api/") == 0 || path.compare(0, 5, "/img/") == 0;
+}
+
+// ---------------------------------------------------------------------------
 // Handlers.
 
 constexpr int kMetaRefreshSeconds = 10;
@@ -1182,6 +1383,9 @@ void handle_similar(const httplib::Request& req, httplib::Response& res) {
     if (refine && !(caps.rocchio && caps.feedback))
         bad_request(
             "refine is not available: it needs the feedback table (demo/app.sql) and rocchio()");
+    // The votes shown and a refine's are the user's own.
+    std::optional<User> user = caps.feedback ? current_user(req) : std::nullopt;
+    if (refine && !user) throw ApiError{401, "log in to refine: a refine uses your votes"};
 
     const std::string& index = m->index_for.at({mc.model, mc.version, metric});
     // A refine reads the votes: from the primary, which has the latest.
@@ -1217,8 +1421,9 @@ void handle_similar(const httplib::Request& req, httplib::Response& res) {
                                                        query_cluster) == cluster_values.end();
     std::map<long long, int> votes;
     int liked = 0, disliked = 0;
-    if (caps.feedback) {
-        Result r = c->exec("feedback_votes", {std::to_string(id), mc.model, mc.version});
+    if (user) {
+        Result r = c->exec("feedback_votes",
+                           {std::to_string(id), mc.model, mc.version, std::to_string(user->id)});
         for (int i = 0; i < r.rows(); i++) {
             int v = static_cast<int>(r.integer(i, 1));
             votes[r.integer(i, 0)] = v;
@@ -1226,6 +1431,7 @@ void handle_similar(const httplib::Request& req, httplib::Response& res) {
         }
     }
     Params p = statement_params(std::to_string(id), sp, cluster);
+    if (refine) p.push_back(std::to_string(user->id));  // $11: whose votes
     auto t0 = Clock::now();
     Result r;
     bool fell_back = false;
@@ -1340,15 +1546,17 @@ bool vote_allowed(const std::string& client) {
 }
 
 void handle_feedback(const httplib::Request& req, httplib::Response& res) {
-    if (!vote_allowed(req.remote_addr)) {
+    const Capabilities& caps = g_pool->capabilities();
+    if (!caps.feedback)
+        bad_request("feedback is not available: no feedback table (run demo/app.sql)");
+    // A vote is its user's, sent by the page with the session's CSRF token.
+    User user = require_user(req, true);
+    if (!vote_allowed(req.remote_addr) || !vote_allowed("user " + std::to_string(user.id))) {
         res.set_header("Retry-After", "60");
         throw ApiError{429, "too many votes from this address: at most " +
                                 std::to_string(kVotesPerMinute) + " a minute"};
     }
     // Only the JSON body counts (a body sent as a form is read as JSON too).
-    const Capabilities& caps = g_pool->capabilities();
-    if (!caps.feedback)
-        bad_request("feedback is not available: no feedback table (run demo/app.sql)");
     if (req.body.size() > 4096) bad_request("request body too large");
     std::map<std::string, JsonScalar> body;
     std::string err;
@@ -1402,22 +1610,26 @@ void handle_feedback(const httplib::Request& req, httplib::Response& res) {
     if (chk.integer(0, 0) != 2)
         not_found("image " + std::to_string(qid) + " or " + std::to_string(rid) + " has no " +
                   model.text + "/" + version.text + " features");
+    std::string user_id = std::to_string(user.id);
     if (vote == 0) {
-        c->exec("feedback_delete", ids);
+        Params p = ids;
+        p.push_back(user_id);
+        c->exec("feedback_delete", p);
     } else {
         Params p = ids;
         p.push_back(std::to_string(vote));
+        p.push_back(user_id);
         c->exec("feedback_upsert", p);
     }
-    Result r = c->exec("feedback_votes", {std::to_string(qid), model.text, version.text});
+    Result r = c->exec("feedback_votes", {std::to_string(qid), model.text, version.text, user_id});
     int liked = 0, disliked = 0;
     for (int i = 0; i < r.rows(); i++) (r.integer(i, 1) > 0 ? liked : disliked)++;
     JsonWriter j;
     j.begin_object().key("ok").value(true).key("query_id").value(qid).key("result_id").value(rid);
     j.key("model").value(model.text).key("version").value(version.text).key("vote").value(vote);
     j.key("liked").value(liked).key("disliked").value(disliked).end_object();
-    t_note =
-        "vote " + std::to_string(vote) + " " + std::to_string(qid) + "->" + std::to_string(rid);
+    t_note = "vote " + std::to_string(vote) + " " + std::to_string(qid) + "->" +
+             std::to_string(rid) + " by " + user.name;
     send_json(res, j.str());
 }
 
@@ -1593,6 +1805,10 @@ struct Options {
     std::vector<std::string> allow_hosts;  // besides localhost and --listen
     std::string log_file;
     long long log_max_bytes = 100LL << 20;
+    bool require_login = false;
+    bool secure_cookies = false;
+    std::string add_user;  // --add-user NAME: create the user (or set its password) and exit
+    bool admin = false;
 };
 
 [[noreturn]] void usage(const char* argv0, int code) {
@@ -1601,6 +1817,7 @@ struct Options {
         "usage: %s --db CONNINFO [--read-db CONNINFO] [--listen ADDR] [--port N]\n"
         "          [--static DIR] [--pool N] [--threads N (64)] [--pid-file FILE] [--print-sql]\n"
         "          [--allow-host NAME ...] [--log-file FILE [--log-max-bytes N (100 MB)]]\n"
+        "          [--require-login] [--secure-cookies] [--add-user NAME [--admin]]\n"
         "CONNINFO is a libpq connection string; empty means the PG* environment variables.\n"
         "--read-db sends searches, the image list and thumbnails to other servers (read\n"
         "replicas; several hosts with target_session_attrs=prefer-standby); feedback and\n"
@@ -1608,7 +1825,11 @@ struct Options {
         "--print-sql prints the prepared statements for this database and exits.\n"
         "--allow-host NAME accepts requests for the host name NAME (the Host header) besides\n"
         "localhost, the --listen name and IP addresses; other names get 421 (a page on\n"
-        "another site reaching the app through DNS rebinding).\n",
+        "another site reaching the app through DNS rebinding).\n"
+        "--require-login: searches and pictures need a logged-in user too (votes always do).\n"
+        "--secure-cookies: the session cookie is Secure (the app is reached over HTTPS).\n"
+        "--add-user NAME [--admin]: create the user NAME, or set its password, and exit; the\n"
+        "password is read from BENZER_APP_PASSWORD or the first line of standard input.\n",
         argv0);
     std::exit(code);
 }
@@ -1663,6 +1884,14 @@ Options parse_args(int argc, char** argv) {
             o.log_file = next();
         else if (a == "--log-max-bytes")
             o.log_max_bytes = num(4096, INT_MAX);
+        else if (a == "--require-login")
+            o.require_login = true;
+        else if (a == "--secure-cookies")
+            o.secure_cookies = true;
+        else if (a == "--add-user")
+            o.add_user = next();
+        else if (a == "--admin")
+            o.admin = true;
         else if (a == "-h" || a == "--help")
             usage(argv[0], 0);
         else {
@@ -1672,6 +1901,35 @@ Options parse_args(int argc, char** argv) {
     }
     if (!have_db) usage(argv[0], 2);
     return o;
+}
+
+// --add-user: creates the user opt.add_user (or sets its password) with
+// the password from BENZER_APP_PASSWORD or standard input's first line.
+int add_user(const Options& opt) {
+    if (!g_pool->capabilities().users) {
+        std::fprintf(stderr,
+                     "benzer-app: no app_users table in this database (run demo/app.sql)\n");
+        return 1;
+    }
+    if (!valid_user_name(opt.add_user)) {
+        std::fprintf(stderr, "benzer-app: a user name is 1 to 64 letters, digits and . _ @ -\n");
+        return 2;
+    }
+    std::string password;
+    if (const char* env = std::getenv("BENZER_APP_PASSWORD"))
+        password = env;
+    else
+        std::getline(std::cin, password);
+    if (password.size() < 8) {
+        std::fprintf(stderr, "benzer-app: a password has at least 8 characters\n");
+        return 2;
+    }
+    Result r = g_pool->acquire(std::chrono::seconds(10))
+                   ->exec("user_add",
+                          {opt.add_user, hash_password(password), opt.admin ? "true" : "false"});
+    std::printf("user %s (id %lld)%s\n", opt.add_user.c_str(), r.integer(0, 0),
+                opt.admin ? ", admin" : "");
+    return 0;
 }
 
 }  // namespace
@@ -1690,6 +1948,12 @@ int main(int argc, char** argv) {
         g_log_max_bytes = opt.log_max_bytes;
     }
     std::signal(SIGPIPE, SIG_IGN);
+    if (!crypto_ready()) {
+        std::fprintf(stderr, "benzer-app: libsodium could not start\n");
+        return 1;
+    }
+    g_require_login = opt.require_login;
+    g_secure_cookies = opt.secure_cookies;
 
     // SIGINT/SIGTERM stop the server, SIGHUP reloads the metadata: blocked
     // here (so every thread inherits the mask) and taken by one thread.
@@ -1714,6 +1978,7 @@ int main(int argc, char** argv) {
                 std::printf("-- %s\n%s;\n\n", st.first.c_str(), st.second.c_str());
             return 0;
         }
+        if (!opt.add_user.empty()) return add_user(opt);
         reload_meta();
     } catch (const std::exception& e) {
         std::fprintf(stderr, "benzer-app: %s\n", e.what());
@@ -1752,6 +2017,17 @@ int main(int argc, char** argv) {
             prefer_gzip(req);
             std::string refusal;
             int status = check_request_origin(req, allowed_hosts, &refusal);
+            if (status == 0 && g_require_login && needs_login(req.path)) {
+                try {
+                    if (!current_user(req)) {
+                        status = 401;
+                        refusal = "log in first (this app runs with --require-login)";
+                    }
+                } catch (const std::exception& e) {
+                    status = 503;
+                    refusal = std::string("database: ") + e.what();
+                }
+            }
             if (status == 0) return httplib::Server::HandlerResponse::Unhandled;
             // httplib cuts every response into the request's byte ranges,
             // this refusal too; the request object is httplib's own, not
@@ -1790,6 +2066,9 @@ int main(int argc, char** argv) {
     svr.Get("/api/images", api(handle_images));
     svr.Get("/api/similar", api(handle_similar));
     svr.Post("/api/feedback", api(handle_feedback));
+    svr.Post("/api/login", api(handle_login));
+    svr.Post("/api/logout", api(handle_logout));
+    svr.Get("/api/me", api(handle_me));
     svr.Post("/api/similar-image", api(handle_similar_image));
     svr.Get(R"(/img/([0-9]+)\.png)", api(handle_image));
     // Healthy means the database answers, not just that the process runs.

@@ -15,6 +15,9 @@ const el = (tag, attrs = {}, text) => {
 
 const state = {
   meta: null,
+  // who is logged in (GET /api/me): name and the session's CSRF token
+  user: null,
+  csrf: null,
   queryId: null,
   filters: { design: new Set(), season: new Set(), quality: new Set(), tags: new Set(), cluster: new Set() },
   tagsMode: 'any',
@@ -83,6 +86,9 @@ const MESSAGES = {
     good: 'Good match', bad: 'Bad match', goodTitle: 'good match', badTitle: 'bad match',
     preview: 'Larger preview', previewTitle: 'larger preview', close: 'Close', compareWith: 'Compare with',
     upload: 'Search with your picture', uploaded: 'your picture', uploadFailed: 'The picture was not searched: {msg}',
+    logIn: 'Log in', logOut: 'Log out', logInTitle: 'Log in to vote', userName: 'User name', password: 'Password',
+    cancel: 'Cancel', loginFailed: 'Not logged in: {msg}', loggedInAs: 'Logged in as {name}',
+    refineLogin: 'Refine (log in to vote)',
   },
   tr: {
     language: 'Dil', model: 'Model', version: 'Sürüm', metric: 'Ölçüt', lightBackground: 'açık zemin',
@@ -115,6 +121,9 @@ const MESSAGES = {
     good: 'İyi eşleşme', bad: 'Kötü eşleşme', goodTitle: 'iyi eşleşme', badTitle: 'kötü eşleşme',
     preview: 'Büyük önizleme', previewTitle: 'büyük önizleme', close: 'Kapat', compareWith: 'Karşılaştır',
     upload: 'Kendi görselinizle arayın', uploaded: 'sizin görseliniz', uploadFailed: 'Görsel aranamadı: {msg}',
+    logIn: 'Giriş yap', logOut: 'Çıkış yap', logInTitle: 'Oy vermek için giriş yapın', userName: 'Kullanıcı adı', password: 'Parola',
+    cancel: 'Vazgeç', loginFailed: 'Giriş yapılamadı: {msg}', loggedInAs: '{name} olarak giriş yapıldı',
+    refineLogin: 'İyileştir (oy için giriş yapın)',
   },
 };
 
@@ -273,8 +282,68 @@ function updateRefineButton() {
   const f = state.feedback;
   const btn = $('#refine-btn');
   const available = state.meta.features.refine;
-  btn.disabled = !available || !state.queryId || (f.liked + f.disliked === 0);
-  btn.textContent = available ? t('refine', f) : t('refineNA');
+  btn.disabled = !available || !state.user || !state.queryId || (f.liked + f.disliked === 0);
+  btn.textContent = !available ? t('refineNA') : state.user ? t('refine', f) : t('refineLogin');
+}
+
+// Shows who is logged in, or the login button.
+function renderAccount() {
+  const users = state.meta?.features?.feedback !== false;
+  $('#account-name').textContent = state.user ? t('loggedInAs', { name: state.user }) : '';
+  $('#login-btn').hidden = !users || !!state.user;
+  $('#logout-btn').hidden = !state.user;
+  if (state.meta) updateRefineButton();
+}
+
+// Asks the server who is logged in (and the session's CSRF token).
+async function loadAccount() {
+  try {
+    const me = await api('/api/me');
+    state.user = me.user;
+    state.csrf = me.csrf || null;
+  } catch (e) {
+    state.user = null;
+    state.csrf = null;
+  }
+  renderAccount();
+}
+
+// The login dialog; resolves when it closes (logged in or not).
+function openLogin() {
+  $('#login-error').textContent = '';
+  $('#login').showModal();
+  $('#login-name').focus();
+}
+
+async function submitLogin(e) {
+  e.preventDefault();
+  try {
+    const res = await api('/api/login', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ name: $('#login-name').value, password: $('#login-password').value }),
+    });
+    state.user = res.user;
+    state.csrf = res.csrf;
+    $('#login-password').value = '';
+    $('#login').close();
+    if (!state.meta) { location.reload(); return; }  // --require-login: the page loads now
+    renderAccount();
+    // The votes shown are the user's own: search again to show them.
+    if (state.queryId) runSearch(false);
+  } catch (err) {
+    $('#login-error').textContent = t('loginFailed', { msg: err.message });
+  }
+}
+
+async function logout() {
+  try {
+    await api('/api/logout', { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': state.csrf || '' }, body: '{}' });
+  } catch (e) { /* the session is gone either way */ }
+  state.user = null;
+  state.csrf = null;
+  renderAccount();
+  if (state.queryId) runSearch(false);
 }
 
 // Renders an answer into box (#results, or #results-compare for the model
@@ -353,12 +422,13 @@ function setVoteUI(node, v) {
 }
 
 async function vote(node, resultId, v) {
+  if (!state.user) { openLogin(); return; }
   const current = Number(node.dataset.vote || 0);
   const next = current === v ? 0 : v;  // clicking the same thumb again clears it
   try {
     const res = await api('/api/feedback', {
       method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
+      headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': state.csrf || '' },
       body: JSON.stringify({ query_id: state.queryId, result_id: resultId, model: currentModel(), version: currentVersion(), vote: next }),
     });
     setVoteUI(node, res.vote);
@@ -366,6 +436,7 @@ async function vote(node, resultId, v) {
     updateRefineButton();
     showError(null);
   } catch (e) {
+    if (e.status === 401) { state.user = null; renderAccount(); openLogin(); return; }
     showError(t('feedbackFailed', { msg: e.message }));
   }
 }
@@ -648,6 +719,7 @@ function setLanguage(next) {
   localStorage.setItem('benzer-lang', lang);
   $('#lang').value = lang;
   translateStatic();
+  renderAccount();
   if (!state.meta) return;
   onVersionChange(true);
   buildFilters();
@@ -670,12 +742,19 @@ async function init() {
     e.preventDefault();
     $('#results').focus();
   });
+  $('#login-form').addEventListener('submit', submitLogin);
+  $('#login-cancel').addEventListener('click', () => $('#login').close());
+  $('#login-btn').addEventListener('click', openLogin);
+  $('#logout-btn').addEventListener('click', logout);
+  await loadAccount();
   try {
     state.meta = await api('/api/meta');
   } catch (e) {
+    if (e.status === 401) { openLogin(); return; }
     showError(t('metaFailed', { msg: e.message }));
     return;
   }
+  renderAccount();
   const meta = state.meta;
   const modelSel = $('#model');
   for (const m of meta.models) modelSel.append(el('option', { value: m.model }, m.model));

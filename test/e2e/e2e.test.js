@@ -42,8 +42,16 @@ async function expectError(p, status, opts) {
   assert(r.body && typeof r.body.error === 'string' && r.body.error.length > 0, `${p}: JSON error message`);
   return r.body;
 }
-const postFeedback = (body) => get('/api/feedback', {
-  method: 'POST', headers: { 'Content-Type': 'application/json' }, body: typeof body === 'string' ? body : JSON.stringify(body),
+const USER = process.env.BENZER_E2E_USER || 'tester';
+const PASSWORD = process.env.BENZER_E2E_PASSWORD || '';
+// The headers of the tests' logged-in API requests: the session cookie and
+// its CSRF token (set by the login test).
+let session = {};
+const postFeedback = (body, headers = session) => get('/api/feedback', {
+  method: 'POST', headers: { 'Content-Type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body),
+});
+const login = (name, password) => get('/api/login', {
+  method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ name, password }),
 });
 
 let meta;
@@ -206,6 +214,20 @@ test('an id that does not exist is 404 with a JSON error', async () => {
   });
 });
 
+test('POST /api/login gives a session; a vote needs it and its CSRF token', async () => {
+  eq((await login(USER, 'not-the-password')).status, 401, 'wrong password');
+  const r = await login(USER, PASSWORD);
+  eq(r.status, 200, 'login');
+  const cookie = r.headers.get('set-cookie') || '';
+  assert(/HttpOnly/.test(cookie) && /SameSite=Strict/.test(cookie), `cookie flags: ${cookie}`);
+  session = { Cookie: cookie.split(';')[0], 'X-CSRF-Token': r.body.csrf };
+  const good = { query_id: someId, result_id: otherId, model: 'pixels', version: 'v1', vote: 'clear' };
+  eq((await postFeedback(good, {})).status, 401, 'a vote without a session');
+  eq((await postFeedback(good, { Cookie: session.Cookie })).status, 403, 'a vote without the CSRF token');
+  const me = await get('/api/me', { headers: session });
+  eq(me.body.user, USER, '/api/me names the user');
+});
+
 test('POST /api/feedback validates its body', async () => {
   const good = { query_id: someId, result_id: otherId, model: 'pixels', version: 'v1', vote: 'up' };
   for (const body of ['', 'not json', '[1,2]', '{"query_id": {"a": 1}}', '{"query_id": 1,}', JSON.stringify({ ...good, vote: 'sideways' }),
@@ -358,6 +380,26 @@ test('applying filters shows only matching results', async () => {
   assert(seasons.every((s) => s === 'winter'), 'still winter only');
 });
 
+test('a thumb clicked before logging in opens the login dialog; logging in there works', async () => {
+  await page.locator('[data-testid=result]').nth(0).locator('[data-testid=vote-up]').click();
+  await page.waitForSelector('[data-testid=login-dialog][open]');
+  await page.fill('[data-testid=login-name]', USER);
+  await page.fill('[data-testid=login-password]', 'not-the-password');
+  const errorsBefore = pageErrors.length;
+  await page.click('[data-testid=login-submit]');
+  await page.waitForFunction(() => document.querySelector('[data-testid=login-error]').textContent.length > 0);
+  // The browser logs the refused login's 401 as a console error: expected.
+  const during = pageErrors.splice(errorsBefore);
+  pageErrors.push(...during.filter((e) => !/status of 401/.test(e)));
+  await page.fill('[data-testid=login-password]', PASSWORD);
+  await page.click('[data-testid=login-submit]');
+  await page.waitForFunction(() => !document.querySelector('[data-testid=login-dialog]').open);
+  await page.waitForFunction((u) => document.querySelector('[data-testid=account-name]').textContent.includes(u), USER);
+  assert(await page.locator('[data-testid=logout]').isVisible(), 'log out button shown');
+  eq(await page.locator('[data-testid=result][data-vote="1"]').count(), 0, 'the click before logging in cast no vote');
+  await waitDone();
+});
+
 test('a thumb up and a thumb down are stored as feedback', async () => {
   const first = page.locator('[data-testid=result]').nth(0);
   const fifth = page.locator('[data-testid=result]').nth(4);
@@ -371,7 +413,7 @@ test('a thumb up and a thumb down are stored as feedback', async () => {
   assert(/1 liked, 1 disliked/.test(await btn.textContent()), 'refine button shows the counts');
   // The server has the votes: a new search reports them per result.
   const queryId = await page.evaluate(() => state.queryId);
-  const r = await get(`/api/similar?id=${queryId}&season=winter`);
+  const r = await get(`/api/similar?id=${queryId}&season=winter`, { headers: session });
   eq(r.body.feedback.liked, 1, 'liked stored');
   eq(r.body.feedback.disliked, 1, 'disliked stored');
   eq(r.body.results.find((x) => x.id === likedId).vote, 1, 'vote on the result');

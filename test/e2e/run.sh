@@ -55,6 +55,10 @@ echo "# database ready in $(( $(date +%s) - t0 )) s"
 
 port=$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 log=$(mktemp /tmp/benzer-e2e-app.XXXXXX.log)
+# The user the tests log in as (votes and refine need one).
+e2e_password="e2e-$RANDOM-$RANDOM"
+BENZER_APP_PASSWORD="$e2e_password" app/build/benzer-app --db "" --add-user tester >/dev/null ||
+    fail "benzer-app --add-user"
 app/build/benzer-app --db "" --listen 127.0.0.1 --port "$port" --static app/static >"$log" 2>&1 &
 app_pid=$!
 stop_app() {
@@ -73,7 +77,8 @@ done
 curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 || { cat "$log"; fail "the app did not answer"; }
 
 out=$(mktemp /tmp/benzer-e2e-out.XXXXXX)
-BENZER_APP_URL="http://127.0.0.1:$port" node test/e2e/e2e.test.js 2>&1 | tee "$out"
+BENZER_APP_URL="http://127.0.0.1:$port" BENZER_E2E_USER=tester BENZER_E2E_PASSWORD="$e2e_password" \
+    node test/e2e/e2e.test.js 2>&1 | tee "$out"
 status=${PIPESTATUS[0]}
 # A test file that does not even run (syntax error, missing module) still
 # gets a closing line.

@@ -60,8 +60,8 @@ like(slurp_file($replica_log), qr/reads on 2 more \(--read-db\)/,
 
 sub api
 {
-	my ($url) = @_;
-	my $r = $http->get($url);
+	my ($url, $headers) = @_;
+	my $r = $http->get($url, { headers => $headers // {} });
 	return ($r->{status}, $r->{success} ? decode_json($r->{content}) : $r->{content});
 }
 
@@ -102,16 +102,18 @@ my $png = $http->get("$replica_url/img/$ids[0].png");
 ok($png->{success} && $png->{content} =~ /^\x89PNG/, 'thumbnails come through the replica');
 
 # Feedback goes to the primary; a refine, which reads it, runs there too.
+# Both are a logged-in user's (the session lives on the primary).
+my $session = benzer_app_login($repo, $primary_info, $replica_url, 'alice', 'alice-password');
 my $vote = benzer_vote_json($ids[0], $ids[1], 'up');
 my $posted = $http->post("$replica_url/api/feedback",
-	{ headers => { 'Content-Type' => 'application/json' }, content => $vote });
+	{ headers => { 'Content-Type' => 'application/json', %$session }, content => $vote });
 ok($posted->{success}, 'feedback through the app with a replica is accepted')
   or diag("$posted->{status} $posted->{content}");
 is($primary->safe_psql('postgres',
 		"SELECT vote FROM feedback WHERE query_id = $ids[0] AND result_id = $ids[1]"),
 	'1', 'the vote is on the primary');
 my ($refine_status, $refined) =
-  api("$replica_url/api/similar?id=$ids[0]&model=pixels&version=v1&n=10&refine=1");
+  api("$replica_url/api/similar?id=$ids[0]&model=pixels&version=v1&n=10&refine=1", $session);
 is($refine_status, 200, 'a refine right after the vote works');
 is($refined->{feedback}{liked}, 1, '... and sees the vote (it ran on the primary)')
   if ref $refined;

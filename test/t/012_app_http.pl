@@ -87,12 +87,13 @@ is($status, 200, 'a name given with --allow-host is allowed (any case)');
 
 # Votes: only the page's own JSON requests.
 my @ids = split /\n/,
-  $node->safe_psql('postgres', 'SELECT image_id FROM images ORDER BY image_id LIMIT 2');
+  $node->safe_psql('postgres', 'SELECT image_id FROM images ORDER BY image_id LIMIT 3');
 my $vote = benzer_vote_json($ids[0], $ids[1], 'up');
 my $votes = "SELECT count(*) FROM feedback WHERE query_id = $ids[0] AND result_id = $ids[1]";
+my $alice = benzer_app_login($repo, $conninfo, $url, 'alice', 'alice-password');
 sub post
 {
-	my (%headers) = @_;
+	my (%headers) = (%$alice, @_);
 	my $extra = join('', map { "$_: $headers{$_}\r\n" } sort keys %headers);
 	return raw("POST /api/feedback HTTP/1.1\r\nHost: 127.0.0.1:$port\r\n$extra"
 		  . 'Content-Length: ' . length($vote) . "\r\nConnection: close\r\n\r\n$vote");
@@ -108,6 +109,101 @@ is($node->safe_psql('postgres', $votes), '0', 'none of them stored a vote');
   post('Content-Type' => 'application/json', Origin => "http://127.0.0.1:$port");
 is($status, 200, "the page's own vote is accepted") or diag($response);
 is($node->safe_psql('postgres', $votes), '1', '... and stored');
+
+# Users: votes are their user's, sent with the session's CSRF token.
+like($node->safe_psql('postgres', "SELECT password_hash FROM app_users WHERE name = 'alice'"),
+	qr/^\$argon2id\$v=19\$m=65536,t=2,p=1\$/, 'passwords are stored as Argon2id strings');
+{
+	local $ENV{BENZER_APP_PASSWORD} = 'short';
+	system("$repo/app/build/benzer-app", '--db', $conninfo, '--add-user', 'carol');
+	is($? >> 8, 2, '--add-user refuses a password under 8 characters');
+}
+sub login
+{
+	my ($name, $password) = @_;
+	return $http->post("$url/api/login",
+		{
+			headers => { 'Content-Type' => 'application/json' },
+			content => encode_json({ name => $name, password => $password })
+		});
+}
+my $login = login('alice', 'wrong-password');
+is($login->{status}, 401, 'a wrong password: 401');
+is(login('nobody', 'alice-password')->{status}, 401, 'an unknown user: 401, the same answer');
+$login = login('alice', 'alice-password');
+is($login->{status}, 200, 'the right password: 200');
+like($login->{headers}{'set-cookie'}, qr/^benzer_session=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; SameSite=Strict; Max-Age=43200$/,
+	'the session cookie is HttpOnly and SameSite=Strict');
+my ($token) = $login->{headers}{'set-cookie'} =~ /benzer_session=([^;]+)/;
+is($node->safe_psql('postgres', "SELECT count(*) FROM app_sessions WHERE token_sha256 = '$token'"),
+	'0', 'the sessions table keeps no token, only its SHA-256');
+my $feedback = sub {
+	my ($headers, $body) = @_;
+	return $http->post("$url/api/feedback",
+		{ headers => { 'Content-Type' => 'application/json', %$headers }, content => $body });
+};
+my $down = benzer_vote_json($ids[0], $ids[2], 'down');
+is($feedback->({}, $down)->{status}, 401, 'a vote without a session: 401');
+is($feedback->({ Cookie => $alice->{Cookie} }, $down)->{status},
+	403, 'a vote with the cookie but no CSRF token (what another site can send): 403');
+is($feedback->({ Cookie => $alice->{Cookie}, 'X-CSRF-Token' => 'x' x 43 }, $down)->{status},
+	403, 'a vote with a wrong CSRF token: 403');
+my $bob = benzer_app_login($repo, $conninfo, $url, 'bob', 'bob-password');
+is($feedback->($bob, $down)->{status}, 200, "bob's vote with his token: 200");
+is( $node->safe_psql('postgres',
+		"SELECT string_agg(u.name || ':' || f.vote, ',' ORDER BY u.name) FROM feedback f "
+		  . "JOIN app_users u USING (user_id) WHERE query_id = $ids[0] AND result_id = $ids[2]"),
+	'bob:-1', 'the vote is stored as his');
+is($feedback->($alice, benzer_vote_json($ids[0], $ids[2], 'up'))->{status}, 200, 'alice votes the other way');
+sub votes_seen
+{
+	my ($headers) = @_;
+	my $r = $http->get("$url/api/similar?id=$ids[0]&model=pixels&version=v1&n=500",
+		{ headers => $headers // {} });
+	my $body = decode_json($r->{content});
+	my ($result) = grep { $_->{id} == $ids[2] } @{ $body->{results} };
+	return ($result ? $result->{vote} : 'absent') . ' of ' . ($body->{feedback}{liked} + $body->{feedback}{disliked});
+}
+my $alice_votes = $node->safe_psql('postgres',
+	"SELECT count(*) FROM feedback JOIN app_users USING (user_id) WHERE name = 'alice' AND query_id = $ids[0]");
+is(votes_seen($alice), "1 of $alice_votes", 'alice sees her own votes');
+is(votes_seen($bob), '-1 of 1', 'bob sees his');
+is(votes_seen(), '0 of 0', 'a visitor who is not logged in sees none');
+is($http->get("$url/api/similar?id=$ids[0]&model=pixels&version=v1&n=10&refine=1")->{status},
+	401, 'a refine without a session: 401 (it uses your votes)');
+is($http->get("$url/api/similar?id=$ids[0]&model=pixels&version=v1&n=10&refine=1", { headers => $bob })->{status},
+	200, '... with one: 200');
+my $me = decode_json($http->get("$url/api/me", { headers => $bob })->{content});
+is($me->{user} . ' ' . ($me->{csrf} eq $bob->{'X-CSRF-Token'} ? 'same token' : 'other token'),
+	'bob same token', '/api/me names the user and gives the page its CSRF token');
+my $logout = $http->post("$url/api/logout", { headers => { %$bob, 'Content-Type' => 'application/json' }, content => '{}' });
+is($logout->{status}, 200, 'logout: 200');
+like($logout->{headers}{'set-cookie'}, qr/^benzer_session=; .*Max-Age=0/, '... and the cookie is cleared');
+is($feedback->($bob, $down)->{status}, 401, 'the old cookie no longer votes');
+is($node->safe_psql('postgres', "SELECT count(*) FROM app_sessions JOIN app_users USING (user_id) WHERE name = 'bob'"),
+	'0', "... and bob's session row is gone");
+# At most 10 attempts a minute per user name: the 11th in a minute gets
+# 429 (bob's login above was one; a minute may end in between, so up to
+# 20 may pass first).
+my ($refused, $attempts) = (0, 0);
+while (!$refused && $attempts < 25)
+{
+	$attempts++;
+	$refused = login('bob', "guess-$attempts")->{status} == 429;
+}
+ok($refused && $attempts >= 10 && $attempts <= 21,
+	"password guessing: 429 after 10 attempts a minute for one user (attempt $attempts)");
+
+# --require-login: searches and pictures need a session as well.
+my ($closed_app, $closed_url) = benzer_start_app($repo, $conninfo, '--require-login');
+is($http->get("$closed_url/api/meta")->{status}, 401, '--require-login: the API needs a session');
+is($http->get("$closed_url/img/$ids[0].png")->{status}, 401, '... and so do the pictures');
+is($http->get("$closed_url/")->{status}, 200, '... the page does not (it shows the login)');
+is(decode_json($http->get("$closed_url/api/me")->{content})->{login_required}, JSON::PP::true,
+	'... and /api/me says a login is required');
+my $carol = benzer_app_login($repo, $conninfo, $closed_url, 'carol', 'carol-password');
+is($http->get("$closed_url/api/meta", { headers => $carol })->{status}, 200, '... with a session: 200');
+$closed_app->kill_kill;
 
 # A script that floods votes gets 429 (at most 120 a minute per address;
 # 250 votes cross that limit even when a minute ends in the middle).

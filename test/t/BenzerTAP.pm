@@ -25,6 +25,7 @@ our @EXPORT = qw(
   benzer_demo_db
   benzer_start_app
   benzer_vote_json
+  benzer_app_login
   sql_ok
   quietly
   session_query
@@ -318,6 +319,33 @@ sub benzer_vote_json
 		version => 'v1',
 		vote => $vote
 	});
+}
+
+# Creates the app user $name with $password (benzer-app --add-user, on
+# the database $conninfo names) when $conninfo is given, then logs in at
+# $url. Returns the headers a logged-in page sends: its session Cookie
+# and its X-CSRF-Token.
+sub benzer_app_login
+{
+	my ($repo, $conninfo, $url, $name, $password) = @_;
+	if (defined $conninfo)
+	{
+		local $ENV{BENZER_APP_PASSWORD} = $password;
+		my $out = `"$repo/app/build/benzer-app" --db '$conninfo' --add-user '$name' 2>&1`;
+		die "benzer-app --add-user $name: $out" if $?;
+	}
+	my $http = HTTP::Tiny->new(timeout => 30);
+	my $r = $http->post("$url/api/login",
+		{
+			headers => { 'Content-Type' => 'application/json' },
+			content => JSON::PP::encode_json({ name => $name, password => $password })
+		});
+	die "login as $name: $r->{status} $r->{content}" unless $r->{success};
+	my ($token) = ($r->{headers}{'set-cookie'} // '') =~ /benzer_session=([^;]+)/;
+	return {
+		Cookie => "benzer_session=$token",
+		'X-CSRF-Token' => JSON::PP::decode_json($r->{content})->{csrf}
+	};
 }
 
 1;
