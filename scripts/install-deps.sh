@@ -23,11 +23,11 @@ packages=(
     # demo data and tooling
     dataset-fashion-mnist python3 python3-numpy python3-matplotlib python3-psycopg2
     # [benzer app: begin] the web app (app/: cpp-httplib, libpq, zlib, libsodium for
-    # passwords and sessions, stb
+    # passwords and sessions, nginx to put in front of it, stb
     # for decoding uploaded pictures), its
     # end-to-end test (headless Chromium driven by playwright-core on Node.js)
     # and its latency benchmark (wrk)
-    libcpp-httplib-dev libpq-dev zlib1g-dev libstb-dev libsodium-dev curl chromium nodejs wrk
+    libcpp-httplib-dev libpq-dev zlib1g-dev libstb-dev libsodium-dev nginx curl chromium nodejs wrk
     # [benzer app: end]
 )
 

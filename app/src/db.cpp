@@ -1,8 +1,15 @@
 #include "db.h"
 
+#include <poll.h>
+
 namespace benzer_app {
 
 namespace {
+
+thread_local std::function<bool()> t_client_gone;
+
+// How often a waiting query checks whether its client is still there.
+constexpr int kClientCheckMs = 10;
 
 std::string trim_message(const char* m) {
     std::string s = m ? m : "";
@@ -11,6 +18,38 @@ std::string trim_message(const char* m) {
 }
 
 }  // namespace
+
+void set_client_gone_check(std::function<bool()> check) { t_client_gone = std::move(check); }
+
+PGresult* Connection::wait_result() {
+    bool cancelled = false;
+    for (;;) {
+        if (!PQconsumeInput(pg_)) return nullptr;
+        if (!PQisBusy(pg_)) break;
+        pollfd p{PQsocket(pg_), POLLIN, 0};
+        int ready = poll(&p, 1, kClientCheckMs);
+        if (ready == 0 && !cancelled && t_client_gone && t_client_gone()) {
+            // The client left: stop the query; its error result follows.
+            if (PGcancel* cancel = PQgetCancel(pg_)) {
+                char error[256];
+                PQcancel(cancel, error, sizeof(error));
+                PQfreeCancel(cancel);
+            }
+            cancelled = true;
+        }
+    }
+    // The last result, or the first error.
+    PGresult* kept = nullptr;
+    while (PGresult* r = PQgetResult(pg_)) {
+        if (kept && PQresultStatus(kept) == PGRES_FATAL_ERROR) {
+            PQclear(r);
+            continue;
+        }
+        if (kept) PQclear(kept);
+        kept = r;
+    }
+    return kept;
+}
 
 void Connection::open() {
     if (pg_ && PQstatus(pg_) == CONNECTION_OK) return;
@@ -60,8 +99,13 @@ Result Connection::exec(const std::string& name, const Params& params, int resul
     for (int attempt = 0;; attempt++) {
         open();
         try {
-            return check(PQexecPrepared(pg_, name.c_str(), static_cast<int>(params.size()),
-                                        values.data(), nullptr, nullptr, result_format));
+            if (!t_client_gone)
+                return check(PQexecPrepared(pg_, name.c_str(), static_cast<int>(params.size()),
+                                            values.data(), nullptr, nullptr, result_format));
+            if (!PQsendQueryPrepared(pg_, name.c_str(), static_cast<int>(params.size()),
+                                     values.data(), nullptr, nullptr, result_format))
+                return check(nullptr);
+            return check(wait_result());
         } catch (const DbError& e) {
             if (!e.connection_failure() || attempt > 0) throw;
             // The server closed the connection (restart, terminated backend):
@@ -130,9 +174,22 @@ Pool::Pool(const std::string& conninfo, int size,
 }
 
 Lease Pool::acquire(std::chrono::milliseconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
     std::unique_lock<std::mutex> lock(mu_);
-    if (!cv_.wait_for(lock, timeout, [this] { return !free_.empty(); }))
-        throw DbError("all database connections are busy", "pool", false);
+    // While it waits its turn, a request whose client left gives up.
+    while (!cv_.wait_for(lock, std::chrono::milliseconds(kClientCheckMs),
+                         [this] { return !free_.empty(); })) {
+        if (std::chrono::steady_clock::now() >= deadline)
+            throw DbError("all database connections are busy", "pool", false);
+        if (t_client_gone) {
+            lock.unlock();
+            bool gone = t_client_gone();
+            lock.lock();
+            if (gone && free_.empty())
+                throw DbError("the client went away while waiting for a connection", "57014",
+                              false);
+        }
+    }
     Connection* c = free_.back();
     free_.pop_back();
     return Lease(this, c);

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -108,10 +109,19 @@ class Connection {
 
   private:
     Result check(PGresult* r);
+    // The result of the query just sent, waiting for it while polling the
+    // client-gone check (and cancelling the query when it fires).
+    PGresult* wait_result();
     std::string conninfo_;
     const std::vector<Statement>* statements_;
     PGconn* pg_ = nullptr;
 };
+
+// While a thread serves a request, a check that is true once the request's
+// client has gone away; queries the thread runs then poll it while they
+// wait, and cancel themselves (PQcancel) when it turns true, so that an
+// abandoned search does not keep a pooled connection busy. Empty: none.
+void set_client_gone_check(std::function<bool()> check);
 
 class Pool;
 

@@ -12,8 +12,10 @@
 // One log line per request goes to stdout.
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <httplib.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -886,10 +888,87 @@ void send_error(httplib::Response& res, int status, const std::string& message) 
     t_note = "error: " + message;
 }
 
+int g_port = 0;               // the port the app listens on
+bool g_behind_proxy = false;  // --behind-proxy: the client is X-Real-IP
+
+// The client's address: the proxy's X-Real-IP with --behind-proxy (the
+// proxy is then the only peer), else the peer's.
+std::string client_address(const httplib::Request& req) {
+    if (g_behind_proxy) {
+        std::string real = req.get_header_value("X-Real-IP");
+        if (!real.empty()) return real;
+    }
+    return req.remote_addr;
+}
+
+// The socket of the connection serving req, found by its peer's address
+// and our port (cpp-httplib 0.11 does not hand it to handlers); -1 if none.
+int client_socket(const httplib::Request& req) {
+    DIR* fds = opendir("/proc/self/fd");
+    if (!fds) return -1;
+    int found = -1;
+    while (dirent* entry = readdir(fds)) {
+        int fd = std::atoi(entry->d_name);
+        if (fd <= 2) continue;
+        sockaddr_storage peer{}, local{};
+        socklen_t peer_len = sizeof(peer), local_len = sizeof(local);
+        if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) != 0 ||
+            getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) != 0)
+            continue;
+        char host[INET6_ADDRSTRLEN] = "";
+        int peer_port = 0, local_port = 0;
+        if (peer.ss_family == AF_INET) {
+            auto* in = reinterpret_cast<sockaddr_in*>(&peer);
+            inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+            peer_port = ntohs(in->sin_port);
+            local_port = ntohs(reinterpret_cast<sockaddr_in*>(&local)->sin_port);
+        } else if (peer.ss_family == AF_INET6) {
+            auto* in = reinterpret_cast<sockaddr_in6*>(&peer);
+            inet_ntop(AF_INET6, &in->sin6_addr, host, sizeof(host));
+            peer_port = ntohs(in->sin6_port);
+            local_port = ntohs(reinterpret_cast<sockaddr_in6*>(&local)->sin6_port);
+        } else {
+            continue;
+        }
+        if (peer_port == req.remote_port && local_port == g_port && req.remote_addr == host) {
+            found = fd;
+            break;
+        }
+    }
+    closedir(fds);
+    return found;
+}
+
+// True when the client closed its side of the connection (or it broke).
+// Data waiting (a pipelined request) is not a departure.
+bool client_left(int fd) {
+    char byte;
+    ssize_t n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+// While it lives, the queries of this thread's request are cancelled when
+// its client goes away (db.h, set_client_gone_check): a search the user
+// abandoned (a new click, a closed tab, a proxy's timeout) frees its
+// pooled connection at once instead of running to its end.
+class ClientWatch {
+  public:
+    explicit ClientWatch(const httplib::Request& req) {
+        set_client_gone_check([&req, fd = -2]() mutable {
+            if (fd == -2) fd = client_socket(req);  // looked up once, when a query is slow
+            return fd >= 0 && client_left(fd);
+        });
+    }
+    ~ClientWatch() { set_client_gone_check(nullptr); }
+    ClientWatch(const ClientWatch&) = delete;
+    ClientWatch& operator=(const ClientWatch&) = delete;
+};
+
 // Runs a handler, turning ApiError and database errors into JSON.
 template <typename F>
 httplib::Server::Handler api(F f) {
     return [f](const httplib::Request& req, httplib::Response& res) {
+        ClientWatch watch(req);
         try {
             f(req, res);
         } catch (const ApiError& e) {
@@ -1003,7 +1082,7 @@ void handle_login(const httplib::Request& req, httplib::Response& res) {
     if (!g_pool->capabilities().users)
         throw ApiError{404, "users are not available: no app_users table (run demo/app.sql)"};
     res.set_header("Cache-Control", "no-store");
-    if (!g_login_by_address.allow(req.remote_addr)) {
+    if (!g_login_by_address.allow(client_address(req))) {
         res.set_header("Retry-After", "60");
         throw ApiError{429, "too many login attempts from this address: wait a minute"};
     }
@@ -1551,7 +1630,7 @@ void handle_feedback(const httplib::Request& req, httplib::Response& res) {
         bad_request("feedback is not available: no feedback table (run demo/app.sql)");
     // A vote is its user's, sent by the page with the session's CSRF token.
     User user = require_user(req, true);
-    if (!vote_allowed(req.remote_addr) || !vote_allowed("user " + std::to_string(user.id))) {
+    if (!vote_allowed(client_address(req)) || !vote_allowed("user " + std::to_string(user.id))) {
         res.set_header("Retry-After", "60");
         throw ApiError{429, "too many votes from this address: at most " +
                                 std::to_string(kVotesPerMinute) + " a minute"};
@@ -1805,6 +1884,7 @@ struct Options {
     std::vector<std::string> allow_hosts;  // besides localhost and --listen
     std::string log_file;
     long long log_max_bytes = 100LL << 20;
+    bool behind_proxy = false;
     bool require_login = false;
     bool secure_cookies = false;
     std::string add_user;  // --add-user NAME: create the user (or set its password) and exit
@@ -1817,7 +1897,8 @@ struct Options {
         "usage: %s --db CONNINFO [--read-db CONNINFO] [--listen ADDR] [--port N]\n"
         "          [--static DIR] [--pool N] [--threads N (64)] [--pid-file FILE] [--print-sql]\n"
         "          [--allow-host NAME ...] [--log-file FILE [--log-max-bytes N (100 MB)]]\n"
-        "          [--require-login] [--secure-cookies] [--add-user NAME [--admin]]\n"
+        "          [--require-login] [--secure-cookies] [--behind-proxy]\n"
+        "          [--add-user NAME [--admin]]\n"
         "CONNINFO is a libpq connection string; empty means the PG* environment variables.\n"
         "--read-db sends searches, the image list and thumbnails to other servers (read\n"
         "replicas; several hosts with target_session_attrs=prefer-standby); feedback and\n"
@@ -1828,6 +1909,8 @@ struct Options {
         "another site reaching the app through DNS rebinding).\n"
         "--require-login: searches and pictures need a logged-in user too (votes always do).\n"
         "--secure-cookies: the session cookie is Secure (the app is reached over HTTPS).\n"
+        "--behind-proxy: a reverse proxy on this machine is the only client; the client's\n"
+        "address is its X-Real-IP header (for rate limits and the log).\n"
         "--add-user NAME [--admin]: create the user NAME, or set its password, and exit; the\n"
         "password is read from BENZER_APP_PASSWORD or the first line of standard input.\n",
         argv0);
@@ -1886,6 +1969,8 @@ Options parse_args(int argc, char** argv) {
             o.log_max_bytes = num(4096, INT_MAX);
         else if (a == "--require-login")
             o.require_login = true;
+        else if (a == "--behind-proxy")
+            o.behind_proxy = true;
         else if (a == "--secure-cookies")
             o.secure_cookies = true;
         else if (a == "--add-user")
@@ -1953,6 +2038,8 @@ int main(int argc, char** argv) {
         return 1;
     }
     g_require_login = opt.require_login;
+    g_behind_proxy = opt.behind_proxy;
+    g_port = opt.port;
     g_secure_cookies = opt.secure_cookies;
 
     // SIGINT/SIGTERM stop the server, SIGHUP reloads the metadata: blocked
@@ -2042,7 +2129,7 @@ int main(int argc, char** argv) {
         });
     svr.set_logger([](const httplib::Request& req, const httplib::Response& res) {
         std::string line =
-            utc_now() + " " + log_safe(req.remote_addr) + " " + log_safe(req.method) + " " +
+            utc_now() + " " + log_safe(client_address(req)) + " " + log_safe(req.method) + " " +
             log_safe(req.target.empty() ? req.path : req.target) + " " +
             std::to_string(res.status) + " " +
             (t_request_started ? fmt_ms(ms_since(t_request_start)) : std::string("-")) + " " +
