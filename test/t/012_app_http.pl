@@ -228,21 +228,9 @@ my $rss_before = app_rss_kb();
 	  . join(',', ('0-') x 1000) . "\r\nConnection: close\r\n\r\n");
 is($status, 416, 'a request for 1 000 ranges of a file is refused (416)');
 ok(length($response) < 4096, '... with a short answer (' . length($response) . ' bytes)');
-{
-	# A chunked body the app would read whole before its 64 kB limit:
-	# refused after the headers, the body never read.
-	local $SIG{PIPE} = 'IGNORE';
-	my $socket = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Timeout => 10)
-	  or die "connect: $!";
-	print $socket "POST /api/feedback HTTP/1.1\r\nHost: 127.0.0.1:$port\r\n"
-	  . "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
-	my $chunk = sprintf("%x\r\n", 1 << 20) . ('x' x (1 << 20)) . "\r\n";
-	for (1 .. 64) { print $socket $chunk or last; }
-	local $/;
-	my $answer = <$socket> // '';
-	close $socket;
-	like($answer, qr{^HTTP/1\.1 411}, 'a chunked POST is refused (411)');
-}
+# A chunked body the app would read whole before its 64 kB limit: refused
+# after the headers, the body never read.
+like(benzer_post_chunked($port, '/api/feedback', 64), qr{^HTTP/1\.1 411}, 'a chunked POST is refused (411)');
 ($status) = raw("POST /api/feedback HTTP/1.1\r\nHost: 127.0.0.1:$port\r\n"
 	  . "Content-Type: application/json\r\nContent-Length: 268435456\r\nConnection: close\r\n\r\n");
 is($status, 413, 'a POST announcing 256 MB is refused before its body (413)');

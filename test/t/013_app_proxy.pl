@@ -107,20 +107,8 @@ my $rss_before = app_rss_kb();
 my $ranges = $http->get("$url/static/app.js", { headers => { Range => 'bytes=' . join(',', ('0-') x 1000) } });
 ok($ranges->{status} == 416 || length($ranges->{content}) < 200_000,
 	"1 000 byte ranges through nginx: $ranges->{status}, " . length($ranges->{content}) . ' bytes');
-{
-	local $SIG{PIPE} = 'IGNORE';
-	my $socket = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $proxy_port, Timeout => 10)
-	  or die "connect: $!";
-	print $socket "POST /api/feedback HTTP/1.1\r\nHost: 127.0.0.1:$proxy_port\r\n"
-	  . "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
-	my $chunk = sprintf("%x\r\n", 1 << 20) . ('x' x (1 << 20)) . "\r\n";
-	for (1 .. 64) { print $socket $chunk or last; }
-	local $/;
-	my $answer = <$socket> // '';
-	close $socket;
-	my ($status) = $answer =~ m{^HTTP/1\.1 (\d+)};
-	is($status, 413, 'a 64 MB chunked POST through nginx: 413');
-}
+my ($status) = benzer_post_chunked($proxy_port, '/api/feedback', 64) =~ m{^HTTP/1\.1 (\d+)};
+is($status, 413, 'a 64 MB chunked POST through nginx: 413');
 my $growth = app_rss_kb() - $rss_before;
 ok($growth < 10 * 1024, "the app's memory grew by less than 10 MB ($growth kB)");
 

@@ -13,6 +13,7 @@ use warnings FATAL => 'all';
 
 use Exporter 'import';
 use HTTP::Tiny;
+use IO::Socket::INET;
 use IPC::Run;
 use JSON::PP ();
 use Time::HiRes;
@@ -26,6 +27,7 @@ our @EXPORT = qw(
   benzer_start_app
   benzer_vote_json
   benzer_app_login
+  benzer_post_chunked
   sql_ok
   quietly
   session_query
@@ -346,6 +348,25 @@ sub benzer_app_login
 		Cookie => "benzer_session=$token",
 		'X-CSRF-Token' => JSON::PP::decode_json($r->{content})->{csrf}
 	};
+}
+
+# Sends a POST of $path with a chunked body of $megabytes MB to the HTTP
+# server on 127.0.0.1:$port, as fast as the server reads it, and returns
+# the server's answer (whatever came before it closed the connection).
+sub benzer_post_chunked
+{
+	my ($port, $path, $megabytes) = @_;
+	local $SIG{PIPE} = 'IGNORE';
+	my $socket = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Timeout => 10)
+	  or die "connect: $!";
+	print $socket "POST $path HTTP/1.1\r\nHost: 127.0.0.1:$port\r\n"
+	  . "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+	my $chunk = sprintf("%x\r\n", 1 << 20) . ('x' x (1 << 20)) . "\r\n";
+	for (1 .. $megabytes) { print $socket $chunk or last; }
+	local $/;
+	my $answer = <$socket> // '';
+	close $socket;
+	return $answer;
 }
 
 1;
