@@ -16,10 +16,10 @@ SELECT '[1,1]'::vector <=> '[2,2]' AS cos_same_direction,
        '[3,4]'::vector <-> '[3,4]' AS l2_self,
        '[3,4]'::vector <+> '[0,0]' AS l1_to_zero;
 -- Each operator is its function.
-SELECT ('[1,2,3]'::vector <-> '[3,1,-2]') = l2_distance('[1,2,3]', '[3,1,-2]') AS l2,
-       ('[1,2,3]'::vector <#> '[3,1,-2]') = -inner_product('[1,2,3]', '[3,1,-2]') AS ip,
-       ('[1,2,3]'::vector <=> '[3,1,-2]') = cosine_distance('[1,2,3]', '[3,1,-2]') AS cos,
-       ('[1,2,3]'::vector <+> '[3,1,-2]') = l1_distance('[1,2,3]', '[3,1,-2]') AS l1;
+SELECT ('[1,2,3]'::vector <-> '[3,1,-2]') = l2_distance('[1,2,3]'::vector, '[3,1,-2]') AS l2,
+       ('[1,2,3]'::vector <#> '[3,1,-2]') = -inner_product('[1,2,3]'::vector, '[3,1,-2]') AS ip,
+       ('[1,2,3]'::vector <=> '[3,1,-2]') = cosine_distance('[1,2,3]'::vector, '[3,1,-2]') AS cos,
+       ('[1,2,3]'::vector <+> '[3,1,-2]') = l1_distance('[1,2,3]'::vector, '[3,1,-2]') AS l1;
 -- All four are commutative.
 SELECT ('[1,2,3]'::vector <-> '[0.5,-1,7]') = ('[0.5,-1,7]'::vector <-> '[1,2,3]') AS l2,
        ('[1,2,3]'::vector <#> '[0.5,-1,7]') = ('[0.5,-1,7]'::vector <#> '[1,2,3]') AS ip,

@@ -87,7 +87,7 @@ void faiss_rerank(FaissReranker* reranker, const float* query, ItemPointerData* 
             bool isnull = false;
             Datum value = slot_getattr(reranker->slot, reranker->attno, &isnull);
             if (!isnull) {
-                Vector* v = DatumGetVector(value);
+                Vector* v = datum_vector(value);
                 if (v->dim == reranker->dim)
                     d = benzer::operator_distance(reranker->metric, query, v->x, v->dim);
                 if (reinterpret_cast<Pointer>(v) != DatumGetPointer(value)) pfree(v);

@@ -376,7 +376,7 @@ bool faiss_get_tuple(IndexScanDesc scan, ScanDirection) {
             state->query = static_cast<float*>(
                 MemoryContextAllocZero(state->parent, sizeof(float) * Max(state->dim, 1)));
         } else {
-            Vector* q = DatumGetVector(order->sk_argument);
+            Vector* q = datum_vector(order->sk_argument);
             if (meta.dimensions != 0 && q->dim != meta.dimensions)
                 ereport(ERROR,
                         (errcode(ERRCODE_DATA_EXCEPTION),

@@ -7,9 +7,11 @@
 
 #include "pg/postgres_headers.h"
 
+#include "core/half.h"
 #include "core/vector_text.h"
 
 extern "C" {
+#include "lib/stringinfo.h"
 #include "utils/array.h"
 }
 
@@ -31,11 +33,30 @@ inline Vector* DatumGetVector(Datum d) { return reinterpret_cast<Vector*>(PG_DET
 #define PG_GETARG_VECTOR_P(n) DatumGetVector(PG_GETARG_DATUM(n))
 #define PG_RETURN_VECTOR_P(v) PG_RETURN_POINTER(v)
 
+// halfvec: the same header, then 2-byte IEEE binary16 elements (pgvector's
+// layout, so its binary format and clients work unchanged).
+struct HalfVector {
+    int32 vl_len_;
+    int16 dim;
+    int16 unused;
+    uint16 x[FLEXIBLE_ARRAY_MEMBER];
+};
+
+inline Size halfvec_size(int dim) {
+    return offsetof(HalfVector, x) + sizeof(uint16) * static_cast<Size>(dim);
+}
+
+// The float vector of a faiss index's key or query: a vector as it is, a
+// halfvec converted to a new one. The two are told apart by their size,
+// which differs for every dimension count.
+Vector* datum_vector(Datum d);
+
 // Allocates a zeroed vector of dim elements in the current memory context.
 Vector* new_vector(int dim);
 
-// ERRORs unless dim is between 1 and kVectorMaxDim.
-void check_vector_dim(int dim);
+// ERRORs unless dim is between 1 and kVectorMaxDim (type names the type
+// in the message: "vector", "halfvec").
+void check_vector_dim(int dim, const char* type = "vector");
 
 // ERRORs unless dim matches the typmod (-1 accepts any).
 void check_expected_dim(int32 typmod, int dim);
@@ -44,7 +65,19 @@ void check_expected_dim(int32 typmod, int dim);
 void check_same_dims(const Vector* a, const Vector* b);
 
 // ERRORs on NaN and infinite elements.
-void check_element(float value);
+void check_element(float value, const char* type = "vector");
+
+// The vector that text ("[1,2,3]") stands for; ERRORs, naming type, on
+// malformed text, NaN, infinity, out-of-range values and a dimension count
+// other than typmod's.
+Vector* read_vector_text(char* text, int32 typmod, const char* type);
+
+// The dimension count of a type modifier such as vector(n) / halfvec(n).
+int32 read_typmod(ArrayType* array, const char* type);
+
+// Reads the header of the binary form (int16 dimensions, int16 zero) and
+// returns the dimension count, checked against typmod.
+int read_binary_header(StringInfo buffer, int32 typmod, const char* type);
 
 // The elements of a one-dimensional vector[] argument; ERRORs (naming
 // `what`, e.g. "rocchio: liked") for a multi-dimensional array. Returns the

@@ -24,13 +24,13 @@ Vector* new_vector(int dim) {
     return v;
 }
 
-void check_vector_dim(int dim) {
+void check_vector_dim(int dim, const char* type) {
     if (dim < 1)
-        ereport(ERROR,
-                (errcode(ERRCODE_DATA_EXCEPTION), errmsg("vector must have at least 1 dimension")));
+        ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
+                        errmsg("%s must have at least 1 dimension", type)));
     if (dim > kVectorMaxDim)
         ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-                        errmsg("vector cannot have more than %d dimensions", kVectorMaxDim)));
+                        errmsg("%s cannot have more than %d dimensions", type, kVectorMaxDim)));
 }
 
 void check_expected_dim(int32 typmod, int dim) {
@@ -45,59 +45,58 @@ void check_same_dims(const Vector* a, const Vector* b) {
                         errmsg("different vector dimensions %d and %d", a->dim, b->dim)));
 }
 
-void check_element(float value) {
+void check_element(float value, const char* type) {
     if (std::isnan(value))
-        ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION), errmsg("NaN not allowed in vector")));
+        ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION), errmsg("NaN not allowed in %s", type)));
     if (std::isinf(value))
-        ereport(ERROR,
-                (errcode(ERRCODE_DATA_EXCEPTION), errmsg("infinite value not allowed in vector")));
+        ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
+                        errmsg("infinite value not allowed in %s", type)));
 }
 
-// Text input: "[1,2,3]".
-BENZER_FUNCTION(vector_in) {
-    char* text = PG_GETARG_CSTRING(0);
-    int32 typmod = PG_GETARG_INT32(2);
-
+Vector* read_vector_text(char* text, int32 typmod, const char* type) {
     int capacity = benzer::count_elements_upper_bound(text);
     if (capacity > kVectorMaxDim) capacity = kVectorMaxDim;
     float* values = static_cast<float*>(palloc(sizeof(float) * static_cast<Size>(capacity)));
     benzer::ParseResult r = benzer::parse_vector(text, values, capacity);
-
     switch (r.status) {
         case benzer::ParseStatus::kOk:
             break;
         case benzer::ParseStatus::kMalformed:
             ereport(ERROR,
                     (errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-                     errmsg("invalid input syntax for type vector: \"%s\"", text),
+                     errmsg("invalid input syntax for type %s: \"%s\"", type, text),
                      errdetail("Vector contents must look like \"[1,2.5,-3e-2]\"; the problem "
                                "is at character %d.",
                                static_cast<int>(r.position) + 1)));
             break;
         case benzer::ParseStatus::kEmpty:
-            check_vector_dim(0);
+            check_vector_dim(0, type);
             break;
         case benzer::ParseStatus::kTooMany:
-            check_vector_dim(kVectorMaxDim + 1);
+            check_vector_dim(kVectorMaxDim + 1, type);
             break;
         case benzer::ParseStatus::kNotANumber:
-            check_element(std::nanf(""));
+            check_element(std::nanf(""), type);
             break;
         case benzer::ParseStatus::kInfinite:
-            check_element(HUGE_VALF);
+            check_element(HUGE_VALF, type);
             break;
         case benzer::ParseStatus::kOutOfRange:
             ereport(ERROR, (errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-                            errmsg("\"%.*s\" is out of range for type vector",
-                                   static_cast<int>(r.length), text + r.position)));
+                            errmsg("\"%.*s\" is out of range for type %s",
+                                   static_cast<int>(r.length), text + r.position, type)));
             break;
     }
-
     check_expected_dim(typmod, r.dimensions);
     Vector* result = new_vector(r.dimensions);
     memcpy(result->x, values, sizeof(float) * static_cast<Size>(r.dimensions));
     pfree(values);
-    PG_RETURN_VECTOR_P(result);
+    return result;
+}
+
+// Text input: "[1,2,3]".
+BENZER_FUNCTION(vector_in) {
+    PG_RETURN_VECTOR_P(read_vector_text(PG_GETARG_CSTRING(0), PG_GETARG_INT32(2), "vector"));
 }
 
 // Text output: the shortest text that reads back to the same floats.
@@ -109,35 +108,40 @@ BENZER_FUNCTION(vector_out) {
     PG_RETURN_CSTRING(buffer);
 }
 
-// Typmod input: vector(n) with 1 <= n <= 16000.
-BENZER_FUNCTION(vector_typmod_in) {
-    ArrayType* array = PG_GETARG_ARRAYTYPE_P(0);
+int32 read_typmod(ArrayType* array, const char* type) {
     int n = 0;
     int32* mods = ArrayGetIntegerTypmods(array, &n);
     if (n != 1)
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid type modifier")));
     if (mods[0] < 1)
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                        errmsg("dimensions for type vector must be at least 1")));
+                        errmsg("dimensions for type %s must be at least 1", type)));
     if (mods[0] > kVectorMaxDim)
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                        errmsg("dimensions for type vector cannot exceed %d", kVectorMaxDim)));
-    PG_RETURN_INT32(mods[0]);
+                        errmsg("dimensions for type %s cannot exceed %d", type, kVectorMaxDim)));
+    return mods[0];
+}
+
+// Typmod input: vector(n) with 1 <= n <= 16000.
+BENZER_FUNCTION(vector_typmod_in) {
+    PG_RETURN_INT32(read_typmod(PG_GETARG_ARRAYTYPE_P(0), "vector"));
+}
+
+int read_binary_header(StringInfo buffer, int32 typmod, const char* type) {
+    int dim = static_cast<int16>(pq_getmsgint(buffer, sizeof(int16)));
+    int unused = static_cast<int16>(pq_getmsgint(buffer, sizeof(int16)));
+    check_vector_dim(dim, type);
+    check_expected_dim(typmod, dim);
+    if (unused != 0)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+                        errmsg("expected unused to be 0, not %d", unused)));
+    return dim;
 }
 
 // Binary input: int16 dim, int16 zero, dim big-endian float4s.
 BENZER_FUNCTION(vector_recv) {
     StringInfo buffer = reinterpret_cast<StringInfo>(PG_GETARG_POINTER(0));
-    int32 typmod = PG_GETARG_INT32(2);
-
-    int dim = static_cast<int16>(pq_getmsgint(buffer, sizeof(int16)));
-    int unused = static_cast<int16>(pq_getmsgint(buffer, sizeof(int16)));
-    check_vector_dim(dim);
-    check_expected_dim(typmod, dim);
-    if (unused != 0)
-        ereport(ERROR, (errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
-                        errmsg("expected unused to be 0, not %d", unused)));
-
+    int dim = read_binary_header(buffer, PG_GETARG_INT32(2), "vector");
     Vector* result = new_vector(dim);
     for (int i = 0; i < dim; i++) {
         result->x[i] = pq_getmsgfloat4(buffer);

@@ -243,6 +243,30 @@ test('POST /api/feedback validates its body', async () => {
   eq(ok.status, 200, 'clear');
 });
 
+test('node-postgres with the pgvector npm package: vector and halfvec round-trip (registerTypes)', async () => {
+  const { Client } = require('pg');
+  const pgvector = await import('pgvector/pg');  // an ES module
+  const client = new Client();  // the PG* environment pg_virtualenv sets
+  await client.connect();
+  try {
+    await pgvector.registerTypes(client);
+    await client.query('CREATE TEMP TABLE npm_items (id int, v vector(3), h halfvec(3))');
+    await client.query('INSERT INTO npm_items VALUES ($1, $2, $3), ($4, $5, $6)', [
+      1, pgvector.toSql([1, 2, 3]), pgvector.toSql([1.5, 2, 3]),
+      2, pgvector.toSql([4, 5, 6]), pgvector.toSql([0.25, 65504, -1]),
+    ]);
+    const r = await client.query('SELECT id, v, h FROM npm_items ORDER BY h <-> $1 LIMIT 2', [pgvector.toSql([1, 2, 3])]);
+    eq(r.rows.map((x) => x.id).join(), '1,2', 'nearest first by halfvec distance');
+    eq(JSON.stringify(r.rows[0].v), '[1,2,3]', 'a vector comes back as an array of numbers');
+    eq(JSON.stringify(r.rows[0].h), '[1.5,2,3]', 'so does a halfvec');
+    eq(JSON.stringify(r.rows[1].h), '[0.25,65504,-1]', 'halfvec extremes survive');
+    const rounded = await client.query('SELECT $1::halfvec AS h', [pgvector.toSql([0.1])]);
+    eq(JSON.stringify(rounded.rows[0].h), '[0.099975586]', 'a value rounds to the nearest half');
+  } finally {
+    await client.end();
+  }
+});
+
 test('GET /img/{id}.png is a valid 28x28 PNG with immutable caching and an ETag', async () => {
   const r = await get(`/img/${someId}.png`);
   eq(r.status, 200, 'status');

@@ -31,8 +31,9 @@ if [ "${BENZER_E2E_INNER:-0}" != 1 ]; then
     echo "# building app/"
     make -C app -s >/tmp/benzer-e2e-build.$$.log 2>&1 || { cat /tmp/benzer-e2e-build.$$.log; rm -f /tmp/benzer-e2e-build.$$.log; fail "make -C app"; }
     rm -f /tmp/benzer-e2e-build.$$.log
-    if [ ! -f test/e2e/node_modules/playwright-core/package.json ]; then
-        echo "# npm ci (playwright-core) in test/e2e"
+    if [ ! -f test/e2e/node_modules/playwright-core/package.json ] ||
+        [ ! -f test/e2e/node_modules/pgvector/package.json ] || [ ! -f test/e2e/node_modules/pg/package.json ]; then
+        echo "# npm ci (playwright-core, pg, pgvector) in test/e2e"
         (cd test/e2e && npm ci --no-audit --no-fund --loglevel=error) || fail "npm ci in test/e2e"
     fi
     BENZER_E2E_INNER=1 exec pg_virtualenv -t bash "$0" "$@"

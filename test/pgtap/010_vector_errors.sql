@@ -119,10 +119,10 @@ FROM unnest(ARRAY[
     $$'[1,2]'::vector + '[1,2,3]'$$,
     $$'[1,2]'::vector - '[1,2,3]'$$,
     $$'[1,2]'::vector * '[1,2,3]'$$,
-    $$l2_distance('[1,2]', '[1,2,3]')$$,
-    $$inner_product('[1,2]', '[1,2,3]')$$,
-    $$cosine_distance('[1,2]', '[1,2,3]')$$,
-    $$l1_distance('[1,2]', '[1,2,3]')$$,
+    $$l2_distance('[1,2]'::vector, '[1,2,3]')$$,
+    $$inner_product('[1,2]'::vector, '[1,2,3]')$$,
+    $$cosine_distance('[1,2]'::vector, '[1,2,3]')$$,
+    $$l1_distance('[1,2]'::vector, '[1,2,3]')$$,
     $$vector_l2_squared_distance('[1,2]', '[1,2,3]')$$,
     $$vector_negative_inner_product('[1,2]', '[1,2,3]')$$,
     $$avg(v) FROM (VALUES ('[1,2]'::vector), ('[1,2,3]')) AS t(v)$$,
@@ -150,15 +150,15 @@ SELECT throws_ok($$SELECT ('[' || repeat('1,', 15999) || '1]')::vector || '[1]'$
     'vector cannot have more than 16000 dimensions', '|| beyond 16000 dimensions');
 SELECT lives_ok($$SELECT ('[' || repeat('1,', 15998) || '1]')::vector || '[1]'$$,
     '|| up to 16000 dimensions');
-SELECT throws_ok($$SELECT subvector('[1,2,3]', 4, 1)$$, '22000',
+SELECT throws_ok($$SELECT subvector('[1,2,3]'::vector, 4, 1)$$, '22000',
     'vector must have at least 1 dimension', 'subvector: start past the end');
-SELECT throws_ok($$SELECT subvector('[1,2,3]', 1, 0)$$, '22000',
+SELECT throws_ok($$SELECT subvector('[1,2,3]'::vector, 1, 0)$$, '22000',
     'vector must have at least 1 dimension', 'subvector: count 0');
-SELECT throws_ok($$SELECT subvector('[1,2,3]', 2, -1)$$, '22000',
+SELECT throws_ok($$SELECT subvector('[1,2,3]'::vector, 2, -1)$$, '22000',
     'vector must have at least 1 dimension', 'subvector: negative count');
-SELECT throws_ok($$SELECT subvector('[1,2,3]', -3, 4)$$, '22000',
+SELECT throws_ok($$SELECT subvector('[1,2,3]'::vector, -3, 4)$$, '22000',
     'vector must have at least 1 dimension', 'subvector: ends before the start');
-SELECT throws_ok($$SELECT subvector('[1,2,3]', 2147483647, 2147483647)$$, '22000',
+SELECT throws_ok($$SELECT subvector('[1,2,3]'::vector, 2147483647, 2147483647)$$, '22000',
     'vector must have at least 1 dimension', 'subvector: int32 overflow of start + count');
 
 -- Casts from arrays ---------------------------------------------------------
