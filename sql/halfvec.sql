@@ -139,7 +139,6 @@ EXPLAIN (COSTS OFF) SELECT id FROM half_items ORDER BY v <-> '[3,3,3,3]' LIMIT 5
 SELECT id, v <-> '[3,3,3,3]' AS d FROM half_items ORDER BY v <-> '[3,3,3,3]', id LIMIT 5;
 EXPLAIN (COSTS OFF) SELECT id FROM half_items ORDER BY v <=> '[1,2,3,4]' LIMIT 5;
 EXPLAIN (COSTS OFF) SELECT id FROM half_items ORDER BY w::halfvec(4) <#> '[1,2,3,4]' LIMIT 5;
-RESET enable_seqscan;
 -- The index answers what an exact scan answers.
 -- (Distances, not ids: the data has ties.)
 SELECT (SELECT array_agg(round(d::numeric, 4)) FROM
@@ -150,6 +149,7 @@ SELECT (SELECT array_agg(round(d::numeric, 4)) FROM
           (SELECT v <=> '[1,2,3,4]' AS d FROM half_items ORDER BY v <=> '[1,2,3,4]' LIMIT 10) a)
      = (SELECT array_agg(round(d::numeric, 4)) FROM
           (SELECT cosine_distance(v::vector, '[1,2,3,4]') AS d FROM half_items ORDER BY 1 LIMIT 10) b) AS same;
+RESET enable_seqscan;
 -- Rows inserted after the build are found.
 INSERT INTO half_items VALUES (1000, '[100,100,100,100]', '[100,100,100,100]');
 SELECT id FROM half_items ORDER BY v <-> '[99,99,99,99]' LIMIT 1;

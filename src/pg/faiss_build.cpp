@@ -185,7 +185,7 @@ void build_callback(Relation index, ItemPointer tid, Datum* values, bool* isnull
     auto* state = static_cast<BuildState*>(arg);
     if (isnull[0]) return;  // NULL vectors are not indexed
     MemoryContext old = MemoryContextSwitchTo(state->tuple_context);
-    Vector* v = datum_vector(values[0]);
+    Vector* v = key_vector(values[0], TupleDescAttr(RelationGetDescr(index), 0)->atttypid);
     if (state->rows.dim == 0) {
         check_dimensions(index, v->dim);
         state->rows.dim = v->dim;

@@ -66,7 +66,7 @@ bool insert_into_list(Relation index, ItemPointer tid, const Vector* v, const ui
 bool faiss_insert(Relation index, Datum* values, bool* isnull, ItemPointer heap_tid, Relation,
                   IndexUniqueCheck, bool, IndexInfo*) {
     if (isnull[0]) return false;  // NULL vectors are not indexed
-    Vector* v = datum_vector(values[0]);
+    Vector* v = key_vector(values[0], TupleDescAttr(RelationGetDescr(index), 0)->atttypid);
     if (v->dim > faiss_max_dimensions())
         ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
                         errmsg("faiss indexes support at most %d dimensions, not %d",

@@ -87,7 +87,9 @@ void faiss_rerank(FaissReranker* reranker, const float* query, ItemPointerData* 
             bool isnull = false;
             Datum value = slot_getattr(reranker->slot, reranker->attno, &isnull);
             if (!isnull) {
-                Vector* v = datum_vector(value);
+                Vector* v = key_vector(
+                    value, TupleDescAttr(reranker->slot->tts_tupleDescriptor, reranker->attno - 1)
+                               ->atttypid);
                 if (v->dim == reranker->dim)
                     d = benzer::operator_distance(reranker->metric, query, v->x, v->dim);
                 if (reinterpret_cast<Pointer>(v) != DatumGetPointer(value)) pfree(v);

@@ -376,7 +376,9 @@ bool faiss_get_tuple(IndexScanDesc scan, ScanDirection) {
             state->query = static_cast<float*>(
                 MemoryContextAllocZero(state->parent, sizeof(float) * Max(state->dim, 1)));
         } else {
-            Vector* q = datum_vector(order->sk_argument);
+            Vector* q =
+                key_vector(order->sk_argument,
+                           TupleDescAttr(RelationGetDescr(scan->indexRelation), 0)->atttypid);
             if (meta.dimensions != 0 && q->dim != meta.dimensions)
                 ereport(ERROR,
                         (errcode(ERRCODE_DATA_EXCEPTION),

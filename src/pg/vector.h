@@ -51,6 +51,14 @@ inline Size halfvec_size(int dim) {
 // which differs for every dimension count.
 Vector* datum_vector(Datum d);
 
+// The 0/1 float vector of a bit string (a faiss index on bit: squared L2
+// between 0/1 vectors is the Hamming distance).
+Vector* bits_to_vector(Datum d);
+
+// The float vector of a faiss index key of type key_type: a bit string's
+// bits as 0/1, else datum_vector's.
+Vector* key_vector(Datum d, Oid key_type);
+
 // Allocates a zeroed vector of dim elements in the current memory context.
 Vector* new_vector(int dim);
 
