@@ -21,7 +21,7 @@ PG_OBJS = src/pg/module.o src/pg/vector_io.o src/pg/vector_ops.o src/pg/faiss_am
 	src/pg/faiss_scan.o src/pg/faiss_vacuum.o src/pg/faiss_cost.o src/pg/faiss_info.o \
 	src/pg/faiss_plan.o src/pg/faiss_view.o src/pg/faiss_access.o src/pg/faiss_search.o src/pg/faiss_limit.o \
 	src/pg/faiss_lists.o src/pg/faiss_engine_search.o src/pg/faiss_check.o src/pg/faiss_tails.o src/pg/faiss_rerank.o \
-	src/pg/service.o src/pg/service_worker.o src/pg/shard_merge.o src/pg/shard_direct.o src/pg/halfvec.o src/pg/bitvec.o
+	src/pg/service.o src/pg/service_worker.o src/pg/shard_merge.o src/pg/shard_direct.o src/pg/halfvec.o src/pg/bitvec.o src/pg/sparsevec.o
 WORKFLOW_OBJS = src/core/kmeans.o src/core/exact_batch.o src/core/engine_batch.o \
 	src/pg/kmeans.o src/pg/batch_search.o src/pg/feedback.o src/pg/index_list.o
 OBJS = $(CORE_OBJS) $(PG_OBJS) $(WORKFLOW_OBJS)
@@ -32,7 +32,7 @@ DATA_built = benzer--$(EXTVERSION).sql
 EXTRA_CLEAN = benzer--$(EXTVERSION).sql
 SQL_PARTS = $(sort $(wildcard $(srcdir)/src/sql/*.sql))
 
-REGRESS = vector_input vector_operators vector_functions vector_casts vector_aggregates halfvec bit \
+REGRESS = vector_input vector_operators vector_functions vector_casts vector_aggregates halfvec bit sparsevec \
 	faiss_build faiss_search faiss_recall faiss_errors faiss_filter faiss_hardening \
 	workflow_kmeans workflow_batch workflow_feedback
 REGRESS_OPTS = --load-extension=benzer

@@ -80,8 +80,9 @@ void check_element(float value, const char* type = "vector");
 // other than typmod's.
 Vector* read_vector_text(char* text, int32 typmod, const char* type);
 
-// The dimension count of a type modifier such as vector(n) / halfvec(n).
-int32 read_typmod(ArrayType* array, const char* type);
+// The dimension count of a type modifier such as vector(n) / halfvec(n),
+// at most max_dim.
+int32 read_typmod(ArrayType* array, const char* type, int32 max_dim = kVectorMaxDim);
 
 // Reads the header of the binary form (int16 dimensions, int16 zero) and
 // returns the dimension count, checked against typmod.

@@ -108,7 +108,7 @@ BENZER_FUNCTION(vector_out) {
     PG_RETURN_CSTRING(buffer);
 }
 
-int32 read_typmod(ArrayType* array, const char* type) {
+int32 read_typmod(ArrayType* array, const char* type, int32 max_dim) {
     int n = 0;
     int32* mods = ArrayGetIntegerTypmods(array, &n);
     if (n != 1)
@@ -116,9 +116,9 @@ int32 read_typmod(ArrayType* array, const char* type) {
     if (mods[0] < 1)
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                         errmsg("dimensions for type %s must be at least 1", type)));
-    if (mods[0] > kVectorMaxDim)
+    if (mods[0] > max_dim)
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                        errmsg("dimensions for type %s cannot exceed %d", type, kVectorMaxDim)));
+                        errmsg("dimensions for type %s cannot exceed %d", type, max_dim)));
     return mods[0];
 }
 

@@ -243,7 +243,7 @@ test('POST /api/feedback validates its body', async () => {
   eq(ok.status, 200, 'clear');
 });
 
-test('node-postgres with the pgvector npm package: vector and halfvec round-trip (registerTypes)', async () => {
+test('node-postgres with the pgvector npm package: vector, halfvec and sparsevec round-trip (registerTypes)', async () => {
   const { Client } = require('pg');
   const pgvector = await import('pgvector/pg');  // an ES module
   const client = new Client();  // the PG* environment pg_virtualenv sets
@@ -262,6 +262,20 @@ test('node-postgres with the pgvector npm package: vector and halfvec round-trip
     eq(JSON.stringify(r.rows[1].h), '[0.25,65504,-1]', 'halfvec extremes survive');
     const rounded = await client.query('SELECT $1::halfvec AS h', [pgvector.toSql([0.1])]);
     eq(JSON.stringify(rounded.rows[0].h), '[0.099975586]', 'a value rounds to the nearest half');
+    // sparsevec: the package's SparseVector, written and read back.
+    const { SparseVector } = await import('pgvector');
+    await client.query('CREATE TEMP TABLE npm_sparse (id int, s sparsevec(5))');
+    await client.query('INSERT INTO npm_sparse VALUES ($1, $2), ($3, $4)', [
+      1, pgvector.toSql(new SparseVector([0, 1.5, 0, 2, 0])),
+      2, pgvector.toSql(new SparseVector(new Map([[0, 3], [4, -1]]), 5)),
+    ]);
+    const sparse = await client.query('SELECT id, s FROM npm_sparse ORDER BY s <-> $1 LIMIT 2',
+      [pgvector.toSql(new SparseVector([0, 1, 0, 2, 0]))]);
+    eq(sparse.rows.map((x) => x.id).join(), '1,2', 'nearest first by sparsevec distance');
+    assert(sparse.rows[0].s instanceof SparseVector, 'a sparsevec comes back as a SparseVector');
+    eq(JSON.stringify(sparse.rows[0].s.toArray()), '[0,1.5,0,2,0]', 'its elements');
+    eq(JSON.stringify([sparse.rows[1].s.indices, sparse.rows[1].s.values, sparse.rows[1].s.dimensions]),
+      '[[0,4],[3,-1],5]', 'indices, values and dimensions');
   } finally {
     await client.end();
   }

@@ -1,0 +1,420 @@
+// sparsevec.cpp: pgvector's sparse vector type.
+//
+// A sparsevec is a dimension count (up to 1 000 000 000) and its non-zero
+// elements (up to 16 000) as sorted 0-based indices and float values, in
+// pgvector's layout, text form ({1:1.5,3:2}/5, 1-based) and binary form.
+// Distances merge the two index lists, so their cost is the non-zero
+// count, not the dimension count. There is no faiss class for sparsevec
+// (a dense index of a billion dimensions is no index); the casts to and
+// from vector allow dense indexes on expressions of small ones.
+#include "pg/vector.h"
+
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+
+extern "C" {
+#include "libpq/pqformat.h"
+#include "utils/array.h"
+}
+
+namespace {
+
+constexpr int kSparseMaxDim = 1000000000;
+constexpr int kSparseMaxNnz = 16000;
+
+struct SparseVector {
+    int32 vl_len_;
+    int32 dim;
+    int32 nnz;
+    int32 unused;
+    int32 indices[FLEXIBLE_ARRAY_MEMBER];
+    // followed by float values[nnz]
+};
+
+inline float* sparse_values(SparseVector* s) {
+    return reinterpret_cast<float*>(reinterpret_cast<char*>(s) + offsetof(SparseVector, indices) +
+                                    sizeof(int32) * static_cast<Size>(s->nnz));
+}
+
+inline SparseVector* DatumGetSparseVector(Datum d) {
+    return reinterpret_cast<SparseVector*>(PG_DETOAST_DATUM(d));
+}
+
+SparseVector* new_sparsevec(int dim, int nnz) {
+    Size size = offsetof(SparseVector, indices) + (sizeof(int32) + sizeof(float)) * nnz;
+    auto* s = static_cast<SparseVector*>(palloc0(size));
+    SET_VARSIZE(s, size);
+    s->dim = dim;
+    s->nnz = nnz;
+    return s;
+}
+
+void check_sparse_dim(long dim) {
+    if (dim < 1)
+        ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
+                        errmsg("sparsevec must have at least 1 dimension")));
+    if (dim > kSparseMaxDim)
+        ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+                        errmsg("sparsevec cannot have more than %d dimensions", kSparseMaxDim)));
+}
+
+void check_sparse_nnz(int nnz) {
+    if (nnz > kSparseMaxNnz)
+        ereport(ERROR,
+                (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+                 errmsg("sparsevec cannot have more than %d non-zero elements", kSparseMaxNnz)));
+}
+
+[[noreturn]] void syntax_error(const char* text) {
+    ereport(ERROR, (errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+                    errmsg("invalid input syntax for type sparsevec: \"%s\"", text),
+                    errdetail("Sparse vectors look like \"{1:1.5,3:2}/5\" (1-based indices).")));
+}
+
+const char* skip_spaces(const char* p) {
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == '\v' || *p == '\f') p++;
+    return p;
+}
+
+// Sorts the (index, value) pairs by index.
+void sort_pairs(int32* indices, float* values, int n) {
+    for (int i = 1; i < n; i++) {  // insertion sort: input is nearly always sorted
+        int32 index = indices[i];
+        float value = values[i];
+        int j = i - 1;
+        while (j >= 0 && indices[j] > index) {
+            indices[j + 1] = indices[j];
+            values[j + 1] = values[j];
+            j--;
+        }
+        indices[j + 1] = index;
+        values[j + 1] = value;
+    }
+}
+
+void check_same_sparse_dims(const SparseVector* a, const SparseVector* b) {
+    if (a->dim != b->dim)
+        ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
+                        errmsg("different sparsevec dimensions %d and %d", a->dim, b->dim)));
+}
+
+// Calls f(a_value, b_value) for every index non-zero in a or b (0 for the
+// other side), in index order.
+template <typename F>
+void merge(SparseVector* a, SparseVector* b, F f) {
+    float* av = sparse_values(a);
+    float* bv = sparse_values(b);
+    int i = 0, j = 0;
+    while (i < a->nnz || j < b->nnz) {
+        if (j >= b->nnz || (i < a->nnz && a->indices[i] < b->indices[j])) {
+            f(av[i++], 0.0f);
+        } else if (i >= a->nnz || b->indices[j] < a->indices[i]) {
+            f(0.0f, bv[j++]);
+        } else {
+            f(av[i++], bv[j++]);
+        }
+    }
+}
+
+SparseVector* sparse_args(FunctionCallInfo fcinfo, int n) {
+    return DatumGetSparseVector(PG_GETARG_DATUM(n));
+}
+
+// The squared L2 distance of two sparsevecs of one dimension count.
+double l2_squared(SparseVector* a, SparseVector* b) {
+    check_same_sparse_dims(a, b);
+    double sum = 0;
+    merge(a, b, [&](float x, float y) { sum += static_cast<double>(x - y) * (x - y); });
+    return sum;
+}
+
+// The inner product of two sparsevecs of one dimension count.
+double dot(SparseVector* a, SparseVector* b) {
+    check_same_sparse_dims(a, b);
+    double sum = 0;
+    merge(a, b, [&](float x, float y) { sum += static_cast<double>(x) * y; });
+    return sum;
+}
+
+}  // namespace
+
+// Text input: {1:1.5,3:2}/5.
+BENZER_FUNCTION(sparsevec_in) {
+    char* text = PG_GETARG_CSTRING(0);
+    int32 typmod = PG_GETARG_INT32(2);
+    int capacity = 1;
+    for (const char* p = text; *p; p++)
+        if (*p == ',') capacity++;
+    if (capacity > kSparseMaxNnz + 1) capacity = kSparseMaxNnz + 1;
+    auto* indices = static_cast<int32*>(palloc(sizeof(int32) * capacity));
+    auto* values = static_cast<float*>(palloc(sizeof(float) * capacity));
+    int n = 0;
+    const char* p = skip_spaces(text);
+    if (*p++ != '{') syntax_error(text);
+    p = skip_spaces(p);
+    if (*p != '}') {
+        for (;;) {
+            char* end;
+            errno = 0;
+            long index = std::strtol(p, &end, 10);
+            if (end == p || errno == ERANGE) syntax_error(text);
+            p = skip_spaces(end);
+            if (*p++ != ':') syntax_error(text);
+            p = skip_spaces(p);
+            errno = 0;
+            float value = std::strtof(p, &end);
+            if (end == p) syntax_error(text);
+            if (errno == ERANGE && std::isinf(value))
+                ereport(ERROR, (errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+                                errmsg("\"%.*s\" is out of range for type sparsevec",
+                                       static_cast<int>(end - p), p)));
+            check_element(value, "sparsevec");
+            if (index < 1 || index > INT_MAX)
+                ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
+                                errmsg("index must be greater than zero")));
+            if (value != 0.0f) {  // zeros are not stored
+                if (n >= kSparseMaxNnz) check_sparse_nnz(n + 1);
+                indices[n] = static_cast<int32>(index - 1);
+                values[n] = value;
+                n++;
+            }
+            p = skip_spaces(end);
+            if (*p == ',') {
+                p = skip_spaces(p + 1);
+                continue;
+            }
+            if (*p == '}') break;
+            syntax_error(text);
+        }
+    }
+    p = skip_spaces(p + 1);
+    if (*p++ != '/') syntax_error(text);
+    p = skip_spaces(p);
+    char* end;
+    errno = 0;
+    long dim = std::strtol(p, &end, 10);
+    if (end == p || errno == ERANGE) syntax_error(text);
+    if (*skip_spaces(end) != '\0') syntax_error(text);
+    check_sparse_dim(dim);
+    check_expected_dim(typmod, static_cast<int>(dim));
+    sort_pairs(indices, values, n);
+    for (int i = 0; i < n; i++) {
+        if (indices[i] >= dim)
+            ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION), errmsg("index out of bounds")));
+        if (i > 0 && indices[i] == indices[i - 1])
+            ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
+                            errmsg("sparsevec indices must not contain duplicates")));
+    }
+    SparseVector* result = new_sparsevec(static_cast<int>(dim), n);
+    memcpy(result->indices, indices, sizeof(int32) * n);
+    memcpy(sparse_values(result), values, sizeof(float) * n);
+    PG_RETURN_POINTER(result);
+}
+
+// Text output: {1:1.5,3:2}/5 with the shortest round-trip floats.
+BENZER_FUNCTION(sparsevec_out) {
+    SparseVector* s = sparse_args(fcinfo, 0);
+    float* values = sparse_values(s);
+    StringInfoData out;
+    initStringInfo(&out);
+    appendStringInfoChar(&out, '{');
+    char number[32];
+    for (int i = 0; i < s->nnz; i++) {
+        // format_vector prints "[x]"; take the x.
+        char one[40];
+        benzer::format_vector(&values[i], 1, one);
+        size_t len = strlen(one);
+        memcpy(number, one + 1, len - 2);
+        number[len - 2] = '\0';
+        appendStringInfo(&out, "%s%d:%s", i > 0 ? "," : "", s->indices[i] + 1, number);
+    }
+    appendStringInfo(&out, "}/%d", s->dim);
+    PG_RETURN_CSTRING(out.data);
+}
+
+// Typmod input: sparsevec(n), 1 <= n <= 1 000 000 000.
+BENZER_FUNCTION(sparsevec_typmod_in) {
+    PG_RETURN_INT32(read_typmod(PG_GETARG_ARRAYTYPE_P(0), "sparsevec", kSparseMaxDim));
+}
+
+// Binary input: int32 dim, int32 nnz, int32 zero, nnz int32 0-based
+// indices, nnz float4 values (pgvector's wire format).
+BENZER_FUNCTION(sparsevec_recv) {
+    StringInfo buffer = reinterpret_cast<StringInfo>(PG_GETARG_POINTER(0));
+    int32 typmod = PG_GETARG_INT32(2);
+    int32 dim = pq_getmsgint(buffer, sizeof(int32));
+    int32 nnz = pq_getmsgint(buffer, sizeof(int32));
+    int32 unused = pq_getmsgint(buffer, sizeof(int32));
+    check_sparse_dim(dim);
+    check_expected_dim(typmod, dim);
+    if (nnz < 0)
+        ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
+                        errmsg("sparsevec cannot have a negative number of elements")));
+    check_sparse_nnz(nnz);
+    if (unused != 0)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+                        errmsg("expected unused to be 0, not %d", unused)));
+    SparseVector* s = new_sparsevec(dim, nnz);
+    for (int i = 0; i < nnz; i++) {
+        s->indices[i] = pq_getmsgint(buffer, sizeof(int32));
+        if (s->indices[i] < 0 || s->indices[i] >= dim)
+            ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION), errmsg("index out of bounds")));
+        if (i > 0 && s->indices[i] <= s->indices[i - 1])
+            ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
+                            errmsg("indices must be in ascending order")));
+    }
+    float* values = sparse_values(s);
+    for (int i = 0; i < nnz; i++) {
+        values[i] = pq_getmsgfloat4(buffer);
+        check_element(values[i], "sparsevec");
+        if (values[i] == 0.0f)
+            ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION), errmsg("values must not be zero")));
+    }
+    PG_RETURN_POINTER(s);
+}
+
+// Binary output, the mirror of sparsevec_recv.
+BENZER_FUNCTION(sparsevec_send) {
+    SparseVector* s = sparse_args(fcinfo, 0);
+    float* values = sparse_values(s);
+    StringInfoData buffer;
+    pq_begintypsend(&buffer);
+    pq_sendint32(&buffer, s->dim);
+    pq_sendint32(&buffer, s->nnz);
+    pq_sendint32(&buffer, s->unused);
+    for (int i = 0; i < s->nnz; i++) pq_sendint32(&buffer, s->indices[i]);
+    for (int i = 0; i < s->nnz; i++) pq_sendfloat4(&buffer, values[i]);
+    PG_RETURN_BYTEA_P(pq_endtypsend(&buffer));
+}
+
+// Length coercion: sparsevec(n) checks the dimension count.
+BENZER_FUNCTION(sparsevec) {
+    SparseVector* s = sparse_args(fcinfo, 0);
+    check_expected_dim(PG_GETARG_INT32(1), s->dim);
+    PG_RETURN_POINTER(s);
+}
+
+// vector -> sparsevec: its non-zero elements.
+BENZER_FUNCTION(vector_to_sparsevec) {
+    Vector* v = datum_vector(PG_GETARG_DATUM(0));
+    check_expected_dim(PG_GETARG_INT32(1), v->dim);
+    int nnz = 0;
+    for (int i = 0; i < v->dim; i++)
+        if (v->x[i] != 0.0f) nnz++;
+    SparseVector* s = new_sparsevec(v->dim, nnz);
+    float* values = sparse_values(s);
+    for (int i = 0, k = 0; i < v->dim; i++)
+        if (v->x[i] != 0.0f) {
+            s->indices[k] = i;
+            values[k++] = v->x[i];
+        }
+    PG_RETURN_POINTER(s);
+}
+
+// sparsevec -> vector: dense (at most 16 000 dimensions).
+BENZER_FUNCTION(sparsevec_to_vector) {
+    SparseVector* s = sparse_args(fcinfo, 0);
+    check_vector_dim(s->dim);
+    check_expected_dim(PG_GETARG_INT32(1), s->dim);
+    Vector* v = new_vector(s->dim);
+    float* values = sparse_values(s);
+    for (int i = 0; i < s->nnz; i++) v->x[s->indices[i]] = values[i];
+    PG_RETURN_VECTOR_P(v);
+}
+
+BENZER_FUNCTION(sparsevec_l2_squared_distance) {
+    PG_RETURN_FLOAT8(l2_squared(sparse_args(fcinfo, 0), sparse_args(fcinfo, 1)));
+}
+
+BENZER_FUNCTION(sparsevec_l2_distance) {
+    PG_RETURN_FLOAT8(std::sqrt(l2_squared(sparse_args(fcinfo, 0), sparse_args(fcinfo, 1))));
+}
+
+BENZER_FUNCTION(sparsevec_inner_product) {
+    PG_RETURN_FLOAT8(dot(sparse_args(fcinfo, 0), sparse_args(fcinfo, 1)));
+}
+
+BENZER_FUNCTION(sparsevec_negative_inner_product) {
+    PG_RETURN_FLOAT8(-dot(sparse_args(fcinfo, 0), sparse_args(fcinfo, 1)));
+}
+
+// 1 - cosine similarity, clamped to [0, 2]; NaN when either is all zeros.
+BENZER_FUNCTION(sparsevec_cosine_distance) {
+    SparseVector *a = sparse_args(fcinfo, 0), *b = sparse_args(fcinfo, 1);
+    check_same_sparse_dims(a, b);
+    double dot = 0, aa = 0, bb = 0;
+    merge(a, b, [&](float x, float y) {
+        dot += static_cast<double>(x) * y;
+        aa += static_cast<double>(x) * x;
+        bb += static_cast<double>(y) * y;
+    });
+    if (aa == 0 || bb == 0) PG_RETURN_FLOAT8(std::nan(""));
+    double similarity = dot / std::sqrt(aa * bb);
+    if (similarity > 1) similarity = 1;
+    if (similarity < -1) similarity = -1;
+    PG_RETURN_FLOAT8(1 - similarity);
+}
+
+BENZER_FUNCTION(sparsevec_l1_distance) {
+    SparseVector *a = sparse_args(fcinfo, 0), *b = sparse_args(fcinfo, 1);
+    check_same_sparse_dims(a, b);
+    double sum = 0;
+    merge(a, b, [&](float x, float y) { sum += std::fabs(static_cast<double>(x) - y); });
+    PG_RETURN_FLOAT8(sum);
+}
+
+BENZER_FUNCTION(sparsevec_l2_norm) {
+    SparseVector* s = sparse_args(fcinfo, 0);
+    float* values = sparse_values(s);
+    double sum = 0;
+    for (int i = 0; i < s->nnz; i++) sum += static_cast<double>(values[i]) * values[i];
+    PG_RETURN_FLOAT8(std::sqrt(sum));
+}
+
+// The sparsevec scaled to norm 1 (a zero one stays zero).
+BENZER_FUNCTION(sparsevec_l2_normalize) {
+    SparseVector* s = sparse_args(fcinfo, 0);
+    float* values = sparse_values(s);
+    double sum = 0;
+    for (int i = 0; i < s->nnz; i++) sum += static_cast<double>(values[i]) * values[i];
+    SparseVector* result = new_sparsevec(s->dim, s->nnz);
+    memcpy(result->indices, s->indices, sizeof(int32) * s->nnz);
+    float* out = sparse_values(result);
+    double norm = std::sqrt(sum);
+    for (int i = 0; i < s->nnz; i++) out[i] = norm > 0 ? static_cast<float>(values[i] / norm) : 0;
+    PG_RETURN_POINTER(result);
+}
+
+// Order: element by element as dense vectors, then by dimension count.
+BENZER_FUNCTION(sparsevec_cmp) {
+    SparseVector *a = sparse_args(fcinfo, 0), *b = sparse_args(fcinfo, 1);
+    float* av = sparse_values(a);
+    float* bv = sparse_values(b);
+    int i = 0, j = 0;
+    int common = Min(a->dim, b->dim);
+    for (;;) {
+        int ai = i < a->nnz && a->indices[i] < common ? a->indices[i] : common;
+        int bj = j < b->nnz && b->indices[j] < common ? b->indices[j] : common;
+        int at = Min(ai, bj);
+        if (at >= common) break;
+        float x = ai == at ? av[i] : 0.0f;
+        float y = bj == at ? bv[j] : 0.0f;
+        if (x != y) PG_RETURN_INT32(x < y ? -1 : 1);
+        if (ai == at) i++;
+        if (bj == at) j++;
+    }
+    PG_RETURN_INT32(a->dim < b->dim ? -1 : (a->dim > b->dim ? 1 : 0));
+}
+
+#define BENZER_SPARSE_COMPARISON(name, op)                                                     \
+    BENZER_FUNCTION(name) {                                                                    \
+        return BoolGetDatum(DatumGetInt32(                                                     \
+            DirectFunctionCall2(sparsevec_cmp, PG_GETARG_DATUM(0), PG_GETARG_DATUM(1))) op 0); \
+    }
+BENZER_SPARSE_COMPARISON(sparsevec_lt, <)
+BENZER_SPARSE_COMPARISON(sparsevec_le, <=)
+BENZER_SPARSE_COMPARISON(sparsevec_eq, ==)
+BENZER_SPARSE_COMPARISON(sparsevec_ne, !=)
+BENZER_SPARSE_COMPARISON(sparsevec_ge, >=)
+BENZER_SPARSE_COMPARISON(sparsevec_gt, >)
