@@ -243,7 +243,7 @@ BENZER_FUNCTION(vector_accum) {
     bool first = (length == 1);  // the initial state is '{0}'
     if (!first && length - 1 != v->dim)
         ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
-                        errmsg("different vector dimensions %d and %d", length - 1, v->dim)));
+                        errmsg("expected %d dimensions, not %d", length - 1, v->dim)));
     float8* values = static_cast<float8*>(palloc(sizeof(float8) * static_cast<Size>(v->dim + 1)));
     values[0] = old_values[0] + 1.0;
     for (int i = 0; i < v->dim; i++) {
@@ -266,7 +266,7 @@ BENZER_FUNCTION(vector_combine) {
     if (right_length == 1) PG_RETURN_ARRAYTYPE_P(make_state(a, left_length));
     if (left_length != right_length)
         ereport(ERROR,
-                (errcode(ERRCODE_DATA_EXCEPTION), errmsg("different vector dimensions %d and %d",
+                (errcode(ERRCODE_DATA_EXCEPTION), errmsg("expected %d dimensions, not %d",
                                                          left_length - 1, right_length - 1)));
     float8* values = static_cast<float8*>(palloc(sizeof(float8) * static_cast<Size>(left_length)));
     for (int i = 0; i < left_length; i++) {

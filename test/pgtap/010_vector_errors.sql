@@ -125,9 +125,11 @@ FROM unnest(ARRAY[
     $$l1_distance('[1,2]'::vector, '[1,2,3]')$$,
     $$vector_l2_squared_distance('[1,2]', '[1,2,3]')$$,
     $$vector_negative_inner_product('[1,2]', '[1,2,3]')$$,
-    $$avg(v) FROM (VALUES ('[1,2]'::vector), ('[1,2,3]')) AS t(v)$$,
     $$sum(v) FROM (VALUES ('[1,2]'::vector), ('[1,2,3]')) AS t(v)$$
 ]) AS e;
+-- avg words it as pgvector does.
+SELECT throws_ok($$SELECT avg(v) FROM (VALUES ('[1,2]'::vector), ('[1,2,3]')) AS t(v)$$, '22000',
+    'expected 2 dimensions, not 3', 'different dimensions: avg (pgvector''s words)');
 
 -- Arithmetic overflow and underflow -----------------------------------------
 
@@ -213,9 +215,9 @@ SELECT throws_ok($$SELECT vector_avg('{{1,2}}')$$, '22000',
 SELECT throws_ok($$SELECT vector_accum('{1,NULL}', '[1]')$$, '22000',
     'invalid avg(vector) state array', 'vector_accum: a state with NULL is rejected');
 SELECT throws_ok($$SELECT vector_accum('{1,1,2}', '[1]')$$, '22000',
-    'different vector dimensions 2 and 1', 'vector_accum: different dimensions');
+    'expected 2 dimensions, not 1', 'vector_accum: different dimensions (pgvector''s words)');
 SELECT throws_ok($$SELECT vector_combine('{1,1,2}', '{1,1}')$$, '22000',
-    'different vector dimensions 2 and 1', 'vector_combine: different dimensions');
+    'expected 2 dimensions, not 1', 'vector_combine: different dimensions (pgvector''s words)');
 
 -- Errors leave the session usable ------------------------------------------
 
