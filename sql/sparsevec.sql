@@ -4,7 +4,7 @@
 SELECT '{1:1.5,3:2}/5'::sparsevec;
 SELECT ' { 1 : 1.5 , 3 : 2 } / 5 '::sparsevec;
 SELECT '{}/3'::sparsevec;
-SELECT '{3:2,1:1.5}/5'::sparsevec;       -- sorted
+SELECT '{3:2,1:1.5}/5'::sparsevec;       -- indexes in ascending order only
 SELECT '{1:0,2:1}/3'::sparsevec;         -- zeros are not stored
 SELECT '{1:0.1,2:123456789}/2'::sparsevec;
 SELECT '{1:1,1:2}/3'::sparsevec;

@@ -77,22 +77,6 @@ const char* skip_spaces(const char* p) {
     return p;
 }
 
-// Sorts the (index, value) pairs by index.
-void sort_pairs(int32* indices, float* values, int n) {
-    for (int i = 1; i < n; i++) {  // insertion sort: input is nearly always sorted
-        int32 index = indices[i];
-        float value = values[i];
-        int j = i - 1;
-        while (j >= 0 && indices[j] > index) {
-            indices[j + 1] = indices[j];
-            values[j + 1] = values[j];
-            j--;
-        }
-        indices[j + 1] = index;
-        values[j + 1] = value;
-    }
-}
-
 void check_same_sparse_dims(const SparseVector* a, const SparseVector* b) {
     if (a->dim != b->dim)
         ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
@@ -172,7 +156,7 @@ BENZER_FUNCTION(sparsevec_in) {
             check_element(value, "sparsevec");
             if (index < 1 || index > INT_MAX)
                 ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
-                                errmsg("index must be greater than zero")));
+                                errmsg("index \"%ld\" is out of range for type sparsevec", index)));
             if (value != 0.0f) {  // zeros are not stored
                 if (n >= kSparseMaxNnz) check_sparse_nnz(n + 1);
                 indices[n] = static_cast<int32>(index - 1);
@@ -198,13 +182,13 @@ BENZER_FUNCTION(sparsevec_in) {
     if (*skip_spaces(end) != '\0') syntax_error(text);
     check_sparse_dim(dim);
     check_expected_dim(typmod, static_cast<int>(dim));
-    sort_pairs(indices, values, n);
     for (int i = 0; i < n; i++) {
         if (indices[i] >= dim)
-            ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION), errmsg("index out of bounds")));
-        if (i > 0 && indices[i] == indices[i - 1])
             ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
-                            errmsg("sparsevec indices must not contain duplicates")));
+                            errmsg("index must be less than or equal to dimensions")));
+        if (i > 0 && indices[i] <= indices[i - 1])
+            ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
+                            errmsg("indexes must be in ascending order")));
     }
     SparseVector* result = new_sparsevec(static_cast<int>(dim), n);
     memcpy(result->indices, indices, sizeof(int32) * n);
@@ -259,10 +243,11 @@ BENZER_FUNCTION(sparsevec_recv) {
     for (int i = 0; i < nnz; i++) {
         s->indices[i] = pq_getmsgint(buffer, sizeof(int32));
         if (s->indices[i] < 0 || s->indices[i] >= dim)
-            ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION), errmsg("index out of bounds")));
+            ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
+                            errmsg("index must be less than or equal to dimensions")));
         if (i > 0 && s->indices[i] <= s->indices[i - 1])
             ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
-                            errmsg("indices must be in ascending order")));
+                            errmsg("indexes must be in ascending order")));
     }
     float* values = sparse_values(s);
     for (int i = 0; i < nnz; i++) {

@@ -6,7 +6,7 @@ CREATE TYPE sparsevec;
 CREATE FUNCTION sparsevec_in(cstring, oid, integer) RETURNS sparsevec
     AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION sparsevec_in(cstring, oid, integer) IS
-    'text input of a sparsevec: ''{1:1.5,3:2}/5'' (1-based indices; zeros are dropped)';
+    'text input of a sparsevec: ''{1:1.5,3:2}/5'' (1-based indices in ascending order; zeros are dropped)';
 CREATE FUNCTION sparsevec_out(sparsevec) RETURNS cstring
     AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION sparsevec_out(sparsevec) IS 'text output of a sparsevec';
