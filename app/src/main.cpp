@@ -1607,22 +1607,12 @@ void handle_similar(const httplib::Request& req, httplib::Response& res) {
     send_json(res, j.str());
 }
 
-// At most kVotesPerMinute votes per client address and minute: a person
+// At most kVotesPerMinute votes a minute per client address and per user: a person
 // clicks a few; a script that floods the feedback table (and the
 // primary's WAL) gets 429.
 constexpr int kVotesPerMinute = 120;
 
-bool vote_allowed(const std::string& client) {
-    static std::mutex mu;
-    static std::map<std::string, std::pair<long long, int>> window;  // client -> (minute, votes)
-    long long minute =
-        std::chrono::duration_cast<std::chrono::minutes>(Clock::now().time_since_epoch()).count();
-    std::lock_guard<std::mutex> lock(mu);
-    if (window.size() > 10000) window.clear();  // bounded memory
-    auto& w = window[client];
-    if (w.first != minute) w = {minute, 0};
-    return ++w.second <= kVotesPerMinute;
-}
+RateLimit g_votes(kVotesPerMinute);  // per address and per user
 
 void handle_feedback(const httplib::Request& req, httplib::Response& res) {
     const Capabilities& caps = g_pool->capabilities();
@@ -1630,7 +1620,7 @@ void handle_feedback(const httplib::Request& req, httplib::Response& res) {
         bad_request("feedback is not available: no feedback table (run demo/app.sql)");
     // A vote is its user's, sent by the page with the session's CSRF token.
     User user = require_user(req, true);
-    if (!vote_allowed(client_address(req)) || !vote_allowed("user " + std::to_string(user.id))) {
+    if (!g_votes.allow(client_address(req)) || !g_votes.allow("user " + std::to_string(user.id))) {
         res.set_header("Retry-After", "60");
         throw ApiError{429, "too many votes from this address: at most " +
                                 std::to_string(kVotesPerMinute) + " a minute"};

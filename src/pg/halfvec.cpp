@@ -80,27 +80,31 @@ Datum vector_arg(FunctionCallInfo fcinfo, int n) {
     return PointerGetDatum(to_vector(DatumGetHalfVector(PG_GETARG_DATUM(n))));
 }
 
-// ERRORs unless two halfvecs have the same number of dimensions (before
+// The two halfvec arguments as float vectors, each detoasted once; with
+// same_dims, ERRORs unless they have the same number of dimensions (before
 // the vector function would, naming the vector type).
-void check_same_halfvec_dims(FunctionCallInfo fcinfo) {
-    HalfVector* a = DatumGetHalfVector(PG_GETARG_DATUM(0));
-    HalfVector* b = DatumGetHalfVector(PG_GETARG_DATUM(1));
-    if (a->dim != b->dim)
+void vector_args(FunctionCallInfo fcinfo, bool same_dims, Datum* a, Datum* b) {
+    HalfVector* x = DatumGetHalfVector(PG_GETARG_DATUM(0));
+    HalfVector* y = DatumGetHalfVector(PG_GETARG_DATUM(1));
+    if (same_dims && x->dim != y->dim)
         ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
-                        errmsg("different halfvec dimensions %d and %d", a->dim, b->dim)));
+                        errmsg("different halfvec dimensions %d and %d", x->dim, y->dim)));
+    *a = PointerGetDatum(to_vector(x));
+    *b = PointerGetDatum(to_vector(y));
 }
 
 // f(halfvec, halfvec) through the vector function f: a float8 result.
 Datum binary_to_float8(FunctionCallInfo fcinfo, PGFunction f) {
-    check_same_halfvec_dims(fcinfo);
-    return DirectFunctionCall2(f, vector_arg(fcinfo, 0), vector_arg(fcinfo, 1));
+    Datum a, b;
+    vector_args(fcinfo, true, &a, &b);
+    return DirectFunctionCall2(f, a, b);
 }
 
 // f(halfvec, halfvec) through the vector function f: a halfvec result.
 Datum binary_to_halfvec(FunctionCallInfo fcinfo, PGFunction f, bool same_dims = true) {
-    if (same_dims) check_same_halfvec_dims(fcinfo);
-    Datum result = DirectFunctionCall2(f, vector_arg(fcinfo, 0), vector_arg(fcinfo, 1));
-    PG_RETURN_POINTER(to_halfvec(DatumGetVector(result)));
+    Datum a, b;
+    vector_args(fcinfo, same_dims, &a, &b);
+    PG_RETURN_POINTER(to_halfvec(DatumGetVector(DirectFunctionCall2(f, a, b))));
 }
 
 }  // namespace
