@@ -57,3 +57,36 @@ CREATE INDEX ON sparse_items (s);
 SELECT id, s FROM sparse_items ORDER BY s, id;
 SELECT id FROM sparse_items ORDER BY s <-> '{1:1,5:2}/5' LIMIT 2;
 DROP TABLE sparse_items;
+
+-- A faiss index on sparsevec (keys stored dense: at most 16 000 dimensions).
+CREATE TABLE sparse_items (id int PRIMARY KEY, s sparsevec(6));
+INSERT INTO sparse_items
+    SELECT i, format('{%s:%s,%s:%s}/6', 1 + i % 3, 1 + i % 7, 4 + i % 3, -(i % 5))::sparsevec
+    FROM generate_series(1, 300) i;
+INSERT INTO sparse_items VALUES (0, '{}/6'), (301, NULL);
+CREATE INDEX sparse_items_l2 ON sparse_items USING faiss (s);
+CREATE INDEX sparse_items_cos ON sparse_items USING faiss (s sparsevec_cosine_ops);
+CREATE INDEX sparse_items_ip ON sparse_items USING faiss (s sparsevec_ip_ops);
+SET enable_seqscan = off;
+EXPLAIN (COSTS OFF) SELECT id FROM sparse_items ORDER BY s <-> '{1:3,5:-1}/6' LIMIT 5;
+EXPLAIN (COSTS OFF) SELECT id FROM sparse_items ORDER BY s <=> '{1:3,5:-1}/6' LIMIT 5;
+EXPLAIN (COSTS OFF) SELECT id FROM sparse_items ORDER BY s <#> '{1:3,5:-1}/6' LIMIT 5;
+-- The index answers what an exact scan answers (distances: the data has ties).
+SELECT (SELECT array_agg(round(d::numeric, 4)) FROM
+          (SELECT s <-> '{1:3,5:-1}/6' AS d FROM sparse_items ORDER BY s <-> '{1:3,5:-1}/6' LIMIT 10) a)
+     = (SELECT array_agg(round(d::numeric, 4)) FROM
+          (SELECT (s::vector) <-> '[3,0,0,0,-1,0]' AS d FROM sparse_items WHERE s IS NOT NULL ORDER BY 1 LIMIT 10) b) AS same;
+SELECT (SELECT array_agg(round(d::numeric, 4)) FROM
+          (SELECT s <#> '{2:1,6:-2}/6' AS d FROM sparse_items ORDER BY s <#> '{2:1,6:-2}/6' LIMIT 10) a)
+     = (SELECT array_agg(round(d::numeric, 4)) FROM
+          (SELECT (s::vector) <#> '[0,1,0,0,0,-2]' AS d FROM sparse_items WHERE s IS NOT NULL ORDER BY 1 LIMIT 10) b) AS same;
+RESET enable_seqscan;
+-- Rows inserted after the build are found.
+INSERT INTO sparse_items VALUES (1000, '{1:100,6:100}/6');
+SELECT id FROM sparse_items ORDER BY s <-> '{1:99,6:99}/6' LIMIT 1;
+DROP TABLE sparse_items;
+-- Wider sparse vectors are refused with a hint.
+CREATE TABLE sparse_wide (s sparsevec);
+INSERT INTO sparse_wide VALUES ('{1:1}/20000');
+CREATE INDEX ON sparse_wide USING faiss (s);
+DROP TABLE sparse_wide;

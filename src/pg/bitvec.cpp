@@ -60,6 +60,7 @@ Vector* bits_to_vector(Datum d) {
 
 Vector* key_vector(Datum d, Oid key_type) {
     if (key_type == BITOID || key_type == VARBITOID) return bits_to_vector(d);
+    if (is_sparsevec_type(key_type)) return sparsevec_dense(d);
     return datum_vector(d);
 }
 

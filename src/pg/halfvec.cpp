@@ -31,7 +31,6 @@ Datum cosine_distance(PG_FUNCTION_ARGS);
 Datum l1_distance(PG_FUNCTION_ARGS);
 Datum vector_norm(PG_FUNCTION_ARGS);
 Datum l2_normalize(PG_FUNCTION_ARGS);
-Datum subvector(PG_FUNCTION_ARGS);
 Datum vector_add(PG_FUNCTION_ARGS);
 Datum vector_sub(PG_FUNCTION_ARGS);
 Datum vector_mul(PG_FUNCTION_ARGS);
@@ -214,9 +213,9 @@ BENZER_FUNCTION(halfvec_l2_normalize) {
     PG_RETURN_POINTER(to_halfvec(DatumGetVector(v)));
 }
 BENZER_FUNCTION(halfvec_subvector) {
-    Datum v = DirectFunctionCall3(subvector, vector_arg(fcinfo, 0), PG_GETARG_DATUM(1),
-                                  PG_GETARG_DATUM(2));
-    PG_RETURN_POINTER(to_halfvec(DatumGetVector(v)));
+    Vector* v = DatumGetVector(vector_arg(fcinfo, 0));
+    PG_RETURN_POINTER(
+        to_halfvec(vector_slice(v, PG_GETARG_INT32(1), PG_GETARG_INT32(2), "halfvec")));
 }
 
 BENZER_FUNCTION(halfvec_add) { return binary_to_halfvec(fcinfo, vector_add); }

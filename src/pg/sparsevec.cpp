@@ -4,9 +4,11 @@
 // elements (up to 16 000) as sorted 0-based indices and float values, in
 // pgvector's layout, text form ({1:1.5,3:2}/5, 1-based) and binary form.
 // Distances merge the two index lists, so their cost is the non-zero
-// count, not the dimension count. There is no faiss class for sparsevec
-// (a dense index of a billion dimensions is no index); the casts to and
-// from vector allow dense indexes on expressions of small ones.
+// count, not the dimension count. A faiss index on sparsevec stores each
+// key dense (sparsevec_dense), so it takes sparsevecs of at most 16 000
+// dimensions, the vector limit: Faiss has no sparse index, and a dense
+// index of a billion dimensions is no index. Wider sparse vectors (SPLADE
+// vocabularies) are searched exactly, or reduced to a dense expression.
 #include "pg/vector.h"
 
 #include <cerrno>
@@ -16,6 +18,7 @@
 extern "C" {
 #include "libpq/pqformat.h"
 #include "utils/array.h"
+#include "utils/builtins.h"
 }
 
 namespace {
@@ -297,15 +300,51 @@ BENZER_FUNCTION(vector_to_sparsevec) {
     PG_RETURN_POINTER(s);
 }
 
+namespace {
+
+// The dense vector of s (at most 16 000 dimensions).
+Vector* dense(const SparseVector* s) {
+    Vector* v = new_vector(s->dim);
+    const float* values = sparse_values(const_cast<SparseVector*>(s));
+    for (int i = 0; i < s->nnz; i++) v->x[s->indices[i]] = values[i];
+    return v;
+}
+
+}  // namespace
+
+Vector* sparsevec_dense(Datum d) {
+    SparseVector* s = DatumGetSparseVector(d);
+    if (s->dim > kVectorMaxDim)
+        ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+                        errmsg("a faiss index on sparsevec takes at most %d dimensions, not %d",
+                               kVectorMaxDim, s->dim),
+                        errhint("Search it without an index, or index a dense expression of "
+                                "fewer dimensions.")));
+    return dense(s);
+}
+
+bool is_sparsevec_type(Oid type) {
+    // One type is asked about over and over (the index's key type): keep
+    // the last answer. Type OIDs are not reused while a backend can still
+    // hold an index on the old one open.
+    static Oid last_type = InvalidOid;
+    static bool last_answer = false;
+    if (type != last_type) {
+        char* name = format_type_extended(type, -1, FORMAT_TYPE_FORCE_QUALIFY);
+        const char* dot = strrchr(name, '.');
+        last_answer = strcmp(dot != nullptr ? dot + 1 : name, "sparsevec") == 0;
+        pfree(name);
+        last_type = type;
+    }
+    return last_answer;
+}
+
 // sparsevec -> vector: dense (at most 16 000 dimensions).
 BENZER_FUNCTION(sparsevec_to_vector) {
     SparseVector* s = sparse_args(fcinfo, 0);
     check_vector_dim(s->dim);
     check_expected_dim(PG_GETARG_INT32(1), s->dim);
-    Vector* v = new_vector(s->dim);
-    float* values = sparse_values(s);
-    for (int i = 0; i < s->nnz; i++) v->x[s->indices[i]] = values[i];
-    PG_RETURN_VECTOR_P(v);
+    PG_RETURN_VECTOR_P(dense(s));
 }
 
 BENZER_FUNCTION(sparsevec_l2_squared_distance) {

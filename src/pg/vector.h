@@ -55,8 +55,15 @@ Vector* datum_vector(Datum d);
 // between 0/1 vectors is the Hamming distance).
 Vector* bits_to_vector(Datum d);
 
+// The dense float vector of a sparsevec; ERRORs above 16 000 dimensions
+// (a faiss index on sparsevec stores its keys dense).
+Vector* sparsevec_dense(Datum d);
+
+// Whether type is benzer's sparsevec.
+bool is_sparsevec_type(Oid type);
+
 // The float vector of a faiss index key of type key_type: a bit string's
-// bits as 0/1, else datum_vector's.
+// bits as 0/1, a sparsevec dense, else datum_vector's.
 Vector* key_vector(Datum d, Oid key_type);
 
 // Allocates a zeroed vector of dim elements in the current memory context.
@@ -79,6 +86,10 @@ void check_element(float value, const char* type = "vector");
 // malformed text, NaN, infinity, out-of-range values and a dimension count
 // other than typmod's.
 Vector* read_vector_text(char* text, int32 typmod, const char* type);
+
+// Elements start (1-based) .. start + count - 1 of a, clipped to a like
+// substring(); ERRORs, naming type, when nothing is left.
+Vector* vector_slice(const Vector* a, int32 start, int32 count, const char* type);
 
 // The dimension count of a type modifier such as vector(n) / halfvec(n),
 // at most max_dim.

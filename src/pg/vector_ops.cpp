@@ -108,25 +108,24 @@ BENZER_FUNCTION(l2_normalize) {
 }
 
 // The elements from start (1-based) for count elements, clipped to the
-// vector like substring() is clipped to a string.
-BENZER_FUNCTION(subvector) {
-    Vector* a = PG_GETARG_VECTOR_P(0);
-    int32 start = PG_GETARG_INT32(1);
-    int32 count = PG_GETARG_INT32(2);
-    if (count < 1)
-        ereport(ERROR,
-                (errcode(ERRCODE_DATA_EXCEPTION), errmsg("vector must have at least 1 dimension")));
+// vector like substring() is clipped to a string; type names the SQL type
+// in the error for an empty result.
+Vector* vector_slice(const Vector* a, int32 start, int32 count, const char* type) {
     // Compute in 64 bits: start + count may overflow int32.
     int64 end = static_cast<int64>(start) + count;
     if (start < 1) start = 1;
     if (end > a->dim + 1) end = a->dim + 1;
-    if (end <= start)
-        ereport(ERROR,
-                (errcode(ERRCODE_DATA_EXCEPTION), errmsg("vector must have at least 1 dimension")));
+    if (count < 1 || end <= start) check_vector_dim(0, type);
     int dim = static_cast<int>(end - start);
     Vector* result = new_vector(dim);
     memcpy(result->x, a->x + (start - 1), sizeof(float) * static_cast<Size>(dim));
-    PG_RETURN_VECTOR_P(result);
+    return result;
+}
+
+// subvector(vector, start, count).
+BENZER_FUNCTION(subvector) {
+    PG_RETURN_VECTOR_P(
+        vector_slice(PG_GETARG_VECTOR_P(0), PG_GETARG_INT32(1), PG_GETARG_INT32(2), "vector"));
 }
 
 // Element-wise sum, the + operator.
@@ -266,8 +265,8 @@ BENZER_FUNCTION(vector_combine) {
     if (right_length == 1) PG_RETURN_ARRAYTYPE_P(make_state(a, left_length));
     if (left_length != right_length)
         ereport(ERROR,
-                (errcode(ERRCODE_DATA_EXCEPTION), errmsg("expected %d dimensions, not %d",
-                                                         left_length - 1, right_length - 1)));
+                (errcode(ERRCODE_DATA_EXCEPTION),
+                 errmsg("expected %d dimensions, not %d", left_length - 1, right_length - 1)));
     float8* values = static_cast<float8*>(palloc(sizeof(float8) * static_cast<Size>(left_length)));
     for (int i = 0; i < left_length; i++) {
         values[i] = a[i] + b[i];
