@@ -117,8 +117,10 @@ def main():
                 c = kind(o, t)
                 counts[c] += 1
                 if c != "same":
-                    diffs.write(f"=== {name} [{c}]\n--- pgvector\n" + "\n".join(t)
-                                + "\n--- benzer\n" + "\n".join(o) + "\n\n")
+                    cut = lambda b: "\n".join(l if len(l) < 200 else l[:200] + " ..."
+                                              for l in b)
+                    diffs.write(f"=== {name} [{c}]\n--- pgvector\n" + cut(t)
+                                + "\n--- benzer\n" + cut(o) + "\n\n")
             n = len(theirs)
             for c in counts:
                 totals[c] += counts[c]

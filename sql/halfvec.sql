@@ -76,6 +76,11 @@ DROP TABLE half_cast;
 
 SELECT '[1,2,3]'::halfvec + '[4,5,6]';
 SELECT '[65504]'::halfvec + '[65504]';
+-- Arithmetic beyond a half's range, in pgvector's words.
+SELECT '[-65504]'::halfvec - '[65504]';
+SELECT '[1e-7]'::halfvec * '[1e-7]';
+SELECT sum(v) FROM unnest(ARRAY['[65504]'::halfvec, '[65504]']) v;
+SELECT array_fill(0, ARRAY[16000])::halfvec || '[1]';
 SELECT '[1,2,3]'::halfvec - '[4,5,6]';
 SELECT '[1,2,3]'::halfvec * '[4,5,6]';
 SELECT '[1,2,3]'::halfvec || '[4,5]';
@@ -123,6 +128,8 @@ SELECT avg(v) FROM (VALUES ('[1,2,3]'::halfvec), (NULL)) t(v);
 SELECT avg(v) FROM (SELECT '[1]'::halfvec WHERE false) t(v);
 SELECT sum(v) FROM (VALUES ('[1,2,3]'::halfvec), ('[3,5,7]')) t(v);
 SELECT avg(v) FROM (VALUES ('[1,2]'::halfvec), ('[1]')) t(v);
+-- The final step refuses a state array of more than 16 000 dimensions.
+SELECT halfvec_avg(array_agg(n)) FROM generate_series(1, 16002) n;
 
 -- A faiss index on halfvec ---------------------------------------------------
 

@@ -131,3 +131,5 @@ SELECT vector_avg('{1,NaN}');
 \echo :SQLSTATE
 SELECT vector_avg('{NaN,1}');
 \echo :SQLSTATE
+-- The final step refuses a state array of more than 16 000 dimensions.
+SELECT vector_avg(array_agg(n)) FROM generate_series(1, 16002) n;

@@ -34,7 +34,6 @@ Datum l2_normalize(PG_FUNCTION_ARGS);
 Datum vector_add(PG_FUNCTION_ARGS);
 Datum vector_sub(PG_FUNCTION_ARGS);
 Datum vector_mul(PG_FUNCTION_ARGS);
-Datum vector_concat(PG_FUNCTION_ARGS);
 Datum vector_cmp(PG_FUNCTION_ARGS);
 Datum vector_accum(PG_FUNCTION_ARGS);
 Datum vector_avg(PG_FUNCTION_ARGS);
@@ -99,11 +98,32 @@ Datum binary_to_float8(FunctionCallInfo fcinfo, PGFunction f) {
     return DirectFunctionCall2(f, a, b);
 }
 
-// f(halfvec, halfvec) through the vector function f: a halfvec result.
-Datum binary_to_halfvec(FunctionCallInfo fcinfo, PGFunction f, bool same_dims = true) {
+// The halfvec of an arithmetic result r = a op b, with pgvector's errors
+// for a result that no half holds: overflow, or (for a product of non-zero
+// halves) underflow to zero.
+HalfVector* arithmetic_result(const Vector* r, const Vector* a, const Vector* b,
+                              bool check_underflow) {
+    HalfVector* h = new_halfvec(r->dim);
+    for (int i = 0; i < r->dim; i++) {
+        if (!benzer::fits_half(r->x[i]))
+            ereport(ERROR, (errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+                            errmsg("value out of range: overflow")));
+        h->x[i] = benzer::float_to_half(r->x[i]);
+        if (check_underflow && benzer::half_to_float(h->x[i]) == 0.0f && a->x[i] != 0.0f &&
+            b->x[i] != 0.0f)
+            ereport(ERROR, (errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+                            errmsg("value out of range: underflow")));
+    }
+    return h;
+}
+
+// a op b on halfvecs through the vector function f (which computes in
+// float4 and checks float4's range), rounded back to halves.
+Datum arithmetic(FunctionCallInfo fcinfo, PGFunction f, bool check_underflow) {
     Datum a, b;
-    vector_args(fcinfo, same_dims, &a, &b);
-    PG_RETURN_POINTER(to_halfvec(DatumGetVector(DirectFunctionCall2(f, a, b))));
+    vector_args(fcinfo, true, &a, &b);
+    Vector* r = DatumGetVector(DirectFunctionCall2(f, a, b));
+    PG_RETURN_POINTER(arithmetic_result(r, DatumGetVector(a), DatumGetVector(b), check_underflow));
 }
 
 }  // namespace
@@ -218,10 +238,18 @@ BENZER_FUNCTION(halfvec_subvector) {
         to_halfvec(vector_slice(v, PG_GETARG_INT32(1), PG_GETARG_INT32(2), "halfvec")));
 }
 
-BENZER_FUNCTION(halfvec_add) { return binary_to_halfvec(fcinfo, vector_add); }
-BENZER_FUNCTION(halfvec_sub) { return binary_to_halfvec(fcinfo, vector_sub); }
-BENZER_FUNCTION(halfvec_mul) { return binary_to_halfvec(fcinfo, vector_mul); }
-BENZER_FUNCTION(halfvec_concat) { return binary_to_halfvec(fcinfo, vector_concat, false); }
+BENZER_FUNCTION(halfvec_add) { return arithmetic(fcinfo, vector_add, false); }
+BENZER_FUNCTION(halfvec_sub) { return arithmetic(fcinfo, vector_sub, false); }
+BENZER_FUNCTION(halfvec_mul) { return arithmetic(fcinfo, vector_mul, true); }
+BENZER_FUNCTION(halfvec_concat) {
+    HalfVector* a = DatumGetHalfVector(PG_GETARG_DATUM(0));
+    HalfVector* b = DatumGetHalfVector(PG_GETARG_DATUM(1));
+    check_vector_dim(a->dim + b->dim, "halfvec");
+    HalfVector* h = new_halfvec(a->dim + b->dim);
+    memcpy(h->x, a->x, sizeof(uint16) * static_cast<Size>(a->dim));
+    memcpy(h->x + a->dim, b->x, sizeof(uint16) * static_cast<Size>(b->dim));
+    PG_RETURN_POINTER(h);
+}
 
 // Comparison: by element, then by dimension count (vector_cmp's order).
 namespace {
@@ -248,6 +276,7 @@ BENZER_FUNCTION(halfvec_avg) {
     if (ArrayGetNItems(ARR_NDIM(state), ARR_DIMS(state)) <= 1 || ARR_HASNULL(state) ||
         reinterpret_cast<float8*>(ARR_DATA_PTR(state))[0] == 0.0)
         PG_RETURN_NULL();
+    check_vector_dim(ARR_DIMS(state)[0] - 1, "halfvec");
     Datum v = DirectFunctionCall1(vector_avg, PG_GETARG_DATUM(0));
     PG_RETURN_POINTER(to_halfvec(DatumGetVector(v)));
 }

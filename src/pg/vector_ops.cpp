@@ -283,6 +283,7 @@ BENZER_FUNCTION(vector_avg) {
     int length;
     float8* values = state_values(state, &length);
     if (length == 1 || values[0] == 0.0) PG_RETURN_NULL();
+    check_vector_dim(length - 1);  // a caller can pass any array
     Vector* result = new_vector(length - 1);
     for (int i = 1; i < length; i++) {
         result->x[i - 1] = static_cast<float>(values[i] / values[0]);
