@@ -20,8 +20,10 @@ installed. Each statement is counted as:
                DETAIL lines say more, e.g. where a literal went wrong)
   differs      anything else; printed with both outputs
 
-Writes the per-file table to stdout and every difference to
-bench/results/pgvector_parity_diffs.txt.
+Writes the per-file table to stdout and every difference (pgvector's
+output next to benzer's) to a file in the work directory, whose path it
+prints; that file quotes pgvector's tests, so it is not kept in this
+repository.
 """
 import os
 import re
@@ -98,8 +100,7 @@ def main():
            "--load-extension=benzer", "--dbname=parity"] + names
     subprocess.run(["pg_virtualenv", "-t"] + cmd, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
-    here = os.path.dirname(os.path.abspath(__file__))
-    diffs_path = os.path.join(here, "results", "pgvector_parity_diffs.txt")
+    diffs_path = os.path.join(work, "differences.txt")
     totals = {"same": 0, "detail only": 0, "differs": 0}
     print("| pgvector file | statements | same | detail only | differs | ERROR line or rows as pgvector |")
     print("|---|---:|---:|---:|---:|---:|")
@@ -131,7 +132,7 @@ def main():
     ok = totals["same"] + totals["detail only"]
     print(f"| **all** | {n} | {totals['same']} | {totals['detail only']} | "
           f"{totals['differs']} | **{100 * ok / max(n, 1):.0f} %** |")
-    print(f"\nDifferences: {os.path.relpath(diffs_path)}")
+    print(f"\nDifferences: {diffs_path}")
 
 
 if __name__ == "__main__":

@@ -4,11 +4,15 @@
 SELECT '{1:1.5,3:2}/5'::sparsevec;
 SELECT ' { 1 : 1.5 , 3 : 2 } / 5 '::sparsevec;
 SELECT '{}/3'::sparsevec;
-SELECT '{3:2,1:1.5}/5'::sparsevec;       -- indexes in ascending order only
+SELECT '{3:2,1:1.5}/5'::sparsevec;       -- pairs in any order, printed sorted
 SELECT '{1:0,2:1}/3'::sparsevec;         -- zeros are not stored
 SELECT '{1:0.1,2:123456789}/2'::sparsevec;
 SELECT '{1:1,1:2}/3'::sparsevec;
 \echo :SQLSTATE
+SELECT '{1:1e-46,2:1}/2'::sparsevec;     -- underflow is an error, as in pgvector
+SELECT '{2147483648:1}/3'::sparsevec;
+SELECT '{}/9223372036854775808'::sparsevec;
+SELECT '{}/-9223372036854775809'::sparsevec;
 SELECT '{0:1}/3'::sparsevec;
 SELECT '{4:1}/3'::sparsevec;
 SELECT '{1:1}/0'::sparsevec;
@@ -32,6 +36,17 @@ SELECT '[0,1.5,0,2]'::vector::sparsevec;
 SELECT '[0,1.5,0,2]'::halfvec::sparsevec;
 SELECT '{2:1.5,4:2}/4'::sparsevec::vector;
 SELECT '{1:1}/20000'::sparsevec::vector;
+SELECT '{2:1.5,4:3.5}/5'::sparsevec::halfvec, '{2:1.5,4:3.5}/5'::sparsevec::halfvec(5);
+SELECT '{1:65520}/1'::sparsevec::halfvec;
+SELECT '{}/16001'::sparsevec::halfvec;
+-- Arrays: their non-zero elements.
+SELECT ARRAY[1,0,2,0,3,0]::sparsevec, ARRAY[1.0,0,2]::sparsevec,
+       '{0,0.5}'::real[]::sparsevec, '{0,0.5}'::float8[]::sparsevec(2);
+SELECT '{1,0,2}'::real[]::sparsevec(2);
+SELECT '{NULL}'::real[]::sparsevec;
+SELECT '{NaN}'::real[]::sparsevec;
+SELECT '{}'::real[]::sparsevec;
+SELECT '{{1}}'::real[]::sparsevec;
 
 SELECT l2_distance('{1:3}/2'::sparsevec, '{2:4}/2'), '{1:3}/2'::sparsevec <-> '{2:4}/2';
 SELECT sparsevec_l2_squared_distance('{1:3}/2', '{2:4}/2');
@@ -47,6 +62,13 @@ SELECT l2_distance('{1:1.5,3:2,7:-1}/8'::sparsevec, '{2:1,3:0.5,8:4}/8')
      = inner_product('[1.5,0,2,0,0,0,-1,0]'::vector, '[0,1,0.5,0,0,0,4,0]') AS ip;
 SELECT l2_norm('{1:3,2:4}/5'::sparsevec), l2_normalize('{1:3,2:4}/5'::sparsevec),
        l2_normalize('{}/5'::sparsevec);
+-- Elements that normalize to zero in float4 are dropped.
+SELECT l2_normalize('{1:3e38,2:1e-37}/2'::sparsevec);
+SELECT vector_dims('{1:1}/7'::sparsevec), vector_dims('{}/1000000000'::sparsevec);
+-- Distances sum in float4, as on vector: overflow is infinity.
+SELECT inner_product('{1:3e38}/1'::sparsevec, '{1:3e38}/1'),
+       l1_distance('{1:3e38}/1'::sparsevec, '{1:-3e38}/1'),
+       cosine_distance('{1:3e38}/1'::sparsevec, '{1:3e38}/1');
 
 SELECT '{1:1}/3'::sparsevec < '{1:2}/3', '{1:1}/3'::sparsevec = '{1:1}/3',
        '{2:1}/3'::sparsevec > '{1:1}/3', '{1:1}/3'::sparsevec < '{1:1}/4',

@@ -133,3 +133,9 @@ SELECT vector_avg('{NaN,1}');
 \echo :SQLSTATE
 -- The final step refuses a state array of more than 16 000 dimensions.
 SELECT vector_avg(array_agg(n)) FROM generate_series(1, 16002) n;
+-- Combining: an empty side gives the other; both empty stay empty (workers
+-- that saw no rows); a side past 16 000 dimensions is refused.
+SELECT vector_combine('{0}', '{2,2,4}'), vector_combine('{1,1,2}', '{0}'),
+       vector_combine('{0}', '{0}');
+SELECT vector_combine('{0}', (SELECT array_agg(n) FROM generate_series(1, 16002) n));
+SELECT vector_combine('{}', '{0}');

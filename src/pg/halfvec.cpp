@@ -21,7 +21,6 @@ extern "C" {
 
 // The vector functions the halfvec ones call.
 extern "C" {
-Datum array_to_vector(PG_FUNCTION_ARGS);
 Datum vector_to_float4(PG_FUNCTION_ARGS);
 Datum l2_distance(PG_FUNCTION_ARGS);
 Datum vector_l2_squared_distance(PG_FUNCTION_ARGS);
@@ -35,7 +34,6 @@ Datum vector_add(PG_FUNCTION_ARGS);
 Datum vector_sub(PG_FUNCTION_ARGS);
 Datum vector_mul(PG_FUNCTION_ARGS);
 Datum vector_cmp(PG_FUNCTION_ARGS);
-Datum vector_accum(PG_FUNCTION_ARGS);
 Datum vector_avg(PG_FUNCTION_ARGS);
 }
 
@@ -187,11 +185,20 @@ BENZER_FUNCTION(halfvec) {
 
 // Casts integer[], real[], double precision[] and numeric[] to halfvec.
 BENZER_FUNCTION(array_to_halfvec) {
-    Datum v = DirectFunctionCall3(array_to_vector, PG_GETARG_DATUM(0), Int32GetDatum(-1),
-                                  BoolGetDatum(false));
-    HalfVector* h = to_halfvec(DatumGetVector(v));
-    check_expected_dim(PG_GETARG_INT32(1), h->dim);
-    PG_RETURN_POINTER(h);
+    int count;
+    float* values = array_to_floats(PG_GETARG_ARRAYTYPE_P(0), "halfvec", &count);
+    check_vector_dim(count, "halfvec");
+    check_expected_dim(PG_GETARG_INT32(1), count);
+    Vector* v = new_vector(count);
+    memcpy(v->x, values, sizeof(float) * static_cast<Size>(count));
+    PG_RETURN_POINTER(to_halfvec(v));
+}
+
+// Casts sparsevec to halfvec: dense, at most 16 000 dimensions.
+BENZER_FUNCTION(sparsevec_to_halfvec) {
+    Vector* v = sparsevec_to_dense(PG_GETARG_DATUM(0), "halfvec");
+    check_expected_dim(PG_GETARG_INT32(1), v->dim);
+    PG_RETURN_POINTER(to_halfvec(v));
 }
 
 // Casts halfvec to real[].
@@ -268,7 +275,8 @@ BENZER_FUNCTION(halfvec_gt) { PG_RETURN_BOOL(compare_halfvecs(fcinfo) > 0); }
 
 // avg(halfvec): the vector aggregate's double precision sums.
 BENZER_FUNCTION(halfvec_accum) {
-    return DirectFunctionCall2(vector_accum, PG_GETARG_DATUM(0), vector_arg(fcinfo, 1));
+    PG_RETURN_ARRAYTYPE_P(accumulate(PG_GETARG_ARRAYTYPE_P(0),
+                                     DatumGetVector(vector_arg(fcinfo, 1)), "halfvec_accum"));
 }
 BENZER_FUNCTION(halfvec_avg) {
     // No rows: NULL (which DirectFunctionCall would not pass through).

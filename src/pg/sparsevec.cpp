@@ -11,7 +11,9 @@
 // vocabularies) are searched exactly, or reduced to a dense expression.
 #include "pg/vector.h"
 
+#include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cmath>
 #include <cstdlib>
 
@@ -108,25 +110,55 @@ SparseVector* sparse_args(FunctionCallInfo fcinfo, int n) {
     return DatumGetSparseVector(PG_GETARG_DATUM(n));
 }
 
+// Distances sum in float4, as vector's do (and pgvector's): the same
+// results as on the dense vectors, overflow to infinity included.
+
 // The squared L2 distance of two sparsevecs of one dimension count.
 double l2_squared(SparseVector* a, SparseVector* b) {
     check_same_sparse_dims(a, b);
-    double sum = 0;
-    merge(a, b, [&](float x, float y) { sum += static_cast<double>(x - y) * (x - y); });
+    float sum = 0;
+    merge(a, b, [&](float x, float y) { sum += (x - y) * (x - y); });
     return sum;
 }
 
 // The inner product of two sparsevecs of one dimension count.
 double dot(SparseVector* a, SparseVector* b) {
     check_same_sparse_dims(a, b);
-    double sum = 0;
-    merge(a, b, [&](float x, float y) { sum += static_cast<double>(x) * y; });
+    float sum = 0;
+    merge(a, b, [&](float x, float y) { sum += x * y; });
     return sum;
 }
 
 }  // namespace
 
-// Text input: {1:1.5,3:2}/5.
+namespace {
+
+// One index:value pair of the text form, index 0-based.
+struct SparseElement {
+    int32 index;
+    float value;
+};
+
+[[noreturn]] void index_out_of_bounds() {
+    ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION), errmsg("sparsevec index out of bounds")));
+    pg_unreachable();
+}
+
+// ERRORs unless index (0-based) is one of dim's.
+void check_sparse_index(long index, long dim) {
+    if (index < 0 || index >= dim) index_out_of_bounds();
+}
+
+// A dimension count as written, clamped into the int range so that
+// check_sparse_dim names the limit it passed (strtol clamps to LONG_MIN/MAX).
+long clamp_dim(long dim) {
+    return dim < 0 ? (dim < INT_MIN ? INT_MIN : dim) : (dim > INT_MAX ? INT_MAX : dim);
+}
+
+}  // namespace
+
+// Text input: {1:1.5,3:2}/5. As pgvector: pairs in any order (sorted
+// here), zeros dropped, a repeated index an error.
 BENZER_FUNCTION(sparsevec_in) {
     char* text = PG_GETARG_CSTRING(0);
     int32 typmod = PG_GETARG_INT32(2);
@@ -134,8 +166,7 @@ BENZER_FUNCTION(sparsevec_in) {
     for (const char* p = text; *p; p++)
         if (*p == ',') capacity++;
     if (capacity > kSparseMaxNnz + 1) capacity = kSparseMaxNnz + 1;
-    auto* indices = static_cast<int32*>(palloc(sizeof(int32) * capacity));
-    auto* values = static_cast<float*>(palloc(sizeof(float) * capacity));
+    auto* elements = static_cast<SparseElement*>(palloc(sizeof(SparseElement) * capacity));
     int n = 0;
     const char* p = skip_spaces(text);
     if (*p++ != '{') syntax_error(text);
@@ -145,27 +176,24 @@ BENZER_FUNCTION(sparsevec_in) {
             char* end;
             errno = 0;
             long index = std::strtol(p, &end, 10);
-            if (end == p || errno == ERANGE) syntax_error(text);
+            if (end == p) syntax_error(text);
+            // Beyond int32 (or clamped by strtol): no dimension holds it.
+            if (errno == ERANGE || index < 1 || index > INT_MAX) index_out_of_bounds();
             p = skip_spaces(end);
             if (*p++ != ':') syntax_error(text);
             p = skip_spaces(p);
             errno = 0;
             float value = std::strtof(p, &end);
             if (end == p) syntax_error(text);
-            if (errno == ERANGE && std::isinf(value))
+            // Unlike vector's text form, pgvector's sparsevec refuses
+            // underflow too.
+            if (errno == ERANGE)
                 ereport(ERROR, (errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
                                 errmsg("\"%.*s\" is out of range for type sparsevec",
                                        static_cast<int>(end - p), p)));
             check_element(value, "sparsevec");
-            if (index < 1 || index > INT_MAX)
-                ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
-                                errmsg("index \"%ld\" is out of range for type sparsevec", index)));
-            if (value != 0.0f) {  // zeros are not stored
-                if (n >= kSparseMaxNnz) check_sparse_nnz(n + 1);
-                indices[n] = static_cast<int32>(index - 1);
-                values[n] = value;
-                n++;
-            }
+            if (n >= kSparseMaxNnz) check_sparse_nnz(n + 1);
+            elements[n++] = {static_cast<int32>(index - 1), value};
             p = skip_spaces(end);
             if (*p == ',') {
                 p = skip_spaces(p + 1);
@@ -179,23 +207,31 @@ BENZER_FUNCTION(sparsevec_in) {
     if (*p++ != '/') syntax_error(text);
     p = skip_spaces(p);
     char* end;
-    errno = 0;
     long dim = std::strtol(p, &end, 10);
-    if (end == p || errno == ERANGE) syntax_error(text);
+    if (end == p) syntax_error(text);
     if (*skip_spaces(end) != '\0') syntax_error(text);
+    dim = clamp_dim(dim);
     check_sparse_dim(dim);
     check_expected_dim(typmod, static_cast<int>(dim));
+    std::stable_sort(elements, elements + n, [](const SparseElement& a, const SparseElement& b) {
+        return a.index < b.index;
+    });
+    int nnz = 0;
     for (int i = 0; i < n; i++) {
-        if (indices[i] >= dim)
+        check_sparse_index(elements[i].index, dim);
+        if (i > 0 && elements[i].index == elements[i - 1].index)
             ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
-                            errmsg("index must be less than or equal to dimensions")));
-        if (i > 0 && indices[i] <= indices[i - 1])
-            ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
-                            errmsg("indexes must be in ascending order")));
+                            errmsg("sparsevec indices must not contain duplicates")));
+        if (elements[i].value != 0.0f) nnz++;
     }
-    SparseVector* result = new_sparsevec(static_cast<int>(dim), n);
-    memcpy(result->indices, indices, sizeof(int32) * n);
-    memcpy(sparse_values(result), values, sizeof(float) * n);
+    SparseVector* result = new_sparsevec(static_cast<int>(dim), nnz);
+    float* values = sparse_values(result);
+    for (int i = 0, k = 0; i < n; i++)
+        if (elements[i].value != 0.0f) {
+            result->indices[k] = elements[i].index;
+            values[k++] = elements[i].value;
+        }
+    pfree(elements);
     PG_RETURN_POINTER(result);
 }
 
@@ -240,17 +276,18 @@ BENZER_FUNCTION(sparsevec_recv) {
                         errmsg("sparsevec cannot have a negative number of elements")));
     check_sparse_nnz(nnz);
     if (unused != 0)
-        ereport(ERROR, (errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+        ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
                         errmsg("expected unused to be 0, not %d", unused)));
     SparseVector* s = new_sparsevec(dim, nnz);
     for (int i = 0; i < nnz; i++) {
         s->indices[i] = pq_getmsgint(buffer, sizeof(int32));
-        if (s->indices[i] < 0 || s->indices[i] >= dim)
+        check_sparse_index(s->indices[i], dim);
+        if (i > 0 && s->indices[i] < s->indices[i - 1])
             ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
-                            errmsg("index must be less than or equal to dimensions")));
-        if (i > 0 && s->indices[i] <= s->indices[i - 1])
+                            errmsg("sparsevec indices must be in ascending order")));
+        if (i > 0 && s->indices[i] == s->indices[i - 1])
             ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
-                            errmsg("indexes must be in ascending order")));
+                            errmsg("sparsevec indices must not contain duplicates")));
     }
     float* values = sparse_values(s);
     for (int i = 0; i < nnz; i++) {
@@ -339,12 +376,39 @@ bool is_sparsevec_type(Oid type) {
     return last_answer;
 }
 
+Vector* sparsevec_to_dense(Datum d, const char* type) {
+    SparseVector* s = DatumGetSparseVector(d);
+    check_vector_dim(s->dim, type);
+    return dense(s);
+}
+
 // sparsevec -> vector: dense (at most 16 000 dimensions).
 BENZER_FUNCTION(sparsevec_to_vector) {
-    SparseVector* s = sparse_args(fcinfo, 0);
-    check_vector_dim(s->dim);
-    check_expected_dim(PG_GETARG_INT32(1), s->dim);
-    PG_RETURN_VECTOR_P(dense(s));
+    Vector* v = sparsevec_to_dense(PG_GETARG_DATUM(0), "vector");
+    check_expected_dim(PG_GETARG_INT32(1), v->dim);
+    PG_RETURN_VECTOR_P(v);
+}
+
+// integer[], real[], double precision[], numeric[] -> sparsevec: the
+// non-zero elements.
+BENZER_FUNCTION(array_to_sparsevec) {
+    int count;
+    float* values = array_to_floats(PG_GETARG_ARRAYTYPE_P(0), "sparsevec", &count);
+    check_sparse_dim(count);
+    check_expected_dim(PG_GETARG_INT32(1), count);
+    int nnz = 0;
+    for (int i = 0; i < count; i++)
+        if (values[i] != 0.0f) nnz++;
+    check_sparse_nnz(nnz);
+    SparseVector* s = new_sparsevec(count, nnz);
+    float* out = sparse_values(s);
+    for (int i = 0, k = 0; i < count; i++)
+        if (values[i] != 0.0f) {
+            s->indices[k] = i;
+            out[k++] = values[i];
+        }
+    pfree(values);
+    PG_RETURN_POINTER(s);
 }
 
 BENZER_FUNCTION(sparsevec_l2_squared_distance) {
@@ -367,14 +431,14 @@ BENZER_FUNCTION(sparsevec_negative_inner_product) {
 BENZER_FUNCTION(sparsevec_cosine_distance) {
     SparseVector *a = sparse_args(fcinfo, 0), *b = sparse_args(fcinfo, 1);
     check_same_sparse_dims(a, b);
-    double dot = 0, aa = 0, bb = 0;
+    float dot = 0, aa = 0, bb = 0;
     merge(a, b, [&](float x, float y) {
-        dot += static_cast<double>(x) * y;
-        aa += static_cast<double>(x) * x;
-        bb += static_cast<double>(y) * y;
+        dot += x * y;
+        aa += x * x;
+        bb += y * y;
     });
     if (aa == 0 || bb == 0) PG_RETURN_FLOAT8(std::nan(""));
-    double similarity = dot / std::sqrt(aa * bb);
+    double similarity = static_cast<double>(dot) / std::sqrt(static_cast<double>(aa) * bb);
     if (similarity > 1) similarity = 1;
     if (similarity < -1) similarity = -1;
     PG_RETURN_FLOAT8(1 - similarity);
@@ -383,8 +447,8 @@ BENZER_FUNCTION(sparsevec_cosine_distance) {
 BENZER_FUNCTION(sparsevec_l1_distance) {
     SparseVector *a = sparse_args(fcinfo, 0), *b = sparse_args(fcinfo, 1);
     check_same_sparse_dims(a, b);
-    double sum = 0;
-    merge(a, b, [&](float x, float y) { sum += std::fabs(static_cast<double>(x) - y); });
+    float sum = 0;
+    merge(a, b, [&](float x, float y) { sum += std::fabs(x - y); });
     PG_RETURN_FLOAT8(sum);
 }
 
@@ -396,19 +460,34 @@ BENZER_FUNCTION(sparsevec_l2_norm) {
     PG_RETURN_FLOAT8(std::sqrt(sum));
 }
 
-// The sparsevec scaled to norm 1 (a zero one stays zero).
+// The sparsevec scaled to norm 1 (a zero one stays zero). Elements that
+// become zero in float4 are dropped: a sparsevec stores no zeros.
 BENZER_FUNCTION(sparsevec_l2_normalize) {
     SparseVector* s = sparse_args(fcinfo, 0);
     float* values = sparse_values(s);
     double sum = 0;
     for (int i = 0; i < s->nnz; i++) sum += static_cast<double>(values[i]) * values[i];
-    SparseVector* result = new_sparsevec(s->dim, s->nnz);
-    memcpy(result->indices, s->indices, sizeof(int32) * s->nnz);
-    float* out = sparse_values(result);
     double norm = std::sqrt(sum);
-    for (int i = 0; i < s->nnz; i++) out[i] = norm > 0 ? static_cast<float>(values[i] / norm) : 0;
+    if (norm == 0) PG_RETURN_POINTER(new_sparsevec(s->dim, 0));
+    float* scaled = static_cast<float*>(palloc(sizeof(float) * Max(s->nnz, 1)));
+    int nnz = 0;
+    for (int i = 0; i < s->nnz; i++) {
+        scaled[i] = static_cast<float>(values[i] / norm);
+        if (scaled[i] != 0.0f) nnz++;
+    }
+    SparseVector* result = new_sparsevec(s->dim, nnz);
+    float* out = sparse_values(result);
+    for (int i = 0, k = 0; i < s->nnz; i++)
+        if (scaled[i] != 0.0f) {
+            result->indices[k] = s->indices[i];
+            out[k++] = scaled[i];
+        }
+    pfree(scaled);
     PG_RETURN_POINTER(result);
 }
+
+// The number of dimensions, vector_dims(sparsevec).
+BENZER_FUNCTION(sparsevec_vector_dims) { PG_RETURN_INT32(sparse_args(fcinfo, 0)->dim); }
 
 // Order: element by element as dense vectors, then by dimension count.
 BENZER_FUNCTION(sparsevec_cmp) {

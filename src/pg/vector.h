@@ -91,6 +91,19 @@ Vector* read_vector_text(char* text, int32 typmod, const char* type);
 // substring(); ERRORs, naming type, when nothing is left.
 Vector* vector_slice(const Vector* a, int32 start, int32 count, const char* type);
 
+// The elements of a one-dimensional integer[], real[], double precision[]
+// or numeric[] without NULLs, as floats; ERRORs (naming type) on NaN and
+// infinite elements. *count is the element count.
+float* array_to_floats(ArrayType* array, const char* type, int* count);
+
+// The dense float vector of a sparsevec, as a cast to type ("vector",
+// "halfvec") makes it: ERRORs above 16 000 dimensions.
+Vector* sparsevec_to_dense(Datum d, const char* type);
+
+// The avg() transition state (a float8[]: row count, then the sums) with
+// v added; caller names the SQL function in errors about the state.
+ArrayType* accumulate(ArrayType* state, const Vector* v, const char* caller);
+
 // The dimension count of a type modifier such as vector(n) / halfvec(n),
 // at most max_dim.
 int32 read_typmod(ArrayType* array, const char* type, int32 max_dim = kVectorMaxDim);

@@ -133,7 +133,7 @@ int read_binary_header(StringInfo buffer, int32 typmod, const char* type) {
     check_vector_dim(dim, type);
     check_expected_dim(typmod, dim);
     if (unused != 0)
-        ereport(ERROR, (errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+        ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
                         errmsg("expected unused to be 0, not %d", unused)));
     return dim;
 }
@@ -187,36 +187,39 @@ static float array_element_to_float(Oid element_type, Datum element) {
     return 0.0f;
 }
 
-// Casts integer[], real[], double precision[] and numeric[] to vector.
-BENZER_FUNCTION(array_to_vector) {
-    ArrayType* array = PG_GETARG_ARRAYTYPE_P(0);
-    int32 typmod = PG_GETARG_INT32(1);
-
+float* array_to_floats(ArrayType* array, const char* type, int* count) {
     if (ARR_NDIM(array) > 1)
         ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION), errmsg("array must be 1-D")));
     if (ARR_HASNULL(array) && array_contains_nulls(array))
         ereport(ERROR,
                 (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("array must not contain nulls")));
-
     Oid element_type = ARR_ELEMTYPE(array);
     int16 typlen;
     bool typbyval;
     char typalign;
     get_typlenbyvalalign(element_type, &typlen, &typbyval, &typalign);
     Datum* elements;
-    int count;
-    deconstruct_array(array, element_type, typlen, typbyval, typalign, &elements, nullptr, &count);
-
-    check_vector_dim(count);
-    check_expected_dim(typmod, count);
-    Vector* result = new_vector(count);
-    for (int i = 0; i < count; i++) {
+    deconstruct_array(array, element_type, typlen, typbyval, typalign, &elements, nullptr, count);
+    float* values = static_cast<float*>(palloc(sizeof(float) * static_cast<Size>(Max(*count, 1))));
+    for (int i = 0; i < *count; i++) {
         // A finite double too large for float4 becomes infinity here and is
         // refused as one, in pgvector's words.
-        result->x[i] = array_element_to_float(element_type, elements[i]);
-        check_element(result->x[i]);
+        values[i] = array_element_to_float(element_type, elements[i]);
+        check_element(values[i], type);
     }
     pfree(elements);
+    return values;
+}
+
+// Casts integer[], real[], double precision[] and numeric[] to vector.
+BENZER_FUNCTION(array_to_vector) {
+    int count;
+    float* values = array_to_floats(PG_GETARG_ARRAYTYPE_P(0), "vector", &count);
+    check_vector_dim(count);
+    check_expected_dim(PG_GETARG_INT32(1), count);
+    Vector* result = new_vector(count);
+    memcpy(result->x, values, sizeof(float) * static_cast<Size>(count));
+    pfree(values);
     PG_RETURN_VECTOR_P(result);
 }
 

@@ -215,10 +215,13 @@ BENZER_FUNCTION(vector_cmp) {
 
 // The avg(vector) transition state is a float8[]: the row count followed by
 // the running sums, so partial aggregates can be combined in parallel plans.
-static float8* state_values(ArrayType* state, int* length) {
-    if (ARR_NDIM(state) != 1 || ARR_HASNULL(state) || ARR_ELEMTYPE(state) != FLOAT8OID)
+// The state is an ordinary array a caller can pass in directly: caller
+// names the function in the error, as pgvector does.
+static float8* state_values(ArrayType* state, int* length, const char* caller) {
+    if (ARR_NDIM(state) != 1 || ARR_DIMS(state)[0] < 1 || ARR_HASNULL(state) ||
+        ARR_ELEMTYPE(state) != FLOAT8OID)
         ereport(ERROR,
-                (errcode(ERRCODE_DATA_EXCEPTION), errmsg("invalid avg(vector) state array")));
+                (errcode(ERRCODE_DATA_EXCEPTION), errmsg("%s: expected state array", caller)));
     *length = ARR_DIMS(state)[0];
     return reinterpret_cast<float8*>(ARR_DATA_PTR(state));
 }
@@ -233,12 +236,9 @@ static ArrayType* make_state(const float8* values, int length) {
     return result;
 }
 
-// avg(vector) transition: adds one vector to the running sums.
-BENZER_FUNCTION(vector_accum) {
-    ArrayType* state = PG_GETARG_ARRAYTYPE_P(0);
-    Vector* v = PG_GETARG_VECTOR_P(1);
+ArrayType* accumulate(ArrayType* state, const Vector* v, const char* caller) {
     int length;
-    float8* old_values = state_values(state, &length);
+    float8* old_values = state_values(state, &length, caller);
     bool first = (length == 1);  // the initial state is '{0}'
     if (!first && length - 1 != v->dim)
         ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
@@ -251,7 +251,13 @@ BENZER_FUNCTION(vector_accum) {
             ereport(ERROR, (errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
                             errmsg("value out of range: overflow")));
     }
-    PG_RETURN_ARRAYTYPE_P(make_state(values, v->dim + 1));
+    return make_state(values, v->dim + 1);
+}
+
+// avg(vector) transition: adds one vector to the running sums.
+BENZER_FUNCTION(vector_accum) {
+    PG_RETURN_ARRAYTYPE_P(
+        accumulate(PG_GETARG_ARRAYTYPE_P(0), PG_GETARG_VECTOR_P(1), "vector_accum"));
 }
 
 // avg(vector) combine step for parallel aggregation.
@@ -259,10 +265,21 @@ BENZER_FUNCTION(vector_combine) {
     ArrayType* left = PG_GETARG_ARRAYTYPE_P(0);
     ArrayType* right = PG_GETARG_ARRAYTYPE_P(1);
     int left_length, right_length;
-    float8* a = state_values(left, &left_length);
-    float8* b = state_values(right, &right_length);
-    if (left_length == 1) PG_RETURN_ARRAYTYPE_P(make_state(b, right_length));
-    if (right_length == 1) PG_RETURN_ARRAYTYPE_P(make_state(a, left_length));
+    float8* a = state_values(left, &left_length, "vector_combine");
+    float8* b = state_values(right, &right_length, "vector_combine");
+    // Both empty (workers that saw no rows): still empty. pgvector errors
+    // here; an empty partial state is normal in a parallel plan.
+    if (a[0] == 0.0 && b[0] == 0.0) PG_RETURN_ARRAYTYPE_P(make_state(a, 1));
+    // One side empty: the other, which must hold a vector.
+    if (a[0] == 0.0) {
+        check_vector_dim(right_length - 1);
+        PG_RETURN_ARRAYTYPE_P(make_state(b, right_length));
+    }
+    if (b[0] == 0.0) {
+        check_vector_dim(left_length - 1);
+        PG_RETURN_ARRAYTYPE_P(make_state(a, left_length));
+    }
+    check_vector_dim(left_length - 1);
     if (left_length != right_length)
         ereport(ERROR,
                 (errcode(ERRCODE_DATA_EXCEPTION),
@@ -281,7 +298,7 @@ BENZER_FUNCTION(vector_combine) {
 BENZER_FUNCTION(vector_avg) {
     ArrayType* state = PG_GETARG_ARRAYTYPE_P(0);
     int length;
-    float8* values = state_values(state, &length);
+    float8* values = state_values(state, &length, "vector_avg");
     if (length == 1 || values[0] == 0.0) PG_RETURN_NULL();
     check_vector_dim(length - 1);  // a caller can pass any array
     Vector* result = new_vector(length - 1);

@@ -51,14 +51,46 @@ CREATE FUNCTION sparsevec_to_vector(sparsevec, integer, boolean) RETURNS vector
 COMMENT ON FUNCTION sparsevec_to_vector(sparsevec, integer, boolean) IS
     'a sparsevec as a dense vector (at most 16000 dimensions)';
 
+CREATE FUNCTION sparsevec_to_halfvec(sparsevec, integer, boolean) RETURNS halfvec
+    AS 'MODULE_PATHNAME', 'sparsevec_to_halfvec' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION sparsevec_to_halfvec(sparsevec, integer, boolean) IS
+    'converts a sparsevec to a dense halfvec (at most 16 000 dimensions)';
+CREATE FUNCTION array_to_sparsevec(integer[], integer, boolean) RETURNS sparsevec
+    AS 'MODULE_PATHNAME', 'array_to_sparsevec' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION array_to_sparsevec(integer[], integer, boolean) IS
+    'converts an integer array to a sparsevec of its non-zero elements';
+CREATE FUNCTION array_to_sparsevec(real[], integer, boolean) RETURNS sparsevec
+    AS 'MODULE_PATHNAME', 'array_to_sparsevec' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION array_to_sparsevec(real[], integer, boolean) IS
+    'converts a real array to a sparsevec of its non-zero elements';
+CREATE FUNCTION array_to_sparsevec(double precision[], integer, boolean) RETURNS sparsevec
+    AS 'MODULE_PATHNAME', 'array_to_sparsevec' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION array_to_sparsevec(double precision[], integer, boolean) IS
+    'converts a double precision array to a sparsevec of its non-zero elements';
+CREATE FUNCTION array_to_sparsevec(numeric[], integer, boolean) RETURNS sparsevec
+    AS 'MODULE_PATHNAME', 'array_to_sparsevec' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION array_to_sparsevec(numeric[], integer, boolean) IS
+    'converts a numeric array to a sparsevec of its non-zero elements';
+
 CREATE CAST (sparsevec AS sparsevec) WITH FUNCTION sparsevec(sparsevec, integer, boolean) AS IMPLICIT;
 CREATE CAST (vector AS sparsevec) WITH FUNCTION vector_to_sparsevec(vector, integer, boolean) AS ASSIGNMENT;
 CREATE CAST (halfvec AS sparsevec) WITH FUNCTION halfvec_to_sparsevec(halfvec, integer, boolean) AS ASSIGNMENT;
 CREATE CAST (sparsevec AS vector) WITH FUNCTION sparsevec_to_vector(sparsevec, integer, boolean) AS ASSIGNMENT;
+CREATE CAST (sparsevec AS halfvec) WITH FUNCTION sparsevec_to_halfvec(sparsevec, integer, boolean) AS ASSIGNMENT;
+CREATE CAST (integer[] AS sparsevec) WITH FUNCTION array_to_sparsevec(integer[], integer, boolean) AS ASSIGNMENT;
+CREATE CAST (real[] AS sparsevec) WITH FUNCTION array_to_sparsevec(real[], integer, boolean) AS ASSIGNMENT;
+CREATE CAST (double precision[] AS sparsevec)
+    WITH FUNCTION array_to_sparsevec(double precision[], integer, boolean) AS ASSIGNMENT;
+CREATE CAST (numeric[] AS sparsevec) WITH FUNCTION array_to_sparsevec(numeric[], integer, boolean) AS ASSIGNMENT;
 COMMENT ON CAST (sparsevec AS sparsevec) IS 'checks the dimensions against sparsevec(n)';
 COMMENT ON CAST (vector AS sparsevec) IS 'a vector as a sparsevec (its non-zero elements)';
 COMMENT ON CAST (halfvec AS sparsevec) IS 'a halfvec as a sparsevec (its non-zero elements)';
 COMMENT ON CAST (sparsevec AS vector) IS 'a sparsevec as a dense vector';
+COMMENT ON CAST (sparsevec AS halfvec) IS 'a sparsevec as a dense halfvec';
+COMMENT ON CAST (integer[] AS sparsevec) IS 'an integer array as a sparsevec (its non-zero elements)';
+COMMENT ON CAST (real[] AS sparsevec) IS 'a real array as a sparsevec (its non-zero elements)';
+COMMENT ON CAST (double precision[] AS sparsevec) IS 'a double precision array as a sparsevec (its non-zero elements)';
+COMMENT ON CAST (numeric[] AS sparsevec) IS 'a numeric array as a sparsevec (its non-zero elements)';
 
 CREATE FUNCTION l2_distance(sparsevec, sparsevec) RETURNS float8
     AS 'MODULE_PATHNAME', 'sparsevec_l2_distance' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
@@ -78,6 +110,9 @@ COMMENT ON FUNCTION cosine_distance(sparsevec, sparsevec) IS '1 - cosine similar
 CREATE FUNCTION l1_distance(sparsevec, sparsevec) RETURNS float8
     AS 'MODULE_PATHNAME', 'sparsevec_l1_distance' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION l1_distance(sparsevec, sparsevec) IS 'taxicab (L1) distance; the <+> operator';
+CREATE FUNCTION vector_dims(sparsevec) RETURNS integer
+    AS 'MODULE_PATHNAME', 'sparsevec_vector_dims' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION vector_dims(sparsevec) IS 'the number of dimensions (not the non-zero count)';
 CREATE FUNCTION l2_norm(sparsevec) RETURNS float8
     AS 'MODULE_PATHNAME', 'sparsevec_l2_norm' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION l2_norm(sparsevec) IS 'the Euclidean norm';

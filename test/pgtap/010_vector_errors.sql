@@ -211,9 +211,9 @@ SELECT throws_ok($$SELECT vector_avg('{1,1e39}')$$, '22003',
 SELECT throws_ok($$SELECT vector_avg('{1,Infinity}')$$, '22003',
     'value out of range: overflow', 'vector_avg: an infinite mean is rejected');
 SELECT throws_ok($$SELECT vector_avg('{{1,2}}')$$, '22000',
-    'invalid avg(vector) state array', 'vector_avg: a 2-D state is rejected');
+    'vector_avg: expected state array', 'vector_avg: a 2-D state is rejected');
 SELECT throws_ok($$SELECT vector_accum('{1,NULL}', '[1]')$$, '22000',
-    'invalid avg(vector) state array', 'vector_accum: a state with NULL is rejected');
+    'vector_accum: expected state array', 'vector_accum: a state with NULL is rejected');
 SELECT throws_ok($$SELECT vector_accum('{1,1,2}', '[1]')$$, '22000',
     'expected 2 dimensions, not 1', 'vector_accum: different dimensions (pgvector''s words)');
 SELECT throws_ok($$SELECT vector_combine('{1,1,2}', '{1,1}')$$, '22000',
