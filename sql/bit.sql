@@ -47,3 +47,6 @@ SELECT (SELECT array_agg(d) FROM (SELECT binary_quantize(v)::bit(8) <~> B'111100
             FROM quantized ORDER BY 1 LIMIT 10) e) AS same;
 RESET enable_seqscan;
 DROP TABLE bit_items, quantized;
+-- bit varying arguments, and lengths that differ only through varbit.
+SELECT hamming_distance('111', '000'::varbit(4)), jaccard_distance('1111', '0001'::varbit(5));
+SELECT hamming_distance('111', '0000'::varbit(4));

@@ -47,6 +47,9 @@ SELECT '{NULL}'::real[]::sparsevec;
 SELECT '{NaN}'::real[]::sparsevec;
 SELECT '{}'::real[]::sparsevec;
 SELECT '{{1}}'::real[]::sparsevec;
+SELECT '{0,1.5}'::numeric[]::sparsevec;
+SELECT sparsevec_cmp('{1:1}/3', '{1:1}/3'), sparsevec_cmp('{1:1}/3', '{}/3'),
+       sparsevec_cmp('{1:1,2:2}/2', '{1:1,2:2,3:3}/3');
 
 SELECT l2_distance('{1:3}/2'::sparsevec, '{2:4}/2'), '{1:3}/2'::sparsevec <-> '{2:4}/2';
 SELECT sparsevec_l2_squared_distance('{1:3}/2', '{2:4}/2');
