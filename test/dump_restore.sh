@@ -9,7 +9,8 @@
 # source database whose vectors hold tricky float4 values (random finite bit
 # patterns, denormals, -0, the extremes, values needing 9 significant digits)
 # in dimensions from 1 to 16000, plus a vector(3) column, NULLs, an index, a
-# column default and a view, and then checks
+# column default and a view, and a table of halfvec, sparsevec and bit
+# columns with faiss indexes, and then checks
 #
 #   (a) pg_dump -Fp restored with psql
 #   (b) pg_dump -Fc restored with pg_restore
@@ -154,6 +155,23 @@ CREATE VIEW near_origin AS
     SELECT id, v3 <-> '[0,0,0]'::vector AS distance FROM items WHERE v3 IS NOT NULL;
 ALTER TABLE items ADD CONSTRAINT v3_not_nan CHECK (v3 IS NULL OR v3 = v3);
 ANALYZE items;
+
+-- pgvector's other types, each with a faiss index: halves (extremes,
+-- denormal halves, -0), sparse vectors written out of order, bit strings.
+CREATE TABLE kinds (id int PRIMARY KEY, h halfvec(4), s sparsevec(6), b bit(8));
+INSERT INTO kinds VALUES
+    (1, '[65504,-65504,6e-8,-0]', '{6:1.5,1:-2}/6', B'10110001'),
+    (2, '[0.1,0.2,0.3,0.4]', '{}/6', B'00000000'),
+    (3, NULL, NULL, NULL);
+INSERT INTO kinds
+SELECT 10 + i, ARRAY[i % 7, -(i % 5), i / 10.0, 1]::halfvec(4),
+       format('{%s:%s,%s:%s}/6', 1 + i % 3, i % 7, 4 + i % 3, -(i % 5))::sparsevec,
+       (i % 256)::bit(8)
+FROM generate_series(1, 300) AS i;
+CREATE INDEX kinds_h ON kinds USING faiss (h);
+CREATE INDEX kinds_s ON kinds USING faiss (s sparsevec_ip_ops);
+CREATE INDEX kinds_b ON kinds USING faiss (b bit_hamming_ops);
+ANALYZE kinds;
 SQL
 
 summary_sql="SELECT count(*) || ' rows, ' || count(v) || ' vectors, '
@@ -268,6 +286,37 @@ check_objects() {   # label db
     fi
 }
 
+# halfvec, sparsevec and bit: the values bit for bit (their send functions),
+# and each faiss index rebuilt by the restore answers as an exact scan does.
+kinds_fingerprint="SELECT id, coalesce(encode(halfvec_send(h), 'hex'), 'NULL'),
+                          coalesce(encode(sparsevec_send(s), 'hex'), 'NULL'), coalesce(b::text, 'NULL')
+                   FROM kinds ORDER BY id"
+kinds_queries=("h <-> '[3,-2,10,1]'" "s <#> '{1:2,5:-1}/6'" "b <~> B'10100000'")
+check_kinds() {   # label db
+    local label="$1" db="$2" got want query index
+    want=$(q "$src" -F ' ' -c "$kinds_fingerprint")
+    if got=$(q "$db" -F ' ' -c "$kinds_fingerprint" 2>&1) && [ "$got" = "$want" ]; then
+        pass "$label: halfvec, sparsevec and bit values identical bit for bit"
+    else
+        fail "$label: halfvec, sparsevec and bit values identical" "$(diff <(echo "$want") <(echo "$got") | head -n 5)"
+    fi
+    for query in "${kinds_queries[@]}"; do
+        index=$(q "$db" -c "SET enable_seqscan = off; EXPLAIN (COSTS OFF)
+                            SELECT id FROM kinds ORDER BY $query LIMIT 5" | grep -o 'Index Scan using kinds_[hsb]' || true)
+        got=$(q "$db" -c "SET enable_seqscan = off;
+                          SELECT string_agg(round(d::numeric, 3)::text, ',') FROM
+                            (SELECT $query AS d FROM kinds ORDER BY $query LIMIT 8) t" 2>&1 || true)
+        want=$(q "$src" -c "SET enable_indexscan = off;
+                            SELECT string_agg(round(d::numeric, 3)::text, ',') FROM
+                              (SELECT $query AS d FROM kinds ORDER BY $query LIMIT 8) t")
+        if [ -n "$index" ] && [ "$got" = "$want" ]; then
+            pass "$label: ${index#Index Scan using } answers ORDER BY $query as an exact scan"
+        else
+            fail "$label: faiss index for ORDER BY $query" "index: '$index'; want $want, got $got"
+        fi
+    done
+}
+
 # Runs a command, recording a check for it; returns its status.
 step() {   # label command...
     local label="$1"
@@ -289,6 +338,7 @@ if step "(a) pg_dump -Fp" pg_dump -Fp -f "$work/dump.sql" "$src" &&
     compare "(a) plain" "$db" items
     check_typmod "(a) plain" "$db" items
     check_objects "(a) plain" "$db"
+    check_kinds "(a) plain" "$db"
 fi
 
 # (b) custom-format pg_dump, restored with pg_restore -------------------------
@@ -300,6 +350,7 @@ if step "(b) pg_dump -Fc" pg_dump -Fc -f "$work/dump.custom" "$src" &&
     compare "(b) custom" "$db" items
     check_typmod "(b) custom" "$db" items
     check_objects "(b) custom" "$db"
+    check_kinds "(b) custom" "$db"
 fi
 
 # (c) directory-format pg_dump, restored in parallel ---------------------------
@@ -310,6 +361,7 @@ if step "(c) pg_dump -Fd -j 2" pg_dump -Fd -j 2 -f "$work/dump.dir" "$src" &&
    step "(c) pg_restore -j 2" pg_restore --exit-on-error -j 2 -d "$db" "$work/dump.dir"; then
     compare "(c) directory" "$db" items
     check_typmod "(c) directory" "$db" items
+    check_kinds "(c) directory" "$db"
 fi
 
 # (d) binary COPY into a new table ---------------------------------------------
