@@ -8,6 +8,7 @@
 #   - right after benzer_index_merge (a new generation of chains)
 #   - right after VACUUM (tombstones), and after a compaction
 #   - unlogged tables (reset to their init fork)
+#   - halfvec, sparsevec and bit keys (built and pending rows)
 #   - with wal_level = minimal, table and index created in the crashed
 #     transaction's predecessor
 #   - with a free space map that lists a page in use (it is not WAL-logged)
@@ -310,6 +311,42 @@ for my $kind (@kinds)
 	is("@r", "1500 1500 1500", "$kind: unlogged: all rows found once");
 	my ($checked, $misses) = self_nn_misses($node, $db, $t, 'id % 10 = 0');
 	is("$checked $misses", "150 0", "$kind: unlogged: each row is its own nearest neighbour");
+}
+
+# --- 4c. halfvec, sparsevec and bit keys -----------------------------------
+# The index converts these keys to floats before they reach the pages and
+# WAL; after a crash, built and pending rows of each must all be found, and
+# the order must be an exact scan's.
+my %key_index = (
+	h => ["halfvec($dim)", "rv(i, $dim)::halfvec($dim)", "", '<->', "rv(7, $dim)::halfvec($dim)"],
+	s => ["sparsevec($dim)", "(rv(i, $dim)::vector($dim))::sparsevec($dim)", 'sparsevec_ip_ops', '<#>',
+		"rv(7, $dim)::sparsevec($dim)"],
+	b => ["bit($dim)", "binary_quantize(rv(i, $dim))::bit($dim)", 'bit_hamming_ops', '<~>',
+		"binary_quantize(rv(7, $dim))::bit($dim)"],
+);
+for my $col (sort keys %key_index)
+{
+	my ($type, $value, $opclass) = @{ $key_index{$col} };
+	$node->safe_psql($db, qq{
+		CREATE TABLE k_$col (id int PRIMARY KEY, k $type);
+		INSERT INTO k_$col SELECT i, $value FROM generate_series(1, 1500) i;
+		CREATE INDEX k_${col}_idx ON k_$col USING faiss (k $opclass) WITH (factory = 'Flat');
+		INSERT INTO k_$col SELECT i, $value FROM generate_series(1501, 1600) i;
+	});
+}
+crash_and_restart('crash with halfvec, sparsevec and bit indexes');
+for my $col (sort keys %key_index)
+{
+	my ($type, $value, $opclass, $op, $query) = @{ $key_index{$col} };
+	my $t = "k_$col";
+	my $info = index_info($node, $db, "${t}_idx");
+	is($info->{rows} + $info->{pending_rows}, 1600, "$type: 1600 rows in the index after the crash");
+	my $order = "SELECT round((k $op $query)::numeric, 3) FROM $t ORDER BY k $op $query LIMIT 1600";
+	ok(index_used($node, $db, $order, "${t}_idx"), "$type: the faiss index is used");
+	my $by_index = $node->safe_psql($db, "SET enable_seqscan = off; SET benzer.max_scan_tuples = 100000; $order");
+	my $exact = $node->safe_psql($db, "SET enable_indexscan = off; $order");
+	is(scalar(split /\n/, $by_index), 1600, "$type: the index returns every row");
+	is($by_index, $exact, "$type: in the order of an exact scan");
 }
 
 my @problems = server_log_problems($node);

@@ -3,8 +3,9 @@
 # been replayed, the standby's index holds the same state
 # (benzer_index_info) and gives the same top-10 (ids and distances) as the
 # primary's, both in new sessions and in sessions that stay open across
-# the changes (whose cached Faiss indexes must be refreshed). Finally
-# searches run on the standby while the primary merges again and again.
+# the changes (whose cached Faiss indexes must be refreshed). Then
+# searches run on the standby while the primary merges again and again, and
+# halfvec, sparsevec and bit indexes are replayed.
 use strict;
 use warnings FATAL => 'all';
 
@@ -219,6 +220,41 @@ unlike($bench_err, qr/ERROR/, 'standby searches during replayed merges: no error
 my ($done) = $bench_out =~ /number of transactions actually processed: (\d+)/;
 cmp_ok($done // 0, '>', 20, "standby searches during replayed merges: $done searches ran");
 compare('after repeated merges');
+
+# halfvec, sparsevec and bit keys: built and pending rows replayed, and the
+# standby orders them as the primary does.
+my %key_index = (
+	h => ["halfvec($dim)", "rv(i, $dim)::halfvec($dim)", '', '<->', "rv(7, $dim)::halfvec($dim)"],
+	s => ["sparsevec($dim)", "(rv(i, $dim)::vector($dim))::sparsevec($dim)", 'sparsevec_cosine_ops',
+		'<=>', "rv(7, $dim)::sparsevec($dim)"],
+	b => ["bit($dim)", "binary_quantize(rv(i, $dim))::bit($dim)", 'bit_hamming_ops', '<~>',
+		"binary_quantize(rv(7, $dim))::bit($dim)"],
+);
+for my $col (sort keys %key_index)
+{
+	my ($type, $value, $opclass) = @{ $key_index{$col} };
+	$primary->safe_psql($db, qq{
+		CREATE TABLE k_$col (id int PRIMARY KEY, k $type);
+		INSERT INTO k_$col SELECT i, $value FROM generate_series(1, 1000) i;
+		CREATE INDEX k_${col}_idx ON k_$col USING faiss (k $opclass) WITH (factory = 'IVF16,Flat', nprobe = 16);
+		INSERT INTO k_$col SELECT i, $value FROM generate_series(1001, 1100) i;
+	});
+}
+$primary->wait_for_catchup($standby);
+for my $col (sort keys %key_index)
+{
+	my ($type, $value, $opclass, $op, $query) = @{ $key_index{$col} };
+	my $nearest = "SELECT string_agg(d::text, ',') FROM (SELECT round((k $op $query)::numeric, 3) AS d
+	               FROM k_$col ORDER BY k $op $query LIMIT 10) t";
+	ok(index_used($standby, $db, "SELECT id FROM k_$col ORDER BY k $op $query LIMIT 10", "k_${col}_idx"),
+		"$type: the standby uses the replayed faiss index");
+	my $on_standby = $standby->safe_psql($db, "SET enable_seqscan = off; $nearest");
+	is($on_standby, $primary->safe_psql($db, "SET enable_seqscan = off; $nearest"),
+		"$type: the standby's 10 nearest are the primary's");
+	is($on_standby, $primary->safe_psql($db, "SET enable_indexscan = off; $nearest"),
+		"$type: and an exact scan's");
+	is($standby->safe_psql($db, "SELECT count(*) FROM k_$col"), 1100, "$type: 1100 rows on the standby");
+}
 
 quietly(sub { $_->quit }) for values %session;
 
