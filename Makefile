@@ -12,7 +12,7 @@ EXTENSION = benzer
 EXTVERSION = 0.1.0
 
 MODULE_big = benzer
-CORE_OBJS = src/core/vector_text.o src/core/distance.o src/core/engine.o src/core/faiss_kernels.o \
+CORE_OBJS = src/core/vector_text.o src/core/half.o src/core/distance.o src/core/engine.o src/core/faiss_kernels.o \
 	src/core/attributes.o src/core/factory.o src/core/ivf_probe.o src/core/search_rounds.o src/core/tuning.o \
 	src/core/engine_paged.o src/core/device.o src/core/device_plugin.o
 PG_OBJS = src/pg/module.o src/pg/vector_io.o src/pg/vector_ops.o src/pg/faiss_am.o \

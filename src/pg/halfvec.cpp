@@ -68,7 +68,7 @@ HalfVector* to_halfvec(const Vector* v) {
 // The float vector of a halfvec (exact).
 Vector* to_vector(const HalfVector* h) {
     Vector* v = new_vector(h->dim);
-    for (int i = 0; i < h->dim; i++) v->x[i] = benzer::half_to_float(h->x[i]);
+    benzer::halves_to_floats(h->x, v->x, h->dim);
     return v;
 }
 

@@ -4,7 +4,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
+#include <string>
+#include <vector>
 
 namespace {
 
@@ -47,3 +50,32 @@ TEST(Half, OverflowAndSpecialValues) {
 }
 
 }  // namespace
+
+// halves_to_floats (F16C where the CPU has it) gives half_to_float's bits
+// for every half but NaNs, at every length and offset around its 8-wide
+// steps.
+TEST(HalfArrays, ConvertLikeTheScalarConversion) {
+    std::vector<uint16_t> halves(0x10000 + 13);
+    for (size_t i = 0; i < halves.size(); i++) halves[i] = static_cast<uint16_t>(i * 40503u);
+    for (uint32_t h = 0; h < 0x10000; h++) halves[h] = static_cast<uint16_t>(h);
+    for (int offset : {0, 1, 3, 7}) {
+        for (int n : {0, 1, 7, 8, 9, 15, 16, 17, 0x10000}) {
+            std::vector<float> floats(static_cast<size_t>(n) + 1, -1.0f);
+            benzer::halves_to_floats(halves.data() + offset, floats.data(), n);
+            for (int i = 0; i < n; i++) {
+                float want = benzer::half_to_float(halves[static_cast<size_t>(offset + i)]);
+                if (std::isnan(want)) {
+                    EXPECT_TRUE(std::isnan(floats[static_cast<size_t>(i)]));
+                    continue;
+                }
+                uint32_t got_bits, want_bits;
+                std::memcpy(&got_bits, &floats[static_cast<size_t>(i)], 4);
+                std::memcpy(&want_bits, &want, 4);
+                ASSERT_EQ(got_bits, want_bits) << "offset " << offset << " n " << n << " i " << i;
+            }
+            EXPECT_EQ(floats[static_cast<size_t>(n)], -1.0f) << "wrote past n = " << n;
+        }
+    }
+    const std::string name = benzer::half_conversion_name();
+    EXPECT_TRUE(name == "f16c" || name == "scalar") << name;
+}
