@@ -7,8 +7,8 @@ run as the reference:
 
   * row storage of 784-d Fashion-MNIST and of 2 048-d random vectors as
     vector and as halfvec (table + TOAST bytes, bytes per value);
-  * for benzer's automatic index choice and HNSW32, on a vector column and
-    on a halfvec column: CREATE INDEX time, index size, and QPS and
+  * for benzer's automatic index choice, HNSW32 and HNSW32,SQfp16 (halves
+    in the index too), on a vector column and on a halfvec column: CREATE INDEX time, index size, and QPS and
     recall@10 (against exact search on the vector column) of one client
     running the queries through a prepared statement.
 
@@ -154,7 +154,7 @@ def main():
             f"| none (exact scan) | halfvec | | | {half_exact_qps:.1f} | "
             f"{recall(half_exact, truth):.3f} |"]
 
-    for factory in ["", "HNSW32"]:
+    for factory in ["", "HNSW32", "HNSW32,SQfp16"]:
         for table, cast in [("fm_vector", "vector"), ("fm_halfvec", "halfvec")]:
             option = f" WITH (factory = '{factory}')" if factory else ""
             start = time.perf_counter()
