@@ -321,20 +321,30 @@ BENZER_FUNCTION(sparsevec) {
 }
 
 // vector -> sparsevec: its non-zero elements.
+namespace {
+
+// The sparsevec of dim dense values: their non-zero elements.
+SparseVector* nonzero_elements(const float* dense, int dim) {
+    int nnz = 0;
+    for (int i = 0; i < dim; i++)
+        if (dense[i] != 0.0f) nnz++;
+    check_sparse_nnz(nnz);
+    SparseVector* s = new_sparsevec(dim, nnz);
+    float* values = sparse_values(s);
+    for (int i = 0, k = 0; i < dim; i++)
+        if (dense[i] != 0.0f) {
+            s->indices[k] = i;
+            values[k++] = dense[i];
+        }
+    return s;
+}
+
+}  // namespace
+
 BENZER_FUNCTION(vector_to_sparsevec) {
     Vector* v = datum_vector(PG_GETARG_DATUM(0));
     check_expected_dim(PG_GETARG_INT32(1), v->dim);
-    int nnz = 0;
-    for (int i = 0; i < v->dim; i++)
-        if (v->x[i] != 0.0f) nnz++;
-    SparseVector* s = new_sparsevec(v->dim, nnz);
-    float* values = sparse_values(s);
-    for (int i = 0, k = 0; i < v->dim; i++)
-        if (v->x[i] != 0.0f) {
-            s->indices[k] = i;
-            values[k++] = v->x[i];
-        }
-    PG_RETURN_POINTER(s);
+    PG_RETURN_POINTER(nonzero_elements(v->x, v->dim));
 }
 
 namespace {
@@ -396,17 +406,7 @@ BENZER_FUNCTION(array_to_sparsevec) {
     float* values = array_to_floats(PG_GETARG_ARRAYTYPE_P(0), "sparsevec", &count);
     check_sparse_dim(count);
     check_expected_dim(PG_GETARG_INT32(1), count);
-    int nnz = 0;
-    for (int i = 0; i < count; i++)
-        if (values[i] != 0.0f) nnz++;
-    check_sparse_nnz(nnz);
-    SparseVector* s = new_sparsevec(count, nnz);
-    float* out = sparse_values(s);
-    for (int i = 0, k = 0; i < count; i++)
-        if (values[i] != 0.0f) {
-            s->indices[k] = i;
-            out[k++] = values[i];
-        }
+    SparseVector* s = nonzero_elements(values, count);
     pfree(values);
     PG_RETURN_POINTER(s);
 }
